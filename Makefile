@@ -1,0 +1,20 @@
+# The two commands a new user types: `make demo` and `make test`.
+.PHONY: demo test lint bench clean
+
+demo:
+	@bash scripts/setup-venv.sh
+	.venv/bin/framebridge demo
+
+test:
+	@bash scripts/setup-system.sh
+	@bash scripts/setup-venv.sh test
+	.venv/bin/ruff check frames bridge firmware_sim tests benchmarks
+	.venv/bin/mypy
+	.venv/bin/python -m pytest -q
+
+bench:
+	@bash scripts/setup-venv.sh test,bench
+	.venv/bin/python benchmarks/codec.py
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache test-output

@@ -1,0 +1,1 @@
+"""framebridge bridge: serial devices on WebSocket clients."""

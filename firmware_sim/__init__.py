@@ -1,0 +1,1 @@
+"""framebridge firmware simulator: simulated slave devices on real virtual serial ports."""

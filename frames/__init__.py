@@ -1,0 +1,60 @@
+"""framebridge frames: the frame codec and the master/slave protocol, pure logic.
+
+Nothing here imports asyncio, serial or sockets except :mod:`frames.io`, the thin adapters.
+"""
+
+from .codec import decode, encode, encode_frame
+from .commands import STANDARD, Command, CommandRegistry, ErrorCode
+from .errors import (
+    BadEnd,
+    BadLength,
+    BadStart,
+    CrcMismatch,
+    DeviceError,
+    FrameError,
+    FramesError,
+    FrameValueError,
+    LinkDown,
+    MasterClosed,
+    MasterError,
+    PayloadError,
+    Timeout,
+    TrailingBytes,
+    Truncated,
+    UnknownCommand,
+)
+from .format import DEFAULT_FORMAT, FrameFormat
+from .frame import BROADCAST, Frame
+from .stream import DecoderStats, StreamDecoder
+
+__all__ = [
+    "BROADCAST",
+    "DEFAULT_FORMAT",
+    "STANDARD",
+    "BadEnd",
+    "BadLength",
+    "BadStart",
+    "Command",
+    "CommandRegistry",
+    "CrcMismatch",
+    "DecoderStats",
+    "DeviceError",
+    "ErrorCode",
+    "Frame",
+    "FrameError",
+    "FrameFormat",
+    "FrameValueError",
+    "FramesError",
+    "LinkDown",
+    "MasterClosed",
+    "MasterError",
+    "PayloadError",
+    "StreamDecoder",
+    "Timeout",
+    "TrailingBytes",
+    "Truncated",
+    "UnknownCommand",
+    "decode",
+    "encode",
+    "encode_frame",
+]

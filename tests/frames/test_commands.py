@@ -1,0 +1,85 @@
+"""Command registry: standard payload layouts, round trips, errors, user commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from construct import Int16ul, Struct
+
+from frames import STANDARD, Command, Frame, FrameValueError, PayloadError, UnknownCommand
+from frames.commands import MAX_READ_COUNT, jsonable
+
+CASES: list[tuple[str, str, dict[str, Any], str]] = [
+    (
+        "identify",
+        "response",
+        {"model": "THERMO", "firmware": [1, 2, 3], "uid": 0x01020304, "register_count": 8},
+        "06544845524d4f010203040302010800",
+    ),
+    ("echo", "request", {"data": b"\x01\x02"}, "0102"),
+    ("read_regs", "request", {"start": 0x10, "count": 4}, "100004"),
+    ("read_regs", "response", {"count": 2, "values": [1, 0xFFFF]}, "020100ffff"),
+    ("write_reg", "request", {"reg": 2, "value": 0x1234}, "02003412"),
+    ("write_regs", "request", {"start": 1, "count": 2, "values": [5, 6]}, "010002050006 00"),
+    ("write_regs", "response", {"start": 1, "count": 2}, "010002"),
+]
+
+
+@pytest.mark.parametrize("name,which,fields,wire", CASES)
+def test_standard_layouts(name: str, which: str, fields: dict[str, Any], wire: str) -> None:
+    cmd = STANDARD.get(name)
+    data = bytes.fromhex(wire.replace(" ", ""))
+    if which == "request":
+        assert cmd.encode_request(fields) == data
+        assert cmd.decode_request(data) == fields
+    else:
+        assert cmd.encode_response(fields) == data
+        assert cmd.decode_response(data) == fields
+
+
+def test_codes_and_names() -> None:
+    assert [c.code for c in STANDARD] == [0x01, 0x02, 0x03, 0x06, 0x10]
+    assert STANDARD.resolve_code("read_regs") == 3
+    assert STANDARD.resolve_code("0x10") == 0x10
+    assert STANDARD.resolve_code("200") == 200
+    assert STANDARD.get(0x83).name == "read_regs"
+    with pytest.raises(UnknownCommand, match="nope"):
+        STANDARD.get("nope")
+    with pytest.raises(FrameValueError):
+        STANDARD.resolve_code(300)
+
+
+def test_read_count_limit() -> None:
+    cmd = STANDARD.get("read_regs")
+    with pytest.raises(FrameValueError):
+        cmd.encode_request({"start": 0, "count": MAX_READ_COUNT + 1})
+    with pytest.raises(PayloadError):
+        cmd.decode_request(bytes([0, 0, MAX_READ_COUNT + 1]))
+
+
+@pytest.mark.parametrize("data", ["", "00", "000004ff"])
+def test_bad_payloads_are_payload_errors(data: str) -> None:
+    with pytest.raises(PayloadError):
+        STANDARD.get("read_regs").decode_request(bytes.fromhex(data))
+
+
+def test_user_commands() -> None:
+    reg = STANDARD.copy()
+    reg.register(Command(0x41, "set_led", request=Struct("rgb" / Int16ul)))
+    assert reg.get("set_led").encode_request({"rgb": 7}) == b"\x07\x00"
+    assert "set_led" not in STANDARD
+    with pytest.raises(FrameValueError):
+        reg.register(Command(0x41, "other"))
+    with pytest.raises(FrameValueError):
+        Command(0x81, "bad")
+
+
+def test_describe_frames() -> None:
+    assert STANDARD.describe(Frame(1, 0x83, b"\x02")) == {
+        "error_code": 2,
+        "error": "illegal register",
+    }
+    assert STANDARD.describe(Frame(1, 3, b"\x00\x00\x04")) == {"start": 0, "count": 4}
+    assert STANDARD.describe(Frame(1, 0x55, b"")) is None
+    assert jsonable({"data": b"\x01", "v": [b"\x02"]}) == {"data": "01", "v": ["02"]}
