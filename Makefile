@@ -8,7 +8,8 @@ demo:
 test:
 	@bash scripts/setup-system.sh
 	@bash scripts/setup-venv.sh test
-	.venv/bin/ruff check frames bridge firmware_sim tests benchmarks
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/python -m pytest -q
 

@@ -13,11 +13,13 @@ Catch :class:`FramesError` to catch them all. The tree::
     │   └── PayloadError           payload does not fit the command's declared layout
     ├── FrameValueError            a caller asked to encode something impossible (our fault)
     ├── UnknownCommand             a command name or code is not in the registry
+    ├── DeviceFault                a slave handler's way to answer with an error reply (``code``)
     └── MasterError                a transaction did not produce a good reply
         ├── Timeout                no matching reply within the timeout after all retries
         ├── DeviceError            the device answered with an error reply (``code``)
         ├── LinkDown               the port is gone (adapter unplugged, socket closed)
-        └── MasterClosed           the master was closed while a request was pending
+        ├── MasterClosed           the master was closed while a request was pending
+        └── QueueFull              too many requests waiting for the bus (``max_queue``)
 
 ``FrameError`` is also a :class:`ValueError` so generic "bad input" handlers catch it.
 """
@@ -30,6 +32,7 @@ __all__ = [
     "BadStart",
     "CrcMismatch",
     "DeviceError",
+    "DeviceFault",
     "FrameError",
     "FrameValueError",
     "FramesError",
@@ -37,6 +40,7 @@ __all__ = [
     "MasterClosed",
     "MasterError",
     "PayloadError",
+    "QueueFull",
     "Timeout",
     "TrailingBytes",
     "Truncated",
@@ -129,3 +133,22 @@ class LinkDown(MasterError, ConnectionError):
 
 class MasterClosed(MasterError):
     pass
+
+
+class QueueFull(MasterError):
+    """More requests are waiting for the bus than the master's ``max_queue`` allows."""
+
+
+class DeviceFault(FramesError):
+    """Raised by a slave handler to answer with an error reply carrying ``code``.
+
+    The slave side's counterpart of :class:`DeviceError`: a handler raises it, the master
+    receives ``cmd | 0x80`` with ``code`` and raises :class:`DeviceError`.
+    """
+
+    def __init__(self, code: int, message: str = "") -> None:
+        if not 0 <= code <= 0xFF:
+            raise FrameValueError(f"device error code {code} is not a byte")
+        name = DEVICE_ERROR_NAMES.get(code, "unknown error")
+        super().__init__(message or f"device fault {code} ({name})")
+        self.code = code

@@ -1,0 +1,68 @@
+"""Small helpers shared by the benchmark scripts: CPU-time medians, rates, Markdown tables.
+
+The machine the benchmarks run on is shared and noisy, so every measurement is CPU time
+(:func:`time.process_time`, not wall time), each job runs several times and reports the median,
+and the peers a benchmark compares against run *interleaved* with it in the same process (round
+``k`` times every job once before round ``k + 1`` starts), so a slow patch hits all of them.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+__all__ = ["cpu_time", "fmt_rate", "interleaved", "markdown_table", "ratio"]
+
+T = TypeVar("T")
+
+
+def cpu_time(job: Callable[[], T]) -> tuple[float, T]:
+    """CPU seconds one call of ``job`` took (garbage collector paused), and its result."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.process_time()
+        result = job()
+        elapsed = time.process_time() - t0
+    finally:
+        if was_enabled:
+            gc.enable()
+    return elapsed, result
+
+
+def interleaved(jobs: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median CPU seconds of each job over ``runs`` rounds; every round runs every job once."""
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(runs):
+        for name, job in jobs.items():
+            times[name].append(cpu_time(job)[0])
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def fmt_rate(per_second: float, unit: str = "frames/s") -> str:
+    """``1234567`` → ``1.23M frames/s``; ``234567`` → ``235k frames/s``."""
+    if per_second >= 1e6:
+        return f"{per_second / 1e6:.2f}M {unit}"
+    if per_second >= 1e3:
+        return f"{per_second / 1e3:.0f}k {unit}"
+    return f"{per_second:.0f} {unit}"
+
+
+def ratio(ours: float, theirs: float) -> str:
+    """``ours / theirs`` as ``4.2x`` (rates: higher is better)."""
+    return f"{ours / theirs:.1f}x" if theirs > 0 else "n/a"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub Markdown table with padded columns (readable as plain text too)."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])

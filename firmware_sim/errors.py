@@ -1,0 +1,47 @@
+"""Every error the simulator raises, under one root.
+
+Catch :class:`SimError` to catch them all. The tree::
+
+    SimError
+    ├── ProfileError        a profile file is missing or wrong (names the file and the key)
+    ├── ConfigError         a bus config (file, CLI or API arguments) is wrong (names the key)
+    ├── RegisterError       a register access a real device would refuse (carries the error code)
+    └── BusError            the simulated port cannot be opened, unplugged or replugged
+
+``ProfileError`` and ``ConfigError`` are also :class:`ValueError`; ``RegisterError`` is also a
+:class:`frames.errors.DeviceFault`-compatible carrier: the device turns it into an error reply.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BusError", "ConfigError", "ProfileError", "RegisterError", "SimError"]
+
+
+class SimError(Exception):
+    """Root of every error raised by ``firmware_sim``."""
+
+
+class ProfileError(SimError, ValueError):
+    """A profile that cannot be used; the message starts with ``source: key:``."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(where + message)
+        self.source = source
+        self.key = key
+
+
+class ConfigError(SimError, ValueError):
+    """A bus configuration that cannot be used; the message names the key at fault."""
+
+
+class RegisterError(SimError):
+    """A register access refused with a standard device error ``code`` (2 or 3)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BusError(SimError, OSError):
+    """The simulated port could not be set up or changed."""

@@ -1,0 +1,226 @@
+"""The slave side of the protocol, I/O-free: frames (or bytes) in, reply frames (or bytes) out.
+
+A :class:`Slave` is one device address with a handler per command. Why it is shaped this way:
+
+* Handlers are plain functions of a :class:`Request`, so device logic (``firmware_sim``, user
+  programs) is testable without a port, and one :class:`Slave` serves a pty, a TCP socket or an
+  in-memory pair unchanged.
+* Nothing a handler does can take the device down: :class:`~frames.errors.DeviceFault` becomes an
+  error reply with its code, a payload that does not fit the command's layout becomes code 3
+  (illegal value), and any other exception becomes code 4 (device failure) and is logged. An
+  unknown command is code 1, as the protocol says.
+* A broadcast (address 0) runs the handler but is never answered: on a shared bus every slave
+  would answer at once.
+* Error-reply frames (``cmd | 0x80``) are never requests, so a slave ignores them; so it does not
+  answer another slave's error reply it overhears on RS-485.
+
+:class:`SlaveGroup` puts several slaves behind one stream of bytes (one RS-485 bus, one port).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .codec import encode
+from .commands import STANDARD, CommandRegistry, ErrorCode
+from .errors import DeviceFault, FrameValueError, PayloadError
+from .format import DEFAULT_FORMAT, MAX_SLAVE_ADDR, FrameFormat
+from .frame import BROADCAST, ERROR_FLAG, Frame
+from .stream import StreamDecoder
+
+__all__ = ["Handler", "Request", "Slave", "SlaveGroup", "SlaveStats", "error_reply"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a handler sees: the frame, its decoded fields (None for a command the registry does
+    not know) and whether it was broadcast (the handler's return value is then not sent)."""
+
+    frame: Frame
+    fields: dict[str, Any] | None
+    is_broadcast: bool
+
+
+Handler = Callable[[Request], "bytes | Mapping[str, Any] | None"]
+
+
+@dataclass
+class SlaveStats:
+    requests: int = 0  # frames addressed to this slave (or broadcast) and handled
+    replies: int = 0  # normal replies produced
+    error_replies: int = 0
+    broadcasts: int = 0
+    ignored: int = 0  # frames for other addresses, and error frames
+    handler_failures: int = 0  # handlers that raised something other than DeviceFault
+
+
+def error_reply(addr: int, cmd: int, code: int) -> Frame:
+    """The error reply for ``cmd``: the command with the top bit set and one byte, the code."""
+    return Frame(addr, (cmd | ERROR_FLAG) & 0xFF, bytes([code]))
+
+
+class Slave:
+    """One device address and its command handlers."""
+
+    def __init__(
+        self,
+        address: int,
+        *,
+        registry: CommandRegistry = STANDARD,
+        fmt: FrameFormat = DEFAULT_FORMAT,
+    ) -> None:
+        if not 1 <= address <= MAX_SLAVE_ADDR:
+            raise FrameValueError(f"slave address {address} is not 1..{MAX_SLAVE_ADDR}")
+        self.address = address
+        self.registry = registry
+        self.fmt = fmt
+        self.stats = SlaveStats()
+        self._handlers: dict[int, Handler] = {}
+        self._decoder = StreamDecoder(fmt)
+
+    # -- handler registry -----------------------------------------------------------------
+
+    def add_handler(self, cmd: int | str, handler: Handler) -> None:
+        """Serve ``cmd`` (a code, or a name the registry knows) with ``handler``; replaces any."""
+        code = self.registry.resolve_code(cmd)
+        if code & ERROR_FLAG:
+            raise FrameValueError(f"command 0x{code:02x} has the error flag set")
+        self._handlers[code] = handler
+
+    def handler(self, cmd: int | str) -> Callable[[Handler], Handler]:
+        """Decorator form of :meth:`add_handler`."""
+
+        def register(func: Handler) -> Handler:
+            self.add_handler(cmd, func)
+            return func
+
+        return register
+
+    def handles(self, cmd: int) -> bool:
+        return cmd in self._handlers
+
+    # -- frames ---------------------------------------------------------------------------
+
+    def accepts(self, frame: Frame) -> bool:
+        """Is ``frame`` a request for this slave (its address or broadcast, not an error frame)?"""
+        return (frame.addr == self.address or frame.addr == BROADCAST) and not frame.is_error
+
+    def handle(self, frame: Frame) -> Frame | None:
+        """The reply to ``frame``; None when it is not for this slave or was broadcast."""
+        if not self.accepts(frame):
+            self.stats.ignored += 1
+            return None
+        broadcast = frame.addr == BROADCAST
+        self.stats.requests += 1
+        if broadcast:
+            self.stats.broadcasts += 1
+        reply = self._dispatch(frame, broadcast)
+        if broadcast:
+            return None
+        if reply.is_error:
+            self.stats.error_replies += 1
+        else:
+            self.stats.replies += 1
+        return reply
+
+    def _dispatch(self, frame: Frame, broadcast: bool) -> Frame:
+        handler = self._handlers.get(frame.cmd)
+        if handler is None:
+            return error_reply(self.address, frame.cmd, ErrorCode.ILLEGAL_COMMAND)
+        command = self.registry.find(frame.cmd)
+        try:
+            fields = command.decode_request(frame.data) if command is not None else None
+        except PayloadError as exc:
+            log.debug("slave %d: %s", self.address, exc)
+            return error_reply(self.address, frame.cmd, ErrorCode.ILLEGAL_VALUE)
+        try:
+            result = handler(Request(frame, fields, broadcast))
+            if result is None:
+                data = b""
+            elif isinstance(result, (bytes, bytearray, memoryview)):
+                data = bytes(result)
+            elif command is None:
+                raise FrameValueError(
+                    f"handler for unknown command 0x{frame.cmd:02x} returned fields, not bytes"
+                )
+            else:
+                data = command.encode_response(result)
+            if len(data) > self.fmt.max_payload:
+                raise FrameValueError(
+                    f"reply of {len(data)} bytes exceeds max_payload {self.fmt.max_payload}"
+                )
+        except DeviceFault as exc:
+            return error_reply(self.address, frame.cmd, exc.code)
+        except Exception:
+            self.stats.handler_failures += 1
+            log.exception("slave %d: handler for cmd 0x%02x failed", self.address, frame.cmd)
+            return error_reply(self.address, frame.cmd, ErrorCode.DEVICE_FAILURE)
+        return Frame(self.address, frame.cmd, data)
+
+    # -- bytes ----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> bytes:
+        """Feed bytes from the line; return the encoded replies to send back."""
+        return self._encode_replies(self._decoder.feed(data))
+
+    def idle(self) -> bytes:
+        """The line went quiet (an inter-frame gap): give up any partial frame."""
+        return self._encode_replies(self._decoder.flush())
+
+    @property
+    def decoder(self) -> StreamDecoder:
+        return self._decoder
+
+    def _encode_replies(self, frames: Iterable[Frame]) -> bytes:
+        out = bytearray()
+        for frame in frames:
+            reply = self.handle(frame)
+            if reply is not None:
+                out += encode(reply.addr, reply.cmd, reply.data, self.fmt)
+        return bytes(out)
+
+
+@dataclass
+class SlaveGroup:
+    """Several slaves on one line: every frame is offered to each; replies go out in order.
+
+    Addresses must be distinct (two devices answering at once is a bus collision).
+    """
+
+    slaves: list[Slave]
+    fmt: FrameFormat = DEFAULT_FORMAT
+    decoder: StreamDecoder = field(init=False)
+
+    def __post_init__(self) -> None:
+        seen: set[int] = set()
+        for slave in self.slaves:
+            if slave.address in seen:
+                raise FrameValueError(f"two slaves with address {slave.address}")
+            seen.add(slave.address)
+        self.decoder = StreamDecoder(self.fmt)
+
+    def handle(self, frame: Frame) -> list[Frame]:
+        replies = []
+        for slave in self.slaves:
+            reply = slave.handle(frame)
+            if reply is not None:
+                replies.append(reply)
+        return replies
+
+    def receive_data(self, data: bytes) -> bytes:
+        return self._encode(self.decoder.feed(data))
+
+    def idle(self) -> bytes:
+        return self._encode(self.decoder.flush())
+
+    def _encode(self, frames: Iterable[Frame]) -> bytes:
+        out = bytearray()
+        for frame in frames:
+            for reply in self.handle(frame):
+                out += encode(reply.addr, reply.cmd, reply.data, self.fmt)
+        return bytes(out)
