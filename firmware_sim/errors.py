@@ -6,15 +6,23 @@ Catch :class:`SimError` to catch them all. The tree::
     ├── ProfileError        a profile file is missing or wrong (names the file and the key)
     ├── ConfigError         a bus config (file, CLI or API arguments) is wrong (names the key)
     ├── RegisterError       a register access a real device would refuse (carries the error code)
+    ├── UnknownRegister     no register by that name or address in the profile (also a KeyError)
     └── BusError            the simulated port cannot be opened, unplugged or replugged
 
-``ProfileError`` and ``ConfigError`` are also :class:`ValueError`; ``RegisterError`` is also a
-:class:`frames.errors.DeviceFault`-compatible carrier: the device turns it into an error reply.
+``ProfileError`` and ``ConfigError`` are also :class:`ValueError`. The device turns a
+``RegisterError`` into an error reply with its code.
 """
 
 from __future__ import annotations
 
-__all__ = ["BusError", "ConfigError", "ProfileError", "RegisterError", "SimError"]
+__all__ = [
+    "BusError",
+    "ConfigError",
+    "ProfileError",
+    "RegisterError",
+    "SimError",
+    "UnknownRegister",
+]
 
 
 class SimError(Exception):
@@ -41,6 +49,11 @@ class RegisterError(SimError):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class UnknownRegister(SimError, KeyError):
+    def __str__(self) -> str:  # KeyError quotes its argument; we want a readable message
+        return str(self.args[0]) if self.args else "unknown register"
 
 
 class BusError(SimError, OSError):

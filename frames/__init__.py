@@ -11,6 +11,7 @@ from .errors import (
     BadStart,
     CrcMismatch,
     DeviceError,
+    DeviceFault,
     FrameError,
     FramesError,
     FrameValueError,
@@ -18,6 +19,7 @@ from .errors import (
     MasterClosed,
     MasterError,
     PayloadError,
+    QueueFull,
     Timeout,
     TrailingBytes,
     Truncated,
@@ -25,6 +27,7 @@ from .errors import (
 )
 from .format import DEFAULT_FORMAT, FrameFormat
 from .frame import BROADCAST, Frame
+from .slave import Handler, Request, Slave, SlaveGroup, SlaveStats
 from .stream import DecoderStats, StreamDecoder
 
 __all__ = [
@@ -39,16 +42,23 @@ __all__ = [
     "CrcMismatch",
     "DecoderStats",
     "DeviceError",
+    "DeviceFault",
     "ErrorCode",
     "Frame",
     "FrameError",
     "FrameFormat",
     "FrameValueError",
     "FramesError",
+    "Handler",
     "LinkDown",
     "MasterClosed",
     "MasterError",
     "PayloadError",
+    "QueueFull",
+    "Request",
+    "Slave",
+    "SlaveGroup",
+    "SlaveStats",
     "StreamDecoder",
     "Timeout",
     "TrailingBytes",

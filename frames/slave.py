@@ -20,14 +20,15 @@ A :class:`Slave` is one device address with a handler per command. Why it is sha
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import encode
-from .commands import STANDARD, CommandRegistry, ErrorCode
+from .commands import MAX_READ_COUNT, READ_REGS, STANDARD, CommandRegistry, ErrorCode
 from .errors import DeviceFault, FrameValueError, PayloadError
-from .format import DEFAULT_FORMAT, MAX_SLAVE_ADDR, FrameFormat
+from .format import DEFAULT_FORMAT, FrameFormat
 from .frame import BROADCAST, ERROR_FLAG, Frame
 from .stream import StreamDecoder
 
@@ -46,7 +47,7 @@ class Request:
     is_broadcast: bool
 
 
-Handler = Callable[[Request], "bytes | Mapping[str, Any] | None"]
+Handler = Callable[[Request], bytes | Mapping[str, Any] | None]
 
 
 @dataclass
@@ -57,6 +58,27 @@ class SlaveStats:
     broadcasts: int = 0
     ignored: int = 0  # frames for other addresses, and error frames
     handler_failures: int = 0  # handlers that raised something other than DeviceFault
+
+
+def _read_regs_request(data: bytes) -> dict[str, Any]:
+    if len(data) != 3 or not 1 <= data[2] <= MAX_READ_COUNT:
+        raise PayloadError(f"bad read_regs request payload {data.hex()}")
+    return {"start": data[0] | data[1] << 8, "count": data[2]}
+
+
+def _read_regs_response(fields: Mapping[str, Any]) -> bytes:
+    values = fields["values"]
+    try:
+        return struct.pack(f"<B{len(values)}H", len(values), *values)
+    except struct.error as exc:
+        raise FrameValueError(f"cannot build read_regs response: {exc}") from exc
+
+
+# Hand-written codecs for the hottest standard command, used instead of construct (about 10x
+# faster), keyed by the layout object they replace; tests check that they agree with it.
+_FAST: dict[int, tuple[Callable[[bytes], dict[str, Any]], Callable[[Mapping[str, Any]], bytes]]] = {
+    id(READ_REGS.request): (_read_regs_request, _read_regs_response),
+}
 
 
 def error_reply(addr: int, cmd: int, code: int) -> Frame:
@@ -74,8 +96,8 @@ class Slave:
         registry: CommandRegistry = STANDARD,
         fmt: FrameFormat = DEFAULT_FORMAT,
     ) -> None:
-        if not 1 <= address <= MAX_SLAVE_ADDR:
-            raise FrameValueError(f"slave address {address} is not 1..{MAX_SLAVE_ADDR}")
+        if not 1 <= address <= 0xFF:
+            raise FrameValueError(f"slave address {address} is not 1..255 (0 is broadcast)")
         self.address = address
         self.registry = registry
         self.fmt = fmt
@@ -133,8 +155,12 @@ class Slave:
         if handler is None:
             return error_reply(self.address, frame.cmd, ErrorCode.ILLEGAL_COMMAND)
         command = self.registry.find(frame.cmd)
+        fast = _FAST.get(id(command.request)) if command is not None else None
         try:
-            fields = command.decode_request(frame.data) if command is not None else None
+            if fast is not None:
+                fields: dict[str, Any] | None = fast[0](frame.data)
+            else:
+                fields = command.decode_request(frame.data) if command is not None else None
         except PayloadError as exc:
             log.debug("slave %d: %s", self.address, exc)
             return error_reply(self.address, frame.cmd, ErrorCode.ILLEGAL_VALUE)
@@ -148,6 +174,8 @@ class Slave:
                 raise FrameValueError(
                     f"handler for unknown command 0x{frame.cmd:02x} returned fields, not bytes"
                 )
+            elif fast is not None:
+                data = fast[1](result)
             else:
                 data = command.encode_response(result)
             if len(data) > self.fmt.max_payload:

@@ -1,0 +1,170 @@
+"""The bus without the port: bytes in → frames → the addressed device → planned replies.
+
+Pure, so the whole request/reply path (addressing, broadcast, faults, counters) is tested
+without a pty. A :class:`BusCore` owns the devices and the bus-wide counters; each connection to
+the bus (the pty, or one TCP client) is a :class:`BusView` with its own stream decoder, so a
+half-sent frame on one connection never mixes with another's bytes. The frame is decoded once
+and handed to the one device with that address (every device, for a broadcast).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from frames.codec import encode
+from frames.format import DEFAULT_FORMAT, FrameFormat
+from frames.frame import BROADCAST, Frame
+from frames.stream import StreamDecoder
+
+from .device import SimulatedDevice
+from .errors import ConfigError
+from .faults import NO_FAULTS, Delivery, FaultConfig
+
+__all__ = ["BusCore", "BusCounters", "BusView", "Outgoing"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BusCounters:
+    bytes_in: int = 0
+    frames_in: int = 0  # valid frames decoded, for any address
+    replies_out: int = 0  # replies handed to the port (after drops)
+    crc_errors: int = 0  # candidate frames whose CRC did not match
+    unaddressed: int = 0  # frames for an address no device has
+    bytes_out: int = 0  # written to the port (set by the I/O layer)
+    overflows: int = 0  # replies dropped because the port's write queue was full (I/O layer)
+    faults: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def faults_applied(self) -> int:
+        return sum(self.faults.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bytes_in": self.bytes_in,
+            "frames_in": self.frames_in,
+            "replies_out": self.replies_out,
+            "crc_errors": self.crc_errors,
+            "unaddressed": self.unaddressed,
+            "bytes_out": self.bytes_out,
+            "overflows": self.overflows,
+            "faults_applied": self.faults_applied,
+            "faults": dict(self.faults),
+        }
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A reply to write: the request arrived at ``received`` (the caller's clock)."""
+
+    addr: int
+    frame: Frame
+    delivery: Delivery
+    received: float
+    request_bytes: int  # size of the request on the wire (for wire-time pacing)
+
+
+class BusCore:
+    """Devices on one bus, by address. ``faults`` applies to devices without their own."""
+
+    def __init__(
+        self,
+        devices: Iterable[SimulatedDevice],
+        *,
+        fmt: FrameFormat = DEFAULT_FORMAT,
+        faults: FaultConfig | None = None,
+        max_buffer: int = 4096,
+    ) -> None:
+        self.fmt = fmt
+        self.max_buffer = max_buffer
+        self.counters = BusCounters()
+        self.devices: dict[int, SimulatedDevice] = {}
+        self._own_faults: set[int] = set()
+        for dev in devices:
+            if dev.address in self.devices:
+                raise ConfigError(f"devices: two devices with address {dev.address}")
+            if dev.slave.fmt != fmt:
+                raise ConfigError(f"devices: device {dev.address} uses a different frame format")
+            self.devices[dev.address] = dev
+            if dev.faults is not None:
+                self._own_faults.add(dev.address)
+        self.faults = faults or NO_FAULTS
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self._faults
+
+    @faults.setter
+    def faults(self, config: FaultConfig) -> None:
+        """Bus-wide faults: applied to every device that was not given faults of its own."""
+        self._faults = config
+        for addr, dev in self.devices.items():
+            if addr not in self._own_faults:
+                dev.faults = config
+
+    def start(self, now: float) -> None:
+        for dev in self.devices.values():
+            dev.start(now)
+
+    def open_view(self) -> BusView:
+        return BusView(self)
+
+    def dispatch(self, frame: Frame, now: float) -> Outgoing | None:
+        """Hand one decoded frame to its device; the reply's planned delivery, if any."""
+        self.counters.frames_in += 1
+        if frame.addr == BROADCAST:
+            for dev in self.devices.values():
+                dev.handle(frame, now)
+            return None
+        target = self.devices.get(frame.addr)
+        if target is None:
+            self.counters.unaddressed += 1
+            return None
+        dev = target
+        reply = dev.handle(frame, now)
+        if reply is None:
+            return None
+        wire = encode(reply.addr, reply.cmd, reply.data, self.fmt)
+        delivery = dev.injector.plan(wire, dev.faults or NO_FAULTS)
+        for kind in delivery.applied:
+            dev.counters.faults[kind] += 1
+            self.counters.faults[kind] += 1
+        if delivery.dropped:
+            log.debug("bus: dropped reply of device %d (fault)", dev.address)
+            return None
+        self.counters.replies_out += 1
+        request_bytes = self.fmt.layout.min_size + len(frame.data)
+        return Outgoing(dev.address, reply, delivery, now, request_bytes)
+
+
+class BusView:
+    """One connection's byte stream into the bus."""
+
+    def __init__(self, core: BusCore) -> None:
+        self.core = core
+        self.decoder = StreamDecoder(core.fmt, max_buffer=core.max_buffer)
+        self._crc_seen = 0
+
+    def receive_data(self, data: bytes, now: float) -> list[Outgoing]:
+        self.core.counters.bytes_in += len(data)
+        return self._dispatch(self.decoder.feed(data), now)
+
+    def idle(self, now: float) -> list[Outgoing]:
+        """The line has been quiet for an inter-frame gap: give up any partial frame."""
+        return self._dispatch(self.decoder.flush(), now)
+
+    def _dispatch(self, frames: list[Frame], now: float) -> list[Outgoing]:
+        out = []
+        for frame in frames:
+            result = self.core.dispatch(frame, now)
+            if result is not None:
+                out.append(result)
+        seen = self.decoder.stats.crc_errors
+        self.core.counters.crc_errors += seen - self._crc_seen
+        self._crc_seen = seen
+        return out

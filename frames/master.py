@@ -1,0 +1,564 @@
+"""The master side of the protocol as an I/O-free state machine (h11/websockets style).
+
+:class:`MasterCore` takes bytes and the current time and returns bytes to send and events. The
+sync :class:`frames.io.Master` and the async :class:`frames.io.AsyncMaster` drive this same core;
+tests drive it against :class:`frames.slave.Slave` with a fake clock and no I/O at all.
+
+Driving it::
+
+    token = core.send_request(addr, cmd, data, now)
+    port.write(core.data_to_send())
+    ... when bytes arrive:          core.receive_data(chunk, now)
+    ... at core.next_deadline():    core.tick(now)
+    after each of these:            write core.data_to_send(), handle core.events()
+
+Timing rules (why each exists):
+
+* **One transaction on the wire at a time.** A half-duplex bus cannot carry two; further requests
+  wait in a bounded FIFO queue (``max_queue``) and leave in order.
+* **Inter-frame gap** before every request: the line must have been quiet (nothing sent or
+  received) for ``gap`` seconds, by default 3.5 character times at ``baudrate`` (10 bits/char).
+  This also keeps a request from colliding with a late reply still on the wire.
+* **Timeout** per attempt, counted from the end of the request's transmission; then up to
+  ``retries`` more attempts. A reply to *any* attempt of the current transaction is accepted.
+* **Early retry**: garbage, a CRC failure or a malformed reply from the addressed slave while
+  waiting means the reply was hit; the request is resent as soon as the line is quiet for a gap
+  instead of after the full timeout (a good reply arriving meanwhile still wins).
+* **Matching**: a reply must come from the addressed slave with the same command (or
+  ``cmd | 0x80``, an error reply), and for the standard commands its payload must agree with the
+  request (read count, echoed register...). Anything else is counted and reported as
+  ``unexpected``; a frame that answers an earlier timed-out or cancelled request is ``late``.
+  Neither is ever taken for the current reply.
+* **Broadcast** (address 0) expects no reply: the transaction ends after ``turnaround`` seconds,
+  which gives slaves time to act before the next request.
+* **Cancel** of a request already on the wire keeps the bus busy until its reply or its timeout,
+  so the next request can never read the cancelled one's reply.
+* **Idle flush**: when no byte has arrived for ``idle_flush`` seconds, the stream decoder gives up
+  any partial frame, so a stray start byte cannot stall the next reply.
+* **RS-485 local echo** (``discard_echo``): the first frame equal to what we just sent is our own
+  echo and is dropped.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .codec import encode
+from .commands import MAX_READ_COUNT, STANDARD, CommandRegistry
+from .errors import (
+    DeviceError,
+    FrameValueError,
+    LinkDown,
+    MasterClosed,
+    MasterError,
+    PayloadError,
+    QueueFull,
+    Timeout,
+)
+from .events import CrcErrorSeen, FrameReceived, FrameSent, LinkStateChanged, TrafficEvent
+from .format import DEFAULT_FORMAT, FrameFormat
+from .frame import BROADCAST, ERROR_FLAG, Frame
+from .stream import StreamDecoder
+
+__all__ = [
+    "MasterCore",
+    "MasterEvent",
+    "MasterStats",
+    "ReplyReceived",
+    "RequestFailed",
+    "char_time",
+    "default_gap",
+    "parse_read_registers",
+    "read_registers_request",
+    "reply_fits",
+    "write_register_request",
+    "write_registers_request",
+]
+
+BITS_PER_CHAR = 10  # 8N1: start + 8 data + stop
+
+
+def char_time(baudrate: int, bits_per_char: int = BITS_PER_CHAR) -> float:
+    return bits_per_char / baudrate
+
+
+def default_gap(baudrate: int, bits_per_char: int = BITS_PER_CHAR) -> float:
+    """3.5 character times, the classic RTU frame gap."""
+    return 3.5 * char_time(baudrate, bits_per_char)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyReceived:
+    """The transaction ``token`` got its reply. For a broadcast, ``frame`` is ``Frame(0, cmd)``
+    once the turnaround delay has passed."""
+
+    token: int
+    request: Frame
+    frame: Frame
+    rtt: float  # seconds from sending the last attempt to the reply
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailed:
+    token: int
+    request: Frame
+    error: MasterError
+    attempts: int
+
+
+MasterEvent = ReplyReceived | RequestFailed | TrafficEvent
+
+
+@dataclass
+class MasterStats:
+    requests: int = 0
+    replies: int = 0
+    broadcasts: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    device_errors: int = 0
+    crc_errors: int = 0
+    late: int = 0
+    unexpected: int = 0
+    echoes: int = 0
+    cancelled: int = 0
+    link_failures: int = 0
+
+
+@dataclass(eq=False)
+class _Txn:
+    token: int
+    request: Frame
+    wire: bytes
+    timeout: float
+    retries_left: int
+    attempts: int = 0
+    sent_at: float = 0.0
+    deadline: float = 0.0
+    awaiting: bool = False  # an attempt is on the wire and its time is running
+    outstanding: int = 0  # attempts sent and not yet answered
+    cancelled: bool = False
+    noisy: bool = False  # garbage or a bad reply arrived: retry as soon as the line is quiet
+
+    @property
+    def broadcast(self) -> bool:
+        return self.request.addr == BROADCAST
+
+
+@dataclass(eq=False)
+class _Stale:
+    """A finished transaction whose replies may still arrive (they are then ``late``)."""
+
+    request: Frame
+    outstanding: int
+    expires: float
+
+
+# -- payload helpers for the standard commands (fast paths; tests check them against construct) --
+
+
+def read_registers_request(start: int, count: int) -> bytes:
+    if not 0 <= start <= 0xFFFF:
+        raise FrameValueError(f"register {start} is not 0..65535")
+    if not 1 <= count <= MAX_READ_COUNT:
+        raise FrameValueError(f"register count {count} is not 1..{MAX_READ_COUNT}")
+    return struct.pack("<HB", start, count)
+
+
+def parse_read_registers(data: bytes, count: int | None = None) -> list[int]:
+    if not data or len(data) != 1 + 2 * data[0] or (count is not None and data[0] != count):
+        raise PayloadError(f"bad read_regs response payload {data.hex()}")
+    return list(struct.unpack(f"<{data[0]}H", data[1:]))
+
+
+def write_register_request(reg: int, value: int) -> bytes:
+    if not 0 <= reg <= 0xFFFF or not 0 <= value <= 0xFFFF:
+        raise FrameValueError(f"register {reg} / value {value} must be 0..65535")
+    return struct.pack("<HH", reg, value)
+
+
+def write_registers_request(start: int, values: Sequence[int]) -> bytes:
+    if not 0 <= start <= 0xFFFF:
+        raise FrameValueError(f"register {start} is not 0..65535")
+    if not 1 <= len(values) <= MAX_READ_COUNT:
+        raise FrameValueError(f"{len(values)} values is not 1..{MAX_READ_COUNT}")
+    if any(not 0 <= v <= 0xFFFF for v in values):
+        raise FrameValueError("register values must be 0..65535")
+    return struct.pack(f"<HB{len(values)}H", start, len(values), *values)
+
+
+def _fits_read_regs(req: bytes, rep: bytes) -> bool:
+    return len(req) != 3 or (len(rep) == 1 + 2 * req[2] and rep[0] == req[2])
+
+
+_REPLY_CHECKS: dict[str, Callable[[bytes, bytes], bool]] = {
+    "echo": lambda req, rep: req == rep,
+    "write_reg": lambda req, rep: req == rep,
+    "write_regs": lambda req, rep: rep == req[:3],
+    "read_regs": _fits_read_regs,
+}
+
+
+def reply_fits(request: Frame, reply: Frame, registry: CommandRegistry = STANDARD) -> bool:
+    """Could ``reply`` be the answer to ``request``? Address and command (or its error form)
+    must match; for the standard commands the payload must also agree with the request."""
+    if reply.addr != request.addr or reply.base_cmd != request.cmd:
+        return False
+    if reply.is_error:
+        return True
+    command = registry.find(request.cmd)
+    check = _REPLY_CHECKS.get(command.name) if command is not None else None
+    return check is None or check(request.data, reply.data)
+
+
+class MasterCore:
+    """The master's protocol state machine. Pure: no I/O, no clock, no threads."""
+
+    def __init__(
+        self,
+        *,
+        fmt: FrameFormat = DEFAULT_FORMAT,
+        registry: CommandRegistry = STANDARD,
+        baudrate: int = 115200,
+        timeout: float = 0.5,
+        retries: int = 2,
+        gap: float | None = None,
+        turnaround: float = 0.05,
+        discard_echo: bool = False,
+        idle_flush: float | None = None,
+        late_window: float | None = None,
+        max_queue: int = 1024,
+        connected: bool = True,
+        wall_offset: float = 0.0,
+    ) -> None:
+        if baudrate <= 0:
+            raise FrameValueError("baudrate must be positive")
+        if timeout <= 0 or retries < 0 or turnaround < 0 or max_queue < 1:
+            raise FrameValueError("timeout must be > 0, retries/turnaround >= 0, max_queue >= 1")
+        self.fmt = fmt
+        self.registry = registry
+        self.timeout = timeout
+        self.retries = retries
+        self.char_time = char_time(baudrate)
+        self.gap = default_gap(baudrate) if gap is None else gap
+        if self.gap < 0:
+            raise FrameValueError("gap must be >= 0")
+        # A floor keeps scheduler jitter on a pty from splitting a frame that arrived in pieces.
+        self.idle_flush = max(self.gap, 0.005) if idle_flush is None else idle_flush
+        self.turnaround = turnaround
+        self.discard_echo = discard_echo
+        self.late_window = late_window
+        self.max_queue = max_queue
+        self.wall_offset = wall_offset  # added to ``now`` for traffic events' wall-clock ``ts``
+        self.stats = MasterStats()
+        self.decoder = StreamDecoder(fmt)
+        self._queue: deque[_Txn] = deque()
+        self._current: _Txn | None = None
+        self._stale: deque[_Stale] = deque(maxlen=64)
+        self._echo: Frame | None = None
+        self._out = bytearray()
+        self._events: list[MasterEvent] = []
+        self._next_token = 1
+        self._line_busy_until = float("-inf")  # end of our last transmission
+        self._last_rx = float("-inf")
+        self._connected = connected
+        self._closed = False
+        self._seen_errors = 0
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def pending(self) -> int:
+        """Transactions queued or on the wire (a cancelled one holding the bus included)."""
+        return len(self._queue) + (self._current is not None)
+
+    def send_request(
+        self,
+        addr: int,
+        cmd: int | str,
+        data: bytes = b"",
+        now: float = 0.0,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> int:
+        """Queue a request; returns its token, which its outcome event carries."""
+        if self._closed:
+            raise MasterClosed("master is closed")
+        if not self._connected:
+            raise LinkDown("link is down")
+        code = self.registry.resolve_code(cmd)
+        if code & ERROR_FLAG:
+            raise FrameValueError(f"command 0x{code:02x} has the error flag set")
+        wire = encode(addr, code, data, self.fmt)  # validates address and payload size
+        if len(self._queue) >= self.max_queue:
+            raise QueueFull(f"{len(self._queue)} requests already waiting for the bus")
+        t = self.timeout if timeout is None else timeout
+        r = self.retries if retries is None else retries
+        if t <= 0 or r < 0:
+            raise FrameValueError("timeout must be > 0 and retries >= 0")
+        txn = _Txn(self._next_token, Frame(addr, code, bytes(data)), wire, t, r)
+        self._next_token += 1
+        self._queue.append(txn)
+        self.stats.requests += 1
+        self._advance(now)
+        return txn.token
+
+    def cancel(self, token: int, now: float) -> bool:
+        """Forget a request. One still queued is dropped; one on the wire keeps the bus until
+        its reply (reported as ``late``) or its timeout. Returns False if it was not pending."""
+        for txn in self._queue:
+            if txn.token == token:
+                self._queue.remove(txn)
+                self.stats.cancelled += 1
+                return True
+        cur = self._current
+        if cur is None or cur.token != token or cur.cancelled:
+            return False
+        cur.cancelled = True
+        self.stats.cancelled += 1
+        if not cur.awaiting:  # a retry was due but not yet sent: nothing holds the bus
+            self._finish(cur, now)
+        self._advance(now)
+        return True
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        if not data:
+            return
+        dec = self.decoder
+        if dec.pending and now >= self._last_rx + self.idle_flush:
+            self._on_frames(dec.flush(), now)
+        self._last_rx = now
+        self._on_frames(dec.feed(data), now)
+        self._advance(now)
+
+    def tick(self, now: float) -> None:
+        """Let time pass: timeouts, retries, the turnaround delay, the idle flush."""
+        self._advance(now)
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def events(self) -> list[MasterEvent]:
+        out = self._events
+        self._events = []
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must next be called; None when nothing is timed."""
+        times: list[float] = []
+        cur = self._current
+        if cur is not None and cur.awaiting:
+            times.append(cur.deadline)
+            if cur.noisy and cur.retries_left and not cur.cancelled:
+                times.append(self._line_free_at())
+        elif cur is not None or self._queue:
+            times.append(self._line_free_at())
+        if self.decoder.pending:
+            times.append(self._last_rx + self.idle_flush)
+        return min(times) if times else None
+
+    def link_down(self, now: float, reason: str = "") -> None:
+        """The port is gone: fail everything pending with :class:`LinkDown`."""
+        was_up = self._connected
+        self._connected = False
+        self.stats.link_failures += was_up
+        self._fail_all(LinkDown(f"link down: {reason}" if reason else "link down"), now)
+        if was_up:
+            self._events.append(LinkStateChanged(now + self.wall_offset, False, reason))
+
+    def link_up(self, now: float) -> None:
+        """The port is (back) open: accept requests again."""
+        if self._connected or self._closed:
+            return
+        self._connected = True
+        self.decoder.reset()
+        self._last_rx = float("-inf")
+        self._line_busy_until = float("-inf")
+        self._events.append(LinkStateChanged(now + self.wall_offset, True))
+
+    def close(self, now: float) -> None:
+        """Fail everything pending with :class:`MasterClosed`; later requests raise it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._fail_all(MasterClosed("master closed"), now)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _fail_all(self, error: MasterError, now: float) -> None:
+        cur = self._current
+        if cur is not None and not cur.cancelled:
+            self._events.append(RequestFailed(cur.token, cur.request, error, cur.attempts))
+        self._current = None
+        while self._queue:
+            txn = self._queue.popleft()
+            self._events.append(RequestFailed(txn.token, txn.request, error, 0))
+        self._stale.clear()
+        self._echo = None
+        self._out.clear()
+        self.decoder.reset()
+
+    def _line_free_at(self) -> float:
+        return max(self._line_busy_until, self._last_rx) + self.gap
+
+    def _ts(self, now: float) -> float:
+        return now + self.wall_offset
+
+    def _advance(self, now: float) -> None:
+        dec = self.decoder
+        if dec.pending and now >= self._last_rx + self.idle_flush:
+            self._on_frames(dec.flush(), now)
+        cur = self._current
+        if cur is not None and cur.awaiting and now >= cur.deadline:
+            self._on_deadline(cur, now)
+        cur = self._current
+        if cur is not None:
+            if cur.awaiting and cur.noisy and cur.retries_left and not cur.cancelled:
+                if now >= self._line_free_at():
+                    cur.retries_left -= 1
+                    self.stats.retries += 1
+                    self._transmit(cur, now)
+            elif not cur.awaiting and now >= self._line_free_at():
+                self._transmit(cur, now)
+        elif self._queue and now >= self._line_free_at():
+            self._current = self._queue.popleft()
+            self._transmit(self._current, now)
+
+    def _on_deadline(self, cur: _Txn, now: float) -> None:
+        cur.awaiting = False
+        if cur.cancelled:
+            self._finish(cur, now)
+        elif cur.broadcast:
+            self.stats.broadcasts += 1
+            self._events.append(
+                ReplyReceived(
+                    cur.token, cur.request, Frame(BROADCAST, cur.request.cmd), now - cur.sent_at, 1
+                )
+            )
+            self._finish(cur, now)
+        elif cur.retries_left:  # resent by _advance as soon as the line is free
+            cur.retries_left -= 1
+            self.stats.retries += 1
+        else:
+            self.stats.timeouts += 1
+            req = cur.request
+            err = Timeout(
+                f"no reply from addr {req.addr} to cmd 0x{req.cmd:02x} after "
+                f"{cur.attempts} attempt(s) of {cur.timeout:g}s"
+            )
+            self._events.append(RequestFailed(cur.token, req, err, cur.attempts))
+            self._finish(cur, now)
+
+    def _transmit(self, txn: _Txn, now: float) -> None:
+        self._out += txn.wire
+        end = now + len(txn.wire) * self.char_time
+        self._line_busy_until = end
+        txn.attempts += 1
+        txn.sent_at = now
+        txn.awaiting = True
+        txn.noisy = False
+        txn.deadline = end + (self.turnaround if txn.broadcast else txn.timeout)
+        if not txn.broadcast:
+            txn.outstanding += 1
+        if self.discard_echo:
+            self._echo = txn.request
+        self._events.append(FrameSent(self._ts(now), txn.request))
+
+    def _finish(self, txn: _Txn, now: float) -> None:
+        """End ``txn``; replies still owed to it will be reported as late."""
+        if txn.outstanding > 0:
+            window = txn.timeout * 2 if self.late_window is None else self.late_window
+            self._stale.append(_Stale(txn.request, txn.outstanding, now + window))
+        if self._current is txn:
+            self._current = None
+
+    def _on_frames(self, frames: list[Frame], now: float) -> None:
+        st = self.decoder.stats
+        errors = st.crc_errors + st.end_errors
+        noise = errors + st.length_errors + st.abandoned + st.discarded_bytes
+        if noise != self._seen_errors:
+            self._seen_errors = noise
+            cur = self._current
+            if cur is not None and cur.awaiting:
+                cur.noisy = True
+            new_crc = errors - self.stats.crc_errors
+            if new_crc > 0:
+                self.stats.crc_errors = errors
+                self._echo = None  # a damaged echo will not come back intact
+                self._events.append(CrcErrorSeen(self._ts(now), new_crc))
+        for frame in frames:
+            self._on_frame(frame, now)
+
+    def _on_frame(self, frame: Frame, now: float) -> None:
+        kind: Literal["reply", "late", "unexpected", "echo"]
+        cur = self._current
+        if self._echo is not None and frame == self._echo:
+            self._echo = None
+            self.stats.echoes += 1
+            kind = "echo"
+        elif (
+            cur is not None
+            and cur.outstanding > 0
+            and reply_fits(cur.request, frame, self.registry)
+        ):
+            self._echo = None
+            cur.outstanding -= 1
+            cur.awaiting = False
+            if cur.cancelled:
+                self.stats.late += 1
+                kind = "late"
+            else:
+                self._events.append(FrameReceived(self._ts(now), frame, "reply"))
+                self._complete(cur, frame, now)
+                self._finish(cur, now)
+                return
+            self._finish(cur, now)
+        elif self._claim_stale(frame, now):
+            self.stats.late += 1
+            kind = "late"
+        else:
+            self.stats.unexpected += 1
+            kind = "unexpected"
+            if cur is not None and cur.awaiting and frame.addr == cur.request.addr:
+                cur.noisy = True  # the addressed slave said something we cannot use
+        self._events.append(FrameReceived(self._ts(now), frame, kind))
+
+    def _complete(self, cur: _Txn, frame: Frame, now: float) -> None:
+        if frame.is_error:
+            self.stats.device_errors += 1
+            code = frame.error_code if frame.error_code is not None else 0
+            err = DeviceError(code, frame.addr, frame.base_cmd)
+            self._events.append(RequestFailed(cur.token, cur.request, err, cur.attempts))
+        else:
+            self.stats.replies += 1
+            self._events.append(
+                ReplyReceived(cur.token, cur.request, frame, now - cur.sent_at, cur.attempts)
+            )
+
+    def _claim_stale(self, frame: Frame, now: float) -> bool:
+        stale = self._stale
+        while stale and stale[0].expires <= now:
+            stale.popleft()
+        for entry in stale:
+            if reply_fits(entry.request, frame, self.registry):
+                entry.outstanding -= 1
+                if entry.outstanding <= 0:
+                    stale.remove(entry)
+                return True
+        return False
