@@ -1,0 +1,102 @@
+"""A whole bridge in one object: hub, bus owners, server; ordered start and graceful stop.
+
+Shutdown order matters (it mirrors websockets' own server close): stop accepting connections
+and requests, let in-flight and queued requests finish so their replies reach the clients, flush
+the writers, close every client with 1001 (reconnect elsewhere), and only then stop polling and
+release the ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from .buses import BusOwner
+from .config import BridgeConfig
+from .fanout import InMemoryHub
+from .history import make_epoch
+from .metrics import BridgeMetrics
+from .server import BridgeServer
+
+__all__ = ["Bridge"]
+
+log = logging.getLogger("bridge.app")
+
+
+class Bridge:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        rng = rng or random.Random()
+        self.config = config
+        self.hub = InMemoryHub(history_size=config.history.size, history_ttl_s=config.history.ttl_s)
+        self.metrics = BridgeMetrics()
+        self.buses: dict[str, BusOwner] = {}
+        for bus in config.buses:
+            self.hub.add_bus(bus.name, make_epoch(clock(), rng.randrange(1000)))
+            self.buses[bus.name] = BusOwner(
+                bus,
+                self.hub,
+                self.metrics,
+                request_queue=config.limits.request_queue,
+                offline_after=config.limits.offline_after,
+                clock=clock,
+            )
+        self.server = BridgeServer(config, self.hub, self.buses, self.metrics, clock=clock)
+        self.address: tuple[str, int] | None = None
+        self._stopped = False
+
+    async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+        for owner in self.buses.values():
+            await owner.start()
+        self.address = await self.server.start(host, port)
+        return self.address
+
+    @property
+    def ws_url(self) -> str:
+        assert self.address is not None, "start() first"
+        host, port = self.address
+        return f"ws://{host}:{port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        assert self.address is not None, "start() first"
+        host, port = self.address
+        return f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        """Idempotent graceful stop (see the module docstring for the order)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        grace = self.config.limits.shutdown_grace_s
+        log.info("event=stopping clients=%d", len(self.server.conns))
+        self.server.stop_accepting()
+        deadline = time.monotonic() + grace
+        while not all(b.idle() for b in self.buses.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await self.server.flush(min(1.0, max(0.0, deadline - time.monotonic())) or 0.1)
+        await self.server.close()
+        for owner in self.buses.values():
+            await owner.stop(grace=0)
+        log.info("event=stopped")
+
+    async def __aenter__(self) -> Bridge:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,321 @@
+"""Configuration: TOML → frozen dataclasses, validated once, errors naming the key. Pure.
+
+Every limit the bridge enforces is here with a safe default, so an empty ``[limits]`` table gives
+a bridge that survives bad and slow clients. Unknown keys are errors: a typo such as
+``queue_mesages`` would otherwise silently leave the default in force.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from frames import DEFAULT_FORMAT, FrameFormat
+from frames.errors import FrameValueError
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[import-not-found]
+
+__all__ = [
+    "BridgeConfig",
+    "BusConfig",
+    "DeviceConfig",
+    "HistoryConfig",
+    "Limits",
+    "PollConfig",
+    "ServerConfig",
+    "load_config",
+    "parse_config",
+    "parse_listen",
+]
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    addr: int
+    profile: str | None = None  # firmware_sim profile name or path: names and scales registers
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    """One poll: ``cmd`` with ``args`` (or raw ``data``) every ``interval_s`` to ``addrs``.
+
+    ``addrs`` None means every device of the bus. A ``read_regs`` poll without args reads each
+    device's whole profile register map.
+    """
+
+    cmd: int | str = "read_regs"
+    args: Mapping[str, Any] | None = None
+    data: bytes | None = None
+    interval_s: float = 1.0
+    addrs: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    name: str
+    url: str
+    baudrate: int = 115200
+    format: FrameFormat = DEFAULT_FORMAT
+    timeout_s: float = 0.2
+    retries: int = 1
+    gap_s: float | None = None
+    discard_echo: bool = False
+    reconnect_min_s: float = 0.05
+    reconnect_max_s: float = 2.0
+    devices: tuple[DeviceConfig, ...] = ()
+    polls: tuple[PollConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    node: str = "node-1"
+    tokens: tuple[str, ...] = ()  # empty: any hello token is accepted
+    compression: bool = False  # permessage-deflate: ~3x memory per connection
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    size: int = 1024  # messages kept per bus for resume
+    ttl_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_clients: int = 10_000  # over it: close 1013
+    max_message_bytes: int = 64 * 1024  # client message bigger: close 1009
+    queue_messages: int = 4096  # per client, over it: close 4000
+    queue_bytes: int = 4 * 1024 * 1024
+    batch_messages: int = 64
+    batch_bytes: int = 64 * 1024
+    request_queue: int = 32  # per bus, over it: reply busy
+    hello_timeout_s: float = 5.0  # over it: close 4001
+    heartbeat_s: float = 30.0
+    ping_interval_s: float = 30.0
+    ping_timeout_s: float = 30.0
+    close_timeout_s: float = 5.0
+    max_topics: int = 64
+    offline_after: int = 1  # consecutive poll timeouts before device_offline
+    shutdown_grace_s: float = 5.0  # in-flight requests get this long to finish on SIGTERM
+    write_limit_bytes: int = 64 * 1024  # transport buffer before a writer waits for the socket
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    limits: Limits = field(default_factory=Limits)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    buses: tuple[BusConfig, ...] = ()
+
+    def bus(self, name: str) -> BusConfig:
+        for b in self.buses:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8765`` for IPv6) → (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError("listen", f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def load_config(path: str | Path) -> BridgeConfig:
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    return parse_config(raw, base=Path(path).parent)
+
+
+class _Table:
+    """A TOML table being read: typed getters that name the key on error, and leftovers check."""
+
+    def __init__(self, raw: Any, where: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(where, "must be a table")
+        self.raw = raw
+        self.where = where
+        self.used: set[str] = set()
+
+    def at(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            return default
+        value = self.raw[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise ConfigError(self.at(key), f"must be {_names(kinds)}, got {value!r}")
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds):
+            raise ConfigError(self.at(key), f"must be {_names(kinds)}, got {value!r}")
+        return value
+
+    def positive(self, key: str, default: float, *, zero: bool = False) -> Any:
+        kind: type = int if isinstance(default, int) else float
+        value = self.get(key, kind, default)
+        if value < 0 or (value == 0 and not zero):
+            raise ConfigError(self.at(key), f"must be {'>=' if zero else '>'} 0, got {value}")
+        return value
+
+    def done(self) -> None:
+        extra = sorted(set(self.raw) - self.used)
+        if extra:
+            raise ConfigError(self.where or "top level", f"unknown key(s): {', '.join(extra)}")
+
+
+def _names(kinds: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _dataclass_from(table: _Table, cls: type[Any]) -> Any:
+    """Numeric/bool/str dataclass fields read from a table of the same names."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        default = f.default
+        if isinstance(default, bool):
+            values[f.name] = table.get(f.name, bool, default)
+        elif isinstance(default, (int, float)):
+            values[f.name] = table.positive(f.name, default, zero=f.name.startswith("size"))
+        elif isinstance(default, str):
+            values[f.name] = table.get(f.name, str, default)
+    return values
+
+
+def _format(raw: Any, where: str) -> FrameFormat:
+    t = _Table(raw, where)
+    try:
+        fmt = FrameFormat(
+            start=t.get("start", int, 0xAA),
+            end=t.get("end", int, None),
+            crc=t.get("crc", str, "modbus"),
+            crc_byteorder=t.get("crc_byteorder", str, "little"),
+            crc_covers_start=t.get("crc_covers_start", bool, False),
+            max_payload=t.get("max_payload", int, 255),
+        )
+    except (FrameValueError, ValueError, KeyError) as exc:
+        raise ConfigError(where, str(exc)) from None
+    t.done()
+    return fmt
+
+
+def _addr(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 247:
+        raise ConfigError(where, f"device address must be 1..247, got {value!r}")
+    return value
+
+
+def _poll(raw: Any, where: str) -> PollConfig:
+    t = _Table(raw, where)
+    cmd = t.get("cmd", (int, str), "read_regs")
+    args = t.get("args", dict, None)
+    data_hex = t.get("data", str, None)
+    if args is not None and data_hex is not None:
+        raise ConfigError(where, "give either args or data, not both")
+    try:
+        data = None if data_hex is None else bytes.fromhex(data_hex)
+    except ValueError:
+        raise ConfigError(t.at("data"), "must be hex") from None
+    addrs_raw = t.get("addrs", list, None)
+    addrs = None
+    if addrs_raw is not None:
+        addrs = tuple(_addr(a, f"{t.at('addrs')}[{i}]") for i, a in enumerate(addrs_raw))
+    poll = PollConfig(cmd, args, data, t.positive("interval_s", 1.0), addrs)
+    t.done()
+    return poll
+
+
+def _resolve_profile(name: str, base: Path | None) -> str:
+    """A relative profile *path* is relative to the config file; a bare name is a shipped one."""
+    if base is not None and (name.endswith(".toml") or "/" in name):
+        p = Path(name)
+        return str(p if p.is_absolute() else base / p)
+    return name
+
+
+def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
+    t = _Table(raw, where)
+    name = t.get("name", str, None)
+    if not name or not all(c.isalnum() or c in "_.-" for c in name) or len(name) > 64:
+        raise ConfigError(t.at("name"), "a bus needs a name of letters, digits, _ . - (<= 64)")
+    url = t.get("url", str, None)
+    if not url:
+        raise ConfigError(t.at("url"), "a bus needs a pyserial URL or device path")
+    devices: list[DeviceConfig] = []
+    for i, d in enumerate(t.get("device", list, [])):
+        dt = _Table(d, f"{t.at('device')}[{i}]")
+        addr = _addr(dt.get("addr", int, None), dt.at("addr"))
+        profile = dt.get("profile", str, None)
+        if profile is not None:
+            profile = _resolve_profile(profile, base)
+        devices.append(DeviceConfig(addr, profile, dt.get("name", str, "")))
+        dt.done()
+    if len({d.addr for d in devices}) != len(devices):
+        raise ConfigError(t.at("device"), "device addresses must be unique")
+    polls = tuple(_poll(p, f"{t.at('poll')}[{i}]") for i, p in enumerate(t.get("poll", list, [])))
+    fmt = _format(t.get("format", dict, {}), t.at("format"))
+    gap = t.get("gap_s", float, None)
+    bus = BusConfig(
+        name=name,
+        url=url,
+        baudrate=t.positive("baudrate", 115200),
+        format=fmt,
+        timeout_s=t.positive("timeout_s", 0.2),
+        retries=t.positive("retries", 1, zero=True),
+        gap_s=gap,
+        discard_echo=t.get("discard_echo", bool, False),
+        reconnect_min_s=t.positive("reconnect_min_s", 0.05),
+        reconnect_max_s=t.positive("reconnect_max_s", 2.0),
+        devices=tuple(devices),
+        polls=polls,
+    )
+    t.done()
+    return bus
+
+
+def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeConfig:
+    """A parsed TOML document → :class:`BridgeConfig` (``base``: where relative paths start)."""
+    top = _Table(raw, "")
+    st = _Table(top.get("server", dict, {}), "server")
+    host, port = parse_listen(st.get("listen", str, "127.0.0.1:8765"))
+    tokens = st.get("tokens", list, [])
+    if not all(isinstance(x, str) and x for x in tokens):
+        raise ConfigError("server.tokens", "must be a list of non-empty strings")
+    server = ServerConfig(
+        host=host,
+        port=port,
+        node=st.get("node", str, "node-1"),
+        tokens=tuple(tokens),
+        compression=st.get("compression", bool, False),
+    )
+    st.done()
+    lt = _Table(top.get("limits", dict, {}), "limits")
+    limits = Limits(**_dataclass_from(lt, Limits))
+    lt.done()
+    ht = _Table(top.get("history", dict, {}), "history")
+    history = HistoryConfig(**_dataclass_from(ht, HistoryConfig))
+    ht.done()
+    buses = tuple(_bus(b, f"bus[{i}]", base) for i, b in enumerate(top.get("bus", list, [])))
+    if len({b.name for b in buses}) != len(buses):
+        raise ConfigError("bus", "bus names must be unique")
+    top.done()
+    return BridgeConfig(server, limits, history, buses)

@@ -1,0 +1,425 @@
+"""The WebSocket server: one reader (the handler) and one writer task per client.
+
+The handler parses each client message (:mod:`bridge.contract`) and answers it; bad input gets
+an ``error`` message and the loop goes on. Publishers never await a client: fan-out puts
+pre-serialized text in each session's bounded queue (:mod:`bridge.session`) and the client's
+writer task sends what is queued, batched as one JSON array per WebSocket frame. A client whose
+queue overflows is closed with 4000 by a separate task, so a writer stuck on a full socket cannot
+keep it open, and no client ever waits for another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from . import contract as c
+from .acl import Principal, check_token
+from .config import BridgeConfig
+from .errors import ContractError
+from .fanout import Hub
+from .metrics import BridgeMetrics
+from .session import QueueLimits, Session
+from .web import HttpRoutes
+
+__all__ = ["BridgeServer", "BusPort"]
+
+log = logging.getLogger("bridge.server")
+
+
+class BusPort(Protocol):
+    """What the server needs from a bus owner (:class:`bridge.buses.BusOwner`)."""
+
+    name: str
+
+    @property
+    def up(self) -> bool: ...
+    def submit(self, request: c.Request) -> asyncio.Future[dict[str, Any]]: ...
+    def snapshot(self) -> dict[str, Any]: ...
+    def idle(self) -> bool: ...
+
+
+class _Conn:
+    __slots__ = ("closing", "event", "peer", "session", "ws")
+
+    def __init__(self, ws: ServerConnection, session: Session, event: asyncio.Event) -> None:
+        self.ws = ws
+        self.session = session
+        self.event = event
+        self.closing = False
+        self.peer = ws.remote_address[0] if ws.remote_address else "?"
+
+
+class BridgeServer:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        hub: Hub,
+        buses: Mapping[str, BusPort],
+        metrics: BridgeMetrics | None = None,
+        *,
+        routes: HttpRoutes | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.hub = hub
+        self.buses = buses
+        self.metrics = metrics or BridgeMetrics()
+        self.clock = clock
+        self.conns: dict[str, _Conn] = {}
+        self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
+        self.routes = routes or HttpRoutes(self.health, self.metrics.render, self.state_json)
+        self.queue_limits = QueueLimits(
+            max_messages=self.limits.queue_messages,
+            max_bytes=self.limits.queue_bytes,
+            batch_messages=self.limits.batch_messages,
+            batch_bytes=self.limits.batch_bytes,
+        )
+        self.started = time.monotonic()
+        self.ready = False
+        self.draining = False
+        self._server: Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(3)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+        lim = self.limits
+        self._server = await serve(
+            self._handler,
+            host or self.config.server.host,
+            self.config.server.port if port is None else port,
+            process_request=self.routes.process_request,
+            compression="deflate" if self.config.server.compression else None,
+            ping_interval=lim.ping_interval_s or None,
+            ping_timeout=lim.ping_timeout_s or None,
+            close_timeout=lim.close_timeout_s,
+            max_size=lim.max_message_bytes,
+            max_queue=16,
+            write_limit=lim.write_limit_bytes,
+            server_header=None,
+        )
+        self._ticker = asyncio.create_task(self._heartbeats())
+        self.ready = True
+        sock = next(iter(self._server.sockets))
+        bound = sock.getsockname()
+        log.info("event=listening host=%s port=%s", bound[0], bound[1])
+        return bound[0], bound[1]
+
+    def stop_accepting(self) -> None:
+        """Refuse new connections (the listening socket closes) and new requests."""
+        self.ready = False
+        self.draining = True
+        if self._server is not None:
+            self._server.server.close()
+
+    async def flush(self, timeout: float) -> None:
+        """Give writers up to ``timeout`` to send what is queued (replies of finished requests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(not len(conn.session) for conn in self.conns.values()):
+                return
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        """Close every client with 1001 and wait for their handlers."""
+        self.stop_accepting()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._server is not None:
+            self._server.close(close_connections=True, code=c.CLOSE_GOING_AWAY, reason="shutdown")
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- per connection ----------------------------------------------------------------------
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        if self.draining:
+            await ws.close(c.CLOSE_GOING_AWAY, "shutting down")
+            return
+        if len(self.conns) >= self.limits.max_clients:
+            self.metrics.rejected.labels("full").inc()
+            await ws.close(c.CLOSE_NODE_FULL, "node full")
+            return
+        sid = f"{self._prefix}-{next(self._ids)}"
+        event = asyncio.Event()
+        session = Session(sid, self.queue_limits, self.clock())
+        conn = _Conn(ws, session, event)
+        session.wake = lambda: self._wake(conn)
+        self.conns[sid] = conn
+        writer: asyncio.Task[None] | None = None
+        try:
+            if not await self._hello(conn):
+                return
+            writer = asyncio.create_task(self._writer(conn))
+            async for raw in ws:
+                self._dispatch(conn, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.hub.detach(session)
+            session.closing = True
+            self.conns.pop(sid, None)
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await writer
+            log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
+
+    async def _hello(self, conn: _Conn) -> bool:
+        """Wait for a valid hello; answer anything else with an error. False: connection ends."""
+        ws = conn.ws
+        deadline = time.monotonic() + self.limits.hello_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                raw = await asyncio.wait_for(ws.recv(), remaining)
+            except TimeoutError:
+                self.metrics.rejected.labels("hello_timeout").inc()
+                await ws.close(c.CLOSE_HELLO_TIMEOUT, "hello timeout")
+                return False
+            try:
+                msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
+                if not isinstance(msg, c.Hello):
+                    raise ContractError(c.HELLO_REQUIRED, "send hello first", msg.id)
+            except ContractError as exc:
+                self.metrics.bad_messages.labels(exc.code).inc()
+                await ws.send(c.dumps(c.error_message(exc.code, exc.message, exc.msg_id)))
+                continue
+            principal = check_token(msg.token, self.config.server.tokens)
+            if principal is None:
+                self.metrics.rejected.labels("unauthorized").inc()
+                log.info("event=unauthorized peer=%s", conn.peer)
+                await ws.close(c.CLOSE_UNAUTHORIZED, "unauthorized")
+                return False
+            conn.session.principal = principal
+            conn.session.welcomed = True
+            conn.session.force([c.dumps(self._welcome(conn.session, msg.id))])
+            log.info(
+                "event=welcome session=%s peer=%s who=%s",
+                conn.session.id,
+                conn.peer,
+                principal.name,
+            )
+            return True
+
+    def _welcome(self, session: Session, msg_id: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "welcome"}
+        if msg_id is not None:
+            out["id"] = msg_id
+        buses = {}
+        for name in self.hub.buses():
+            pos = self.hub.position(name)
+            buses[name] = {"epoch": pos.epoch, "seq": pos.seq}
+        out.update(
+            session=session.id,
+            node=self.config.server.node,
+            version=c.VERSION,
+            buses=buses,
+            heartbeat_s=self.limits.heartbeat_s,
+        )
+        return out
+
+    def _wake(self, conn: _Conn) -> None:
+        conn.event.set()
+        if conn.session.overflowed and not conn.closing:
+            conn.closing = True
+            self.metrics.slow_closes.inc()
+            log.warning("event=slow_consumer session=%s peer=%s", conn.session.id, conn.peer)
+            self._spawn(self._close_slow(conn))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close_slow(self, conn: _Conn) -> None:
+        self.hub.detach(conn.session)
+        ws = conn.ws
+        try:
+            await asyncio.wait_for(
+                ws.close(c.CLOSE_SLOW_CONSUMER, "slow consumer"), self.limits.close_timeout_s
+            )
+        except (TimeoutError, ConnectionClosed, OSError):
+            pass
+        finally:
+            if ws.transport is not None and not ws.transport.is_closing():
+                ws.transport.abort()
+
+    async def _writer(self, conn: _Conn) -> None:
+        session = conn.session
+        ws = conn.ws
+        metrics = self.metrics
+        while True:
+            await conn.event.wait()
+            conn.event.clear()
+            while not conn.closing:
+                batch = session.take_batch()
+                if not batch:
+                    break
+                text = c.batch_text(batch)
+                await ws.send(text)
+                session.mark_sent(len(batch), len(text), self.clock())
+                metrics.messages_out.inc(len(batch))
+                metrics.frames_out.inc()
+                metrics.bytes_out.inc(len(text))
+            if conn.closing:
+                return
+
+    async def _heartbeats(self) -> None:
+        interval = self.limits.heartbeat_s
+        tick = min(max(interval / 4, 0.01), 1.0)
+        while True:
+            await asyncio.sleep(tick)
+            now = self.clock()
+            text: str | None = None
+            for conn in list(self.conns.values()):
+                if conn.session.needs_heartbeat(now, interval):
+                    text = text or c.dumps({"type": "heartbeat", "ts": round(now, 3)})
+                    conn.session.last_sent = now
+                    conn.session.force([text])
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _dispatch(self, conn: _Conn, raw: str | bytes) -> None:
+        session = conn.session
+        try:
+            msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
+            answer = self._answer(conn, msg)
+        except ContractError as exc:
+            self.metrics.bad_messages.labels(exc.code).inc()
+            log.debug("event=bad_message session=%s code=%s msg=%s", session.id, exc.code, exc)
+            answer = c.error_message(exc.code, exc.message, exc.msg_id)
+        if answer is not None:
+            session.force([c.dumps(answer)])
+
+    def _answer(self, conn: _Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
+        session = conn.session
+        if isinstance(msg, c.Hello):
+            raise ContractError(c.ALREADY_HELLO, "hello was already accepted", msg.id)
+        if isinstance(msg, c.Ping):
+            return _with_id({"type": "pong"}, msg.id)
+        if isinstance(msg, c.Subscribe):
+            self._subscribe(session, msg)
+            return None
+        if isinstance(msg, c.Unsubscribe):
+            gone = self.hub.unsubscribe(session, msg.topics)
+            return _with_id({"type": "unsubscribed", "topics": gone}, msg.id)
+        if isinstance(msg, c.StateQuery):
+            return _with_id({"type": "state", "buses": self._state_for(session)}, msg.id)
+        return self._request(conn, msg)
+
+    def _subscribe(self, session: Session, msg: c.Subscribe) -> None:
+        principal: Principal = session.principal
+        for topic in msg.topics:
+            if topic.bus is not None and topic.bus not in self.buses:
+                raise ContractError(c.BAD_VALUE, f"no bus named {topic.bus!r}", msg.id)
+            if topic.bus is not None and not principal.may_see(topic.bus, topic.addr):
+                raise ContractError(c.BAD_VALUE, f"topic {topic} is not allowed", msg.id)
+        result = self.hub.subscribe(session, msg.topics, msg.since, self.clock())
+        answer = _with_id({"type": "subscribed"}, msg.id)
+        answer.update(topics=result.topics, recovered=result.recovered)
+        # the answer, then the replay, then live messages: all queued before any other publish
+        session.force([c.dumps(answer), *result.replay])
+        if msg.since:
+            log.info(
+                "event=resume session=%s recovered=%s replayed=%d",
+                session.id,
+                result.recovered,
+                len(result.replay),
+            )
+
+    def _request(self, conn: _Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
+        assert isinstance(msg, c.Request)
+        session = conn.session
+        bus = self.buses.get(msg.bus)
+        if bus is None:
+            return c.reply_error("bad_request", f"no bus named {msg.bus!r}", msg.id)
+        if not session.principal.may_request(msg.bus, msg.addr):
+            self.metrics.requests.labels(msg.bus, "forbidden").inc()
+            return c.reply_error("forbidden", "not allowed on this device", msg.id)
+        if self.draining:
+            self.metrics.requests.labels(msg.bus, "busy").inc()
+            return c.reply_error("busy", "bridge is shutting down", msg.id)
+        future = bus.submit(msg)
+
+        def done(fut: asyncio.Future[dict[str, Any]]) -> None:
+            if fut.cancelled():
+                reply = c.reply_error("bus_down", "request cancelled (bridge stopping)", msg.id)
+            else:
+                reply = _with_id({"type": "reply"}, msg.id)
+                reply.update(fut.result())
+            ok = bool(reply.get("ok"))
+            outcome = "ok" if ok else str(reply["error"]["code"])
+            self.metrics.requests.labels(msg.bus, outcome).inc()
+            if not session.closing:
+                session.force([c.dumps(reply)])
+
+        future.add_done_callback(done)
+        return None
+
+    # -- state and health --------------------------------------------------------------------
+
+    def _state_for(self, session: Session | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, bus in self.buses.items():
+            pos = self.hub.position(name)
+            snap = bus.snapshot()
+            if session is not None:
+                principal: Principal = session.principal
+                snap = {a: d for a, d in snap.items() if principal.may_see(name, int(a))}
+            out[name] = {"up": bus.up, "epoch": pos.epoch, "seq": pos.seq, "devices": snap}
+        return out
+
+    def state_json(self) -> dict[str, Any]:
+        return {"node": self.config.server.node, "ts": self.clock(), "buses": self._state_for(None)}
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        buses = {}
+        for name, bus in self.buses.items():
+            pos = self.hub.position(name)
+            snap = bus.snapshot()
+            online = sum(1 for d in snap.values() if d.get("online"))
+            buses[name] = {
+                "up": bus.up,
+                "epoch": pos.epoch,
+                "seq": pos.seq,
+                "devices": len(snap),
+                "devices_online": online,
+            }
+        ready = self.ready
+        status = "stopping" if self.draining else "starting" if not ready else "ok"
+        if ready and not all(b["up"] for b in buses.values()):
+            status = "degraded"
+        body = {
+            "status": status,
+            "node": self.config.server.node,
+            "clients": len(self.conns),
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "buses": buses,
+        }
+        return ready, body
+
+
+def _with_id(message: dict[str, Any], msg_id: Any) -> dict[str, Any]:
+    if msg_id is not None:
+        message["id"] = msg_id
+    return message

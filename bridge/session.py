@@ -1,0 +1,147 @@
+"""One client's state: hello, subscriptions and the bounded outbound queue. Pure.
+
+The server's writer task drains :meth:`Session.take_batch`; publishers call :meth:`offer`. The
+queue is bounded in messages and bytes: when an offer does not fit, the session is marked
+``overflowed`` and the server closes it with 4000 — dropping silently would make a resume look
+complete when it is not, while closing lets the client resume from history with nothing lost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .contract import Topic
+
+__all__ = ["QueueLimits", "Session"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    max_messages: int = 4096
+    max_bytes: int = 4 * 1024 * 1024
+    batch_messages: int = 64  # messages per WebSocket frame at most
+    batch_bytes: int = 64 * 1024  # and bytes (a single larger message still goes alone)
+
+
+def _nothing() -> None:
+    return None
+
+
+class Session:
+    """Per-connection state. ``wake`` is called when the queue goes from empty to non-empty."""
+
+    __slots__ = (
+        "_queue",
+        "closing",
+        "dropped",
+        "id",
+        "last_sent",
+        "limits",
+        "overflowed",
+        "principal",
+        "queued_bytes",
+        "sent_bytes",
+        "sent_messages",
+        "topics",
+        "wake",
+        "welcomed",
+    )
+
+    def __init__(
+        self,
+        session_id: str,
+        limits: QueueLimits,
+        now: float,
+        wake: Callable[[], None] = _nothing,
+    ) -> None:
+        self.id = session_id
+        self.limits = limits
+        self.wake = wake
+        self.welcomed = False
+        self.principal: Any = None
+        self.topics: set[Topic] = set()
+        self._queue: deque[str] = deque()
+        self.queued_bytes = 0
+        self.overflowed = False
+        self.closing = False
+        self.dropped = 0  # messages discarded because the session was over its bound
+        self.last_sent = now
+        self.sent_messages = 0
+        self.sent_bytes = 0
+
+    def __repr__(self) -> str:
+        return f"Session({self.id} queued={len(self._queue)} topics={len(self.topics)})"
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def offer(self, text: str) -> bool:
+        """Queue one serialized message; False (and ``overflowed``) when over the bound."""
+        if self.overflowed or self.closing:
+            self.dropped += 1
+            return False
+        size = len(text)
+        limits = self.limits
+        if len(self._queue) >= limits.max_messages or self.queued_bytes + size > limits.max_bytes:
+            self.overflowed = True
+            self.dropped += 1 + len(self._queue)
+            self._queue.clear()
+            self.queued_bytes = 0
+            self.wake()
+            return False
+        was_empty = not self._queue
+        self._queue.append(text)
+        self.queued_bytes += size
+        if was_empty:
+            self.wake()
+        return True
+
+    def force(self, texts: Iterable[str]) -> None:
+        """Queue direct answers and replays past the bound: the client asked for them, and
+        refusing would turn a resume into a 4000 loop. Live traffic is still bounded by
+        :meth:`offer`, which sees the larger queue and closes a client that cannot keep up."""
+        was_empty = not self._queue
+        for text in texts:
+            self._queue.append(text)
+            self.queued_bytes += len(text)
+        if was_empty and self._queue:
+            self.wake()
+
+    def take_batch(self) -> list[str]:
+        """Up to ``batch_messages`` / ``batch_bytes`` of queued messages, oldest first."""
+        queue = self._queue
+        if not queue:
+            return []
+        limits = self.limits
+        first = queue.popleft()
+        out = [first]
+        size = len(first)
+        while queue and len(out) < limits.batch_messages:
+            nxt = len(queue[0])
+            if size + nxt > limits.batch_bytes:
+                break
+            out.append(queue.popleft())
+            size += nxt
+        self.queued_bytes -= size
+        return out
+
+    def mark_sent(self, count: int, size: int, now: float) -> None:
+        self.sent_messages += count
+        self.sent_bytes += size
+        self.last_sent = now
+
+    def needs_heartbeat(self, now: float, interval: float) -> bool:
+        """True when nothing was sent for ``interval`` and nothing is waiting to be."""
+        return (
+            self.welcomed
+            and not self._queue
+            and not self.closing
+            and not self.overflowed
+            and now - self.last_sent >= interval
+        )
+
+    def sees(self, bus: str, addr: int | None) -> bool:
+        return any(t.matches(bus, addr) for t in self.topics)

@@ -1,0 +1,120 @@
+"""Plain HTTP on the WebSocket port: health, metrics, state and the dashboard's files.
+
+websockets calls :meth:`HttpRoutes.route` (as ``process_request``) before the handshake; any
+path but ``/ws`` is answered here and the connection closed. Static files are read from one
+directory and a path never escapes it (``..`` and absolute parts are refused), and each file goes
+out with the content type its suffix implies.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from .metrics import CONTENT_TYPE
+
+__all__ = ["PLACEHOLDER", "HttpRoutes", "http_response"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+WS_PATH = "/ws"
+PLACEHOLDER = (
+    b"<!doctype html><meta charset=utf-8><title>framebridge</title>"
+    b"<h1>framebridge</h1><p>The dashboard is not installed. WebSocket endpoint: <code>/ws</code>, "
+    b"health: <a href=/healthz>/healthz</a>, metrics: <a href=/metrics>/metrics</a>, "
+    b"state: <a href=/api/state>/api/state</a>.</p>"
+)
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".map": "application/json",
+    ".woff2": "font/woff2",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def http_response(status: int, body: bytes, content_type: str, **headers: str) -> Response:
+    h = Headers()
+    h["Content-Type"] = content_type
+    h["Content-Length"] = str(len(body))
+    h["Cache-Control"] = "no-store"
+    for k, v in headers.items():
+        h[k.replace("_", "-")] = v
+    return Response(status, HTTPStatus(status).phrase, h, body)
+
+
+def json_response(status: int, obj: Any) -> Response:
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    return http_response(status, body, "application/json")
+
+
+def _static(static_dir: Path, rel: str) -> Response:
+    root = static_dir.resolve()
+    parts = [p for p in rel.split("/") if p]
+    if any(p in ("..", ".") or "\\" in p or "\0" in p for p in parts) or not parts:
+        return http_response(404, b"not found\n", "text/plain; charset=utf-8")
+    path = root.joinpath(*parts)
+    try:
+        resolved = path.resolve()
+        if root not in resolved.parents or not resolved.is_file():
+            return http_response(404, b"not found\n", "text/plain; charset=utf-8")
+        body = resolved.read_bytes()
+    except OSError:
+        return http_response(404, b"not found\n", "text/plain; charset=utf-8")
+    ctype = _TYPES.get(resolved.suffix.lower()) or (
+        mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
+    )
+    return http_response(200, body, ctype)
+
+
+class HttpRoutes:
+    """The non-WebSocket endpoints. ``health`` returns (ready, body)."""
+
+    def __init__(
+        self,
+        health: Callable[[], tuple[bool, dict[str, Any]]],
+        metrics: Callable[[], bytes],
+        state: Callable[[], dict[str, Any]],
+        static_dir: Path = STATIC_DIR,
+    ) -> None:
+        self.health = health
+        self.metrics = metrics
+        self.state = state
+        self.static_dir = static_dir
+
+    def route(self, path_and_query: str) -> Response | None:
+        path = unquote(urlsplit(path_and_query).path)
+        if path == WS_PATH:
+            return None
+        if path == "/healthz":
+            ready, body = self.health()
+            return json_response(200 if ready else 503, body)
+        if path == "/metrics":
+            return http_response(200, self.metrics(), CONTENT_TYPE)
+        if path == "/api/state":
+            return json_response(200, self.state())
+        if path in ("/", "/index.html"):
+            index = self.static_dir / "index.html"
+            if index.is_file():
+                return _static(self.static_dir, "index.html")
+            return http_response(200, PLACEHOLDER, "text/html; charset=utf-8")
+        if path.startswith("/static/"):
+            return _static(self.static_dir, path[len("/static/") :])
+        return http_response(404, b"not found\n", "text/plain; charset=utf-8")
+
+    def process_request(self, _connection: object, request: Request) -> Response | None:
+        """The ``process_request`` hook of :func:`websockets.asyncio.server.serve`."""
+        return self.route(request.path)

@@ -1,0 +1,166 @@
+"""Shared fixtures: an in-process bridge server on loopback with a bus the test drives.
+
+``DrivenBus`` is a real :class:`bridge.server.BusPort` whose traffic the test publishes itself
+(no serial port), so the server's contract, batching, resume and slow-consumer logic are tested
+fast and deterministically; ``test_e2e.py`` runs the same server over the real simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from bridge import contract as c
+from bridge.config import BridgeConfig, BusConfig, Limits, ServerConfig
+from bridge.fanout import InMemoryHub
+from bridge.server import BridgeServer
+
+TIMEOUT = 5.0
+
+
+class DrivenBus:
+    """A bus whose requests the test answers and whose frames the test publishes."""
+
+    def __init__(self, name: str, hub: InMemoryHub) -> None:
+        self.name = name
+        self.hub = hub
+        self.is_up = True
+        self.requests: asyncio.Queue[tuple[c.Request, asyncio.Future[dict[str, Any]]]] = (
+            asyncio.Queue()
+        )
+
+    @property
+    def up(self) -> bool:
+        return self.is_up
+
+    def submit(self, request: c.Request) -> asyncio.Future[dict[str, Any]]:
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.requests.put_nowait((request, fut))
+        return fut
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"1": {"addr": 1, "online": True, "values": {"t": {"value": 1}}}}
+
+    def idle(self) -> bool:
+        return self.requests.empty()
+
+    def frame(self, addr: int = 1, data: str = "00", **extra: Any) -> int:
+        msg = {"type": "frame", "ts": time.time(), "addr": addr, "cmd": 3, "dir": "rx"}
+        msg.update(data=data, **extra)
+        return self.hub.publish(self.name, msg, time.time())
+
+
+class Harness:
+    def __init__(self, server: BridgeServer, hub: InMemoryHub, buses: dict[str, DrivenBus]):
+        self.server = server
+        self.hub = hub
+        self.buses = buses
+        self.bus = buses["bus0"]
+        self.url = ""
+        self.http = ""
+
+    async def client(self, hello: bool = True, **kwargs: Any) -> ClientConnection:
+        ws = await connect(self.url, compression=None, **kwargs)
+        if hello:
+            await ws.send(json.dumps({"type": "hello", "token": "t"}))
+            welcome = await recv(ws)
+            assert welcome["type"] == "welcome"
+        return ws
+
+    async def wait_for(self, predicate: Any, timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached in time")
+            await asyncio.sleep(0.005)
+
+
+async def recv_raw(ws: ClientConnection, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+    """One WebSocket message as its list of contract messages (a batch or a single one)."""
+    data = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return data if isinstance(data, list) else [data]
+
+
+class _Buffered:
+    pending: dict[int, list[dict[str, Any]]] = {}
+
+
+async def recv(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """The next contract message, unbatching transparently."""
+    buf = _Buffered.pending.setdefault(id(ws), [])
+    if not buf:
+        buf.extend(await recv_raw(ws, timeout))
+    return buf.pop(0)
+
+
+async def recv_until(
+    ws: ClientConnection, kind: str, timeout: float = TIMEOUT
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Skip to the next message of ``kind``; returns it and what was skipped."""
+    skipped: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await recv(ws, max(0.01, deadline - time.monotonic()))
+        if msg["type"] == kind:
+            return msg, skipped
+        skipped.append(msg)
+
+
+def make_limits(**overrides: Any) -> Limits:
+    base = Limits(
+        hello_timeout_s=1.0,
+        heartbeat_s=30.0,
+        ping_interval_s=30.0,
+        ping_timeout_s=30.0,
+        close_timeout_s=0.5,
+        shutdown_grace_s=1.0,
+    )
+    return replace(base, **overrides)
+
+
+@pytest.fixture
+def limits() -> Limits:
+    return make_limits()
+
+
+@pytest.fixture
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    marker = request.node.get_closest_marker("limits")
+    lim = make_limits(**(marker.kwargs if marker else {}))
+    hist = request.node.get_closest_marker("history")
+    size = hist.kwargs.get("size", 1024) if hist else 1024
+    ttl = hist.kwargs.get("ttl_s", 300.0) if hist else 300.0
+    tokens = request.node.get_closest_marker("tokens")
+    config = BridgeConfig(
+        server=ServerConfig(
+            host="127.0.0.1", port=0, node="test", tokens=tokens.args if tokens else ()
+        ),
+        limits=lim,
+        buses=(BusConfig("bus0", "unused://"), BusConfig("bus1", "unused://")),
+    )
+    hub = InMemoryHub(history_size=size, history_ttl_s=ttl)
+    hub.add_bus("bus0", 1000)
+    hub.add_bus("bus1", 2000)
+    buses = {"bus0": DrivenBus("bus0", hub), "bus1": DrivenBus("bus1", hub)}
+    server = BridgeServer(config, hub, buses)
+    host, port = await server.start()
+    h = Harness(server, hub, buses)
+    h.url = f"ws://{host}:{port}/ws"
+    h.http = f"http://{host}:{port}"
+    try:
+        yield h
+    finally:
+        await asyncio.wait_for(server.close(), 10)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "limits(**kw): bridge limits for the harness")
+    config.addinivalue_line("markers", "history(size, ttl_s): history for the harness")
+    config.addinivalue_line("markers", "tokens(*tokens): accepted hello tokens")

@@ -1,0 +1,107 @@
+"""Real `framebridge demo` and `framebridge bridge` processes: SIGTERM gives 1001, exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.client import BridgeClient
+from bridge.config import ConfigError, load_config
+from firmware_sim.bus import SimulatedBus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+        assert line, "process ended before printing its URL"
+        if line.startswith("websocket:"):
+            return proc, line.split()[1]
+
+
+async def sigterm_and_check(proc: asyncio.subprocess.Process, url: str) -> None:
+    async with BridgeClient(url, reconnect=False) as client:
+        await client.subscribe(["*"])
+        msg = await client.recv(5)
+        assert msg["bus"] == "bus0"
+        proc.send_signal(signal.SIGTERM)
+        with pytest.raises(Exception, match="1001"):
+            while True:
+                await client.recv(10)
+        assert client.close_codes == [1001]
+    assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def test_demo_stops_on_sigterm_with_1001_and_exit_0() -> None:
+    proc, url = await start(
+        "demo", "--listen", "127.0.0.1:0", "--devices", "2", "--interval", "0.05"
+    )
+    try:
+        await sigterm_and_check(proc, url)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_bridge_with_config_file(tmp_path: Path) -> None:
+    link = tmp_path / "ttySIM"
+    async with SimulatedBus(count=1, profile="thermo", link=link):
+        cfg = tmp_path / "bridge.toml"
+        cfg.write_text(
+            f'[server]\nlisten = "127.0.0.1:0"\n[[bus]]\nname = "bus0"\nurl = "{link}"\n'
+            '[[bus.device]]\naddr = 1\nprofile = "thermo"\n'
+            '[[bus.poll]]\ncmd = "read_regs"\ninterval_s = 0.05\n'
+        )
+        proc, url = await start("bridge", "--config", str(cfg))
+        try:
+            await sigterm_and_check(proc, url)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_bad_config_exits_2_with_the_key_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[[bus]]\nname = "b"\nurl = "x"\nbaud = 9600\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        "bridge",
+        "--config",
+        str(cfg),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 2
+    assert b"bus[0]: unknown key(s): baud" in err
+
+
+@pytest.mark.parametrize("name", ["bridge.toml", "bridge-two-buses.toml"])
+def test_example_configs_load(name: str) -> None:
+    config = load_config(ROOT / "examples" / name)
+    assert config.buses and json.dumps([b.name for b in config.buses])
+
+
+def test_config_errors_name_the_location(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[limits]\nqueue_messages = -1\n")
+    with pytest.raises(ConfigError, match=r"limits.queue_messages: must be > 0"):
+        load_config(cfg)
