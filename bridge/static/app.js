@@ -1,0 +1,321 @@
+// framebridge dashboard: wires the connection, the model and the views together.
+// No build step: plain ES modules, uPlot from vendor/ as a classic script.
+
+import { CommandPanel } from "./js/commands.js";
+import { getWindowSeconds, setWindowSeconds } from "./js/charts.js";
+import { Connection } from "./js/conn.js";
+import { DevicesView } from "./js/devices.js";
+import { FrameLog } from "./js/log.js";
+import { Model } from "./js/model.js";
+import { COMMAND_NAMES } from "./js/wire.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+const TOKEN_KEY = "framebridge.token";
+const params = new URLSearchParams(location.search);
+if (params.has("token")) localStorage.setItem(TOKEN_KEY, params.get("token") || "");
+const token = () => params.get("token") ?? localStorage.getItem(TOKEN_KEY) ?? "";
+
+const wsUrl = (() => {
+  const u = new URL(params.get("ws") || "ws", location.href);
+  if (u.protocol === "http:") u.protocol = "ws:";
+  if (u.protocol === "https:") u.protocol = "wss:";
+  return u.href;
+})();
+
+const model = new Model();
+const log = new FrameLog($("#log"));
+/** Last tx request per bus/addr/cmd, to name the registers of the rx reply that follows. */
+const lastTx = new Map();
+
+const conn = new Connection({
+  url: wsUrl,
+  token,
+  onMessages: (msgs) => {
+    for (const m of msgs) applyMessage(m);
+  },
+  onStatus: (s) => onStatusChange(s),
+  onSession: (info) => onSession(info),
+});
+
+const actions = {
+  async request(msg) {
+    const r = await conn.request(msg, 8000);
+    if (r.type === "error") return { ...r, ok: false, error: { code: r.code, message: r.message } };
+    return r;
+  },
+  async write(dev, reg, value) {
+    const enc = model.encodeValue(reg, value);
+    if (enc.error) return { ok: false, error: { code: "bad_value", message: `${reg.name}: ${enc.error}` } };
+    return actions.request({ type: "request", bus: dev.bus, addr: dev.addr, cmd: "write_reg", args: { reg: reg.address, value: enc.raw } });
+  },
+};
+
+const devicesView = new DevicesView($("#devices"), model, actions);
+const panel = new CommandPanel($("#cmd-form"), $("#cmd-results"), model, actions);
+
+// ---- messages -------------------------------------------------------------------------
+
+function applyMessage(m) {
+  if (m.type === "frame") {
+    log.add(m, applyFrame(m));
+  } else if (m.type === "event") {
+    log.add(m);
+    applyEvent(m);
+  } else if (m.type === "error") {
+    log.note("server error", `${m.code}: ${m.message}`, true);
+  } else if (m.type === "state") {
+    model.applyState(m);
+  }
+}
+
+function applyFrame(m) {
+  const bus = m.bus;
+  const addr = m.addr;
+  if (typeof bus !== "string" || typeof addr !== "number") return;
+  const ts = m.ts ?? Date.now() / 1000;
+  const name = COMMAND_NAMES[(m.cmd ?? 0) & 0x7f];
+  const f = m.fields || {};
+  const key = `${bus}/${addr}/${m.cmd}`;
+  if (m.dir === "tx") {
+    lastTx.set(key, f);
+    return;
+  }
+  if (m.dir !== "rx") return;
+  const dev = model.device(bus, addr);
+  if (dev.online !== true) model.setOnline(bus, addr, true, ts);
+  else dev.lastSeen = Math.max(dev.lastSeen || 0, ts);
+  // Named values straight from the bridge, when it decoded them with the profile.
+  const named = m.values ?? m.registers ?? f.named ?? f.registers;
+  if (named && typeof named === "object" && !Array.isArray(named)) {
+    const vals = {};
+    for (const [k, v] of Object.entries(named)) vals[k] = v && typeof v === "object" ? v.value : v;
+    model.setValues(bus, addr, vals, ts);
+    return vals;
+  }
+  let vals = null;
+  if (name === "read_regs" && Array.isArray(f.values)) {
+    const start = f.start ?? lastTx.get(key)?.start;
+    if (typeof start === "number") vals = model.decodeRaw(bus, addr, start, f.values);
+  } else if (name === "write_reg" && typeof f.reg === "number" && typeof f.value === "number") {
+    vals = model.decodeRaw(bus, addr, f.reg, [f.value]);
+  } else if (name === "write_regs" && typeof f.start === "number") {
+    const sent = lastTx.get(key);
+    if (sent && sent.start === f.start && Array.isArray(sent.values)) {
+      vals = model.decodeRaw(bus, addr, f.start, sent.values);
+    }
+  }
+  if (vals && Object.keys(vals).length) {
+    model.setValues(bus, addr, vals, ts);
+    return vals;
+  }
+  if (name === "identify" && f.model) {
+    dev.model = f.model;
+    if (Array.isArray(f.firmware)) dev.firmware = f.firmware.join(".");
+    if (typeof f.uid === "number") dev.uid = f.uid;
+  }
+  model.changed(`${bus}/${addr}`);
+  return null;
+}
+
+let refetchTimer = 0;
+function refetchStateSoon() {
+  clearTimeout(refetchTimer);
+  refetchTimer = setTimeout(fetchState, 300);
+}
+
+function applyEvent(m) {
+  const bus = m.bus;
+  if (typeof bus !== "string") return;
+  switch (m.event) {
+    case "bus_up":
+      model.setBusUp(bus, true);
+      refetchStateSoon();
+      break;
+    case "bus_down":
+      model.setBusUp(bus, false, m.reason || m.error || m.message || "");
+      break;
+    case "device_online":
+      if (typeof m.addr === "number") model.setOnline(bus, m.addr, true, m.ts);
+      refetchStateSoon();
+      break;
+    case "device_offline":
+      if (typeof m.addr === "number") model.setOnline(bus, m.addr, false);
+      break;
+    case "crc_error":
+      model.bumpError(bus, m.addr, "crc");
+      break;
+    default:
+      model.changed(bus);
+  }
+}
+
+async function fetchState() {
+  const r = await conn.request({ type: "state" }, 8000);
+  if (r.type === "state") {
+    model.applyState(r);
+    identifyMissing();
+    return true;
+  }
+  return false;
+}
+
+/** The snapshot has no model/firmware for a device: ask the device once (identify). */
+const identified = new Set();
+async function identifyMissing() {
+  for (const d of model.devices()) {
+    const key = `${d.bus}/${d.addr}`;
+    if (d.model || d.online !== true || identified.has(key) || model.buses.get(d.bus)?.up === false) continue;
+    identified.add(key);
+    const r = await conn.request({ type: "request", bus: d.bus, addr: d.addr, cmd: "identify" }, 5000);
+    if (r.ok && r.fields) {
+      applyFrame({ type: "frame", bus: d.bus, addr: d.addr, cmd: 1, dir: "rx", ts: Date.now() / 1000, fields: r.fields });
+    } else {
+      identified.delete(key);
+    }
+  }
+}
+
+// ---- connection status ----------------------------------------------------------------
+
+const statusEl = $("#conn");
+const statusText = $("#conn-text");
+const resumeEl = $("#resume");
+const retryBtn = $("#retry");
+let countdown = 0;
+
+function showStatus(s) {
+  clearInterval(countdown);
+  statusEl.dataset.state = s.state;
+  retryBtn.hidden = !(s.state === "waiting" || s.state === "refused");
+  const ping = conn.pingMs !== null && s.state === "open" ? ` · ${conn.pingMs.toFixed(0)} ms` : "";
+  if (s.state === "open") {
+    statusText.textContent = `connected${ping}`;
+    statusEl.title = `session ${s.session ?? "?"} on node ${s.node ?? "?"}`;
+  } else if (s.state === "connecting") {
+    statusText.textContent = s.attempt ? `connecting (try ${s.attempt + 1})…` : "connecting…";
+  } else if (s.state === "waiting") {
+    const tick = () => {
+      const left = Math.max(0, (s.retryAt - Date.now()) / 1000);
+      statusText.textContent = `${s.reason} · retry in ${left.toFixed(1)} s`;
+    };
+    tick();
+    countdown = setInterval(tick, 200);
+  } else if (s.state === "refused") {
+    statusText.textContent = s.code === 4003 ? "unauthorized: check the token" : `refused: ${s.reason}`;
+    $("#token-form").hidden = s.code !== 4003;
+    if (s.code === 4003) $("#token-input").focus();
+    log.note("refused", s.code === 4003 ? "unauthorized (4003): enter a token" : `${s.code}: ${s.reason}`, true);
+  }
+  document.title = s.state === "open" ? "framebridge" : `(${s.state === "waiting" ? "offline" : s.state}) framebridge`;
+  const empty = $("#devices .empty");
+  if (empty) {
+    empty.textContent =
+      s.state === "refused"
+        ? s.code === 4003
+          ? "The bridge needs a token: enter it above."
+          : `The bridge refused the connection (${s.reason}).`
+        : s.state === "waiting"
+          ? `Cannot reach the bridge at ${wsUrl}; retrying.`
+          : s.state === "open"
+            ? "The bridge has no buses configured."
+            : "Connecting to the bridge…";
+  }
+}
+
+let lastStateWasOpen = false;
+function onStatusChange(s) {
+  if (s.state !== "open" && lastStateWasOpen) {
+    log.note("disconnected", s.reason || s.state, true);
+    resumeEl.dataset.state = "stale";
+    resumeEl.textContent = `showing data as of ${new Date().toLocaleTimeString()}`;
+  }
+  lastStateWasOpen = s.state === "open";
+  document.body.dataset.conn = s.state;
+  showStatus(s);
+}
+
+async function onSession(info) {
+  const buses = Object.keys(info.welcome?.buses || {});
+  for (const b of buses) model.bus(b);
+  if (!info.resumed) {
+    resumeEl.dataset.state = "fresh";
+    resumeEl.textContent = "live";
+    log.note("connected", `session ${info.welcome?.session ?? "?"} on node ${info.welcome?.node ?? "?"}`);
+    await fetchState();
+    return;
+  }
+  const missed = Object.values(info.missed || {}).reduce((a, b) => a + b, 0);
+  const lost = Object.entries(info.since || {})
+    .filter(([bus]) => info.recovered[bus] !== true)
+    .map(([bus]) => bus);
+  if (!lost.length) {
+    resumeEl.dataset.state = "recovered";
+    resumeEl.textContent = `resumed · recovered ${missed} missed`;
+    log.note("resumed", `recovered ${missed} missed message${missed === 1 ? "" : "s"}`);
+  } else {
+    resumeEl.dataset.state = "reloaded";
+    resumeEl.textContent = `resumed · not recoverable (${lost.join(", ")}), state reloaded`;
+    log.note("resumed", `history of ${lost.join(", ")} not recoverable (bridge restarted or gap too old): state reloaded`, true);
+    await fetchState();
+  }
+  resumeEl.title = `session ${info.welcome?.session ?? "?"}; since ${JSON.stringify(info.since)}; recovered ${JSON.stringify(info.recovered)}`;
+}
+
+retryBtn.addEventListener("click", () => conn.retryNow());
+$("#token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const t = $("#token-input").value;
+  localStorage.setItem(TOKEN_KEY, t);
+  params.delete("token");
+  $("#token-form").hidden = true;
+  conn.attempt = 0;
+  conn.retryNow();
+});
+
+// ---- chart window ---------------------------------------------------------------------
+
+const windowSel = $("#chart-window");
+windowSel.value = String(getWindowSeconds());
+windowSel.addEventListener("change", () => {
+  setWindowSeconds(Number(windowSel.value));
+  devicesView.renderCharts(true);
+});
+
+// ---- render loop: DOM work at most once per animation frame ---------------------------
+
+let scheduled = false;
+function schedule() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    devicesView.render();
+    log.flush();
+    panel.refreshDevices();
+  });
+}
+model.subscribe(schedule);
+const origPush = log.push.bind(log);
+log.push = (e) => {
+  origPush(e);
+  schedule();
+};
+
+setInterval(() => devicesView.renderCharts(), 500);
+setInterval(() => {
+  devicesView.tick();
+  log.updateStatus();
+}, 1000);
+// Background tabs get no animation frames: keep the DOM from lagging far behind.
+setInterval(() => {
+  if (document.visibilityState === "hidden") {
+    devicesView.render();
+    log.flush();
+  }
+}, 2000);
+
+// For tests and for poking around from the devtools console.
+window.framebridge = { model, conn, log, devicesView, panel, fetchState };
+
+conn.start();

@@ -1,0 +1,374 @@
+// What the page knows: buses → devices → registers, with a bounded time series per register.
+// Fed by the `state` snapshot and by live frames/events; views read it and never write it.
+
+export const SERIES_POINTS = 600; // per register: 10 min at one poll a second
+const VERSION_KEYS = ["firmware", "firmware_version", "fw", "version"];
+
+/** A fixed-capacity (time, value) series backed by two ring arrays. */
+export class Series {
+  constructor(capacity = SERIES_POINTS) {
+    this.capacity = capacity;
+    this.t = new Float64Array(capacity);
+    this.v = new Float64Array(capacity);
+    this.start = 0;
+    this.length = 0;
+    this.version = 0;
+  }
+
+  /** A break in the line (the device or its bus went away): stored as NaN, drawn as a gap. */
+  gap(ts) {
+    if (!this.length || Number.isNaN(this.v[(this.start + this.length - 1) % this.capacity])) return;
+    this.append(ts, NaN);
+  }
+
+  push(ts, value) {
+    if (typeof value !== "number" || !Number.isFinite(value)) return;
+    this.append(ts, value);
+  }
+
+  append(ts, value) {
+    // The same poll seen twice (a replay, or state after a frame) adds nothing.
+    if (this.length && ts <= this.t[(this.start + this.length - 1) % this.capacity]) return;
+    const i = (this.start + this.length) % this.capacity;
+    this.t[i] = ts;
+    this.v[i] = value;
+    if (this.length < this.capacity) this.length += 1;
+    else this.start = (this.start + 1) % this.capacity;
+    this.version += 1;
+  }
+
+  /** uPlot's data layout: [[times...], [values...]] as plain arrays, oldest first. */
+  toArrays() {
+    const xs = new Array(this.length);
+    const ys = new Array(this.length);
+    for (let k = 0; k < this.length; k++) {
+      const i = (this.start + k) % this.capacity;
+      xs[k] = this.t[i];
+      ys[k] = Number.isNaN(this.v[i]) ? null : this.v[i];
+    }
+    return [xs, ys];
+  }
+}
+
+function digitsOf(scale) {
+  if (!scale || scale >= 1) return 0;
+  return Math.min(6, Math.max(0, Math.ceil(-Math.log10(scale) - 1e-9)));
+}
+
+/** A register description, whatever shape the bridge sends (array item or name → value). */
+function normRegister(raw, nameHint) {
+  const r = raw && typeof raw === "object" ? raw : { value: raw };
+  const scale = typeof r.scale === "number" && r.scale > 0 ? r.scale : 1;
+  const address = [r.address, r.reg, r.addr, r.index].find((x) => typeof x === "number");
+  return {
+    name: String(r.name ?? nameHint ?? `reg${address}`),
+    address: address ?? null,
+    unit: r.unit || "",
+    writable: typeof r.writable === "boolean" ? r.writable : false,
+    writableKnown: typeof r.writable === "boolean",
+    typeKnown: typeof r.type === "string",
+    scale,
+    type: r.type || "u16",
+    decimals: digitsOf(scale),
+    min: typeof r.min === "number" ? r.min : typeof r.minimum === "number" ? r.minimum : null,
+    max: typeof r.max === "number" ? r.max : typeof r.maximum === "number" ? r.maximum : null,
+    description: r.description || "",
+    value: typeof r.value === "number" ? r.value : r.value ?? null,
+    ts: typeof r.ts === "number" ? r.ts : null,
+  };
+}
+
+function firmwareText(d) {
+  for (const k of VERSION_KEYS) {
+    const v = d[k];
+    if (Array.isArray(v)) return v.join(".");
+    if (v !== undefined && v !== null && v !== "") return String(v);
+  }
+  return "";
+}
+
+/** Descriptions are objects with a name or an address; raw words are plain numbers. */
+function isDescriptions(x) {
+  const items = Array.isArray(x) ? x : x && typeof x === "object" ? Object.values(x) : [];
+  return items.length > 0 && items.every((v) => v && typeof v === "object" && ("name" in v || "writable" in v || "unit" in v));
+}
+
+function asList(x) {
+  if (Array.isArray(x)) return x.map((v) => [undefined, v]);
+  if (x && typeof x === "object") return Object.entries(x);
+  return [];
+}
+
+export class Model {
+  constructor() {
+    /** @type {Map<string, object>} */
+    this.buses = new Map();
+    this.listeners = new Set();
+    this.dirty = new Set(); // "bus" or "bus/addr" keys changed since the views last looked
+    this.structureChanged = true; // buses/devices/registers added or removed
+  }
+
+  subscribe(fn) {
+    this.listeners.add(fn);
+  }
+
+  changed(key, structural = false) {
+    this.dirty.add(key);
+    if (structural) this.structureChanged = true;
+    for (const fn of this.listeners) fn();
+  }
+
+  bus(name) {
+    let b = this.buses.get(name);
+    if (!b) {
+      b = { name, up: null, port: "", error: "", since: null, devices: new Map(), counters: {} };
+      this.buses.set(name, b);
+      this.structureChanged = true;
+    }
+    return b;
+  }
+
+  device(busName, addr) {
+    const b = this.bus(busName);
+    let d = b.devices.get(addr);
+    if (!d) {
+      d = {
+        bus: busName,
+        addr,
+        online: null,
+        model: "",
+        name: "",
+        firmware: "",
+        uid: null,
+        profile: "",
+        lastSeen: null,
+        errors: {},
+        registers: new Map(),
+        series: new Map(),
+      };
+      b.devices.set(addr, d);
+      this.structureChanged = true;
+    }
+    return d;
+  }
+
+  /** Apply a `state` answer. Tolerant of lists or maps at each level. */
+  applyState(state) {
+    const buses = state.buses ?? state.state?.buses ?? {};
+    for (const [key, rb] of asList(buses)) {
+      const name = String(rb.name ?? rb.bus ?? key);
+      const b = this.bus(name);
+      if (typeof rb.up === "boolean") b.up = rb.up;
+      else if (typeof rb.state === "string") b.up = rb.state === "up";
+      b.port = rb.port || rb.url || b.port;
+      b.error = rb.error || rb.reason || "";
+      if (rb.counters && typeof rb.counters === "object") b.counters = { ...rb.counters };
+      const profiles = state.profiles ?? rb.profiles;
+      for (const [dkey, rd] of asList(rb.devices)) this.applyDeviceState(name, dkey, rd, profiles);
+      // the bridge may remember a device as online; on a bus that is down it cannot be reached
+      if (b.up === false) for (const d of b.devices.values()) this.markOffline(d);
+      this.changed(name, true);
+    }
+  }
+
+  applyDeviceState(busName, key, rd, profiles) {
+    const addr = Number(rd.addr ?? rd.address ?? key);
+    if (!Number.isFinite(addr)) return;
+    const d = this.device(busName, addr);
+    if (typeof rd.online === "boolean") d.online = rd.online;
+    d.model = rd.model ?? rd.identity?.model ?? d.model;
+    d.name = rd.name ?? d.name;
+    d.firmware = firmwareText(rd) || firmwareText(rd.identity || {}) || d.firmware;
+    d.uid = rd.uid ?? rd.identity?.uid ?? d.uid;
+    d.profile = rd.profile ?? d.profile;
+    const seen = rd.last_seen ?? rd.lastSeen;
+    if (typeof seen === "number") d.lastSeen = seen;
+    const errs = rd.errors ?? rd.error_counters ?? rd.counters;
+    if (errs && typeof errs === "object") d.errors = { ...errs };
+    // Register descriptions (name, address, unit, scale, writable) from wherever they come:
+    // the device itself, or the profile table of the snapshot.
+    const maps = [rd.register_map, rd.map, rd.profile_registers, profiles?.[d.profile]?.registers ?? profiles?.[d.profile]];
+    if (isDescriptions(rd.registers)) maps.push(rd.registers);
+    for (const map of maps) {
+      for (const [rkey, rr] of asList(map)) {
+        this.mergeRegister(d, normRegister({ ...rr, value: rr.value ?? null }, rkey), false);
+        d.mapKnown = true;
+      }
+    }
+    // Live values: name → {value, unit, raw, ts} (or a bare number).
+    for (const [rkey, rr] of asList(rd.values)) this.mergeRegister(d, normRegister(rr, rkey), true, d.lastSeen);
+    if (!d.mapKnown) this.inferMap(d, rd);
+    // Raw words by address, decoded with the map when there is no named value.
+    if (rd.registers && !isDescriptions(rd.registers) && !rd.values) {
+      const raws = Object.entries(rd.registers).filter(([, v]) => typeof v === "number");
+      for (const [a, raw] of raws) this.setValuesQuiet(d, this.decodeRaw(busName, addr, Number(a), [raw]), d.lastSeen);
+    }
+    this.changed(`${busName}/${addr}`);
+  }
+
+  /**
+   * No register map in the snapshot: recover addresses and scales from what it does have.
+   * `registers` is address → raw word and `values` is name → {value, raw}, both in address
+   * order, so walking them together pairs each name with its address; a pair is taken only
+   * when the raw words agree. Writability stays unknown (null): the page offers a write and
+   * lets the device say no.
+   */
+  inferMap(d, rd) {
+    const raws = rd.registers && typeof rd.registers === "object" && !isDescriptions(rd.registers) ? rd.registers : null;
+    const values = rd.values && typeof rd.values === "object" ? Object.entries(rd.values) : [];
+    if (!raws || !values.length) return;
+    const addrs = Object.keys(raws).map(Number).filter(Number.isFinite).sort((a, b) => a - b);
+    let i = 0;
+    for (const [name, v] of values) {
+      if (!v || typeof v !== "object" || typeof v.raw !== "number") continue;
+      while (i < addrs.length && raws[addrs[i]] !== v.raw) i++;
+      if (i >= addrs.length) break;
+      const reg = d.registers.get(name);
+      if (reg) {
+        reg.address = addrs[i];
+        if (reg.writable === false && !reg.writableKnown) reg.writable = null;
+        if (typeof v.value === "number" && v.raw !== 0 && v.value !== v.raw) {
+          const signed = v.raw >= 0x8000 && v.value < 0 ? v.raw - 0x10000 : v.raw;
+          const scale = Number((v.value / signed).toPrecision(6));
+          if (scale > 0) {
+            reg.scale = scale;
+            reg.decimals = digitsOf(scale);
+          }
+          if (v.value < 0) reg.type = "i16";
+        } else if (typeof v.value === "number" && !Number.isInteger(v.value)) {
+          reg.decimals = 2;
+        }
+        reg.typeKnown = false;
+      }
+      i++;
+    }
+    this.structureChanged = true;
+  }
+
+  mergeRegister(d, reg, isValue, fallbackTs) {
+    const old = d.registers.get(reg.name);
+    if (!old) {
+      this.structureChanged = true;
+      d.registers.set(reg.name, reg);
+    } else {
+      for (const [k, v] of Object.entries(reg)) {
+        if (v === null || v === undefined || v === "") continue;
+        if (!isValue || k === "value" || k === "ts" || k === "unit") old[k] = v;
+      }
+      if (!isValue) Object.assign(old, { writable: reg.writable, writableKnown: reg.writableKnown, scale: reg.scale, decimals: reg.decimals });
+    }
+    if (isValue && typeof reg.value === "number") {
+      this.seriesOf(d, reg.name).push(reg.ts ?? fallbackTs ?? Date.now() / 1000, reg.value);
+    }
+  }
+
+  setValuesQuiet(d, values, ts) {
+    for (const [name, value] of Object.entries(values)) {
+      const reg = d.registers.get(name);
+      if (!reg) continue;
+      reg.value = value;
+      this.seriesOf(d, name).push(ts ?? Date.now() / 1000, value);
+    }
+  }
+
+  seriesOf(d, name) {
+    let s = d.series.get(name);
+    if (!s) {
+      s = new Series();
+      d.series.set(name, s);
+    }
+    return s;
+  }
+
+  /** Named values for a device at time ts (from a decoded poll or a write echo). */
+  setValues(busName, addr, values, ts) {
+    const d = this.device(busName, addr);
+    for (const [name, value] of Object.entries(values)) {
+      let reg = d.registers.get(name);
+      if (!reg) {
+        reg = normRegister({ name }, name);
+        d.registers.set(name, reg);
+        this.structureChanged = true;
+      }
+      reg.value = value;
+      reg.ts = ts;
+      this.seriesOf(d, name).push(ts, value);
+    }
+    d.lastSeen = Math.max(d.lastSeen || 0, ts);
+    if (d.online !== true) d.online = true;
+    this.changed(`${busName}/${addr}`);
+  }
+
+  /** Raw words read from `start` → named engineering values, using the device's register map. */
+  decodeRaw(busName, addr, start, raws) {
+    const d = this.buses.get(busName)?.devices.get(addr);
+    if (!d) return {};
+    const byAddr = new Map();
+    for (const r of d.registers.values()) if (r.address !== null) byAddr.set(r.address, r);
+    const out = {};
+    raws.forEach((raw, i) => {
+      const r = byAddr.get(start + i);
+      if (!r || typeof raw !== "number") return;
+      let n = raw & 0xffff;
+      if (r.type === "i16" && n >= 0x8000) n -= 0x10000;
+      out[r.name] = r.scale === 1 ? n : Number((n * r.scale).toFixed(r.decimals));
+    });
+    return out;
+  }
+
+  /** Engineering value → raw u16 word for a write, or an error string. */
+  encodeValue(reg, value) {
+    if (!Number.isFinite(value)) return { error: "not a number" };
+    if (reg.min !== null && value < reg.min) return { error: `below minimum ${reg.min}` };
+    if (reg.max !== null && value > reg.max) return { error: `above maximum ${reg.max}` };
+    const n = Math.round(value / reg.scale);
+    const [lo, hi] = !reg.typeKnown ? [-0x8000, 0xffff] : reg.type === "i16" ? [-0x8000, 0x7fff] : [0, 0xffff];
+    if (n < lo || n > hi) return { error: `does not fit ${reg.type} at scale ${reg.scale}` };
+    return { raw: n & 0xffff };
+  }
+
+  setBusUp(busName, up, reason = "") {
+    const b = this.bus(busName);
+    b.up = up;
+    b.error = up ? "" : reason;
+    if (!up) {
+      for (const d of b.devices.values()) this.markOffline(d);
+    }
+    this.changed(busName, true);
+  }
+
+  markOffline(d) {
+    d.online = false;
+    const now = Date.now() / 1000;
+    for (const s of d.series.values()) s.gap(now);
+  }
+
+  setOnline(busName, addr, online, ts) {
+    const d = this.device(busName, addr);
+    if (!online) this.markOffline(d);
+    d.online = online;
+    if (online && typeof ts === "number") d.lastSeen = ts;
+    this.changed(`${busName}/${addr}`);
+  }
+
+  bumpError(busName, addr, kind) {
+    if (typeof addr === "number") {
+      const d = this.device(busName, addr);
+      d.errors[kind] = (d.errors[kind] || 0) + 1;
+      this.changed(`${busName}/${addr}`);
+    } else {
+      const b = this.bus(busName);
+      b.counters[kind] = (b.counters[kind] || 0) + 1;
+      this.changed(busName);
+    }
+  }
+
+  /** Every known device, sorted by bus then address. */
+  devices() {
+    const out = [];
+    for (const b of [...this.buses.values()].sort((x, y) => x.name.localeCompare(y.name))) {
+      for (const d of [...b.devices.values()].sort((x, y) => x.addr - y.addr)) out.push(d);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,340 @@
+"""The dashboard in a real headless Chromium against a real bridge and simulator.
+
+What a user does on day one: open the page, see devices and live values, watch a chart draw,
+write a register, lose the bridge and get it back, lose the serial port and get it back. Each
+step leaves a screenshot under ``test-output/dashboard/`` for review.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, Stack, locked_bridge
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Locator, Page, expect  # noqa: E402
+
+OUT = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
+T = 10_000  # ms: the bound on every wait for something the bridge must do
+NO_VALUE = "\u2013"  # what a register shows before its first value (an en dash)
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    s = Stack(tmp_path_factory.mktemp("dashboard"), OUT / "processes.log")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    # a test that stopped a process leaves it restarted; make sure, whatever happened before
+    for proc in (stack.sim, stack.bridge):
+        if proc.popen is None or proc.popen.poll() is not None:
+            proc.start()
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.set_default_timeout(T)
+    pg.goto(stack.url)
+    expect(pg.locator("#conn")).to_have_attribute("data-state", "open")
+    yield pg
+    context.close()
+    # a reconnect test sees the browser log failed socket attempts; nothing else may fail
+    real = [e for e in errors if "WebSocket connection" not in e]
+    assert not real, f"errors in the page: {real}"
+
+
+def shot(page: Page, name: str, *, full: bool = False) -> None:
+    page.screenshot(path=str(OUT / f"{name}.png"), full_page=full)
+
+
+def card(page: Page, addr: int, bus: str = "bus0") -> Locator:
+    return page.locator(f'article.device[data-bus="{bus}"][data-addr="{addr}"]')
+
+
+def value(page: Page, addr: int, reg: str) -> Locator:
+    return card(page, addr).locator(f'.reg[data-reg="{reg}"] [data-role="value"]')
+
+
+def expect_changes(page: Page, loc: Locator) -> None:
+    """The text of ``loc`` changes within T (a live value, not a stale one)."""
+    before = loc.text_content()
+    page.wait_for_function(
+        "([el, before]) => el.textContent !== before", arg=[loc.element_handle(), before]
+    )
+
+
+def test_devices_show_live_values_and_charts(page: Page, browser: Browser, stack: Stack) -> None:
+    expect(page.locator("article.device")).to_have_count(2)
+    for addr in (1, 2):
+        expect(card(page, addr).locator('[data-role="online"]')).to_have_text("online")
+    expect(card(page, 1).locator(".dev-title")).to_contain_text("boiler-room")
+    # identity comes from the device (model and firmware of the thermo profile)
+    expect(card(page, 1).locator('[data-role="model"]')).to_have_text("THERMO-1")
+    expect(card(page, 1).locator('[data-role="firmware"]')).to_have_text("1.4.2")
+    temp = card(page, 1).locator('.reg[data-reg="temperature"]')
+    expect(temp.locator(".unit").first).to_have_text("°C")
+    expect(temp.locator('[data-role="value"]')).to_have_text(re.compile(r"^-?\d+\.\d\d$"))
+    expect_changes(page, value(page, 1, "uptime"))
+    expect_changes(page, value(page, 2, "temperature"))
+
+    chart = temp.locator(".chart")
+    page.wait_for_function("el => Number(el.dataset.points) >= 6", arg=chart.element_handle())
+    # the points are on the canvas: count pixels in the line's colour (the accent blue)
+    drawn = chart.evaluate(
+        """el => {
+            const c = el.querySelector("canvas");
+            const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < px.length; i += 4)
+                if (px[i + 3] > 200 && px[i + 2] > 150 && px[i] < 120) n++;
+            return n;
+        }"""
+    )
+    assert drawn > 20, f"only {drawn} line pixels on the temperature chart"
+    shot(page, "01-devices-live", full=True)
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        p2 = phone.new_page()
+        p2.goto(stack.url)
+        expect(p2.locator("article.device")).to_have_count(2, timeout=T)
+        page_width = p2.evaluate("document.documentElement.scrollWidth")
+        assert page_width <= 390, f"the phone layout scrolls sideways ({page_width}px)"
+        p2.wait_for_function(
+            "() => document.querySelector('.chart')?.dataset.points > 2", timeout=T
+        )
+        shot(p2, "01-devices-phone")
+    finally:
+        phone.close()
+
+
+def test_frame_log_filters_and_pauses(page: Page) -> None:
+    log = page.locator("#log")
+    rows = log.locator("tbody tr")
+    expect(rows.first).to_be_visible()
+    expect(log.locator("tbody")).to_contain_text("read_regs")
+    expect(log.locator("tbody")).to_contain_text("temperature=")  # decoded by register name
+
+    log.locator('[name="log-addr"]').fill("2")
+    expect(rows.first).to_be_visible()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#log tbody tr').length >= 4", timeout=T
+    )
+    addrs = log.locator("tbody tr td:nth-child(4)").all_text_contents()
+    assert set(addrs) == {"2"}, f"filter addr=2 shows {sorted(set(addrs))}"
+    log.locator('[name="log-cmd"]').select_option("3")
+    cmds = log.locator("tbody tr td:nth-child(5)").all_text_contents()
+    assert cmds and all("read_regs" in c for c in cmds), cmds
+    shot(page, "02-frame-log-filtered", full=True)
+
+    pause = log.locator('[data-action="pause"]')
+    pause.press("Enter")  # keyboard works
+    expect(pause).to_have_attribute("aria-pressed", "true")
+    top = rows.first.text_content()
+    status = log.locator('[data-role="log-status"]')
+    expect(status).to_contain_text(re.compile(r"paused, [1-9]\d* new"))
+    assert rows.first.text_content() == top, "the log moved while paused"
+    shot(page, "02-frame-log-paused")
+    pause.click()
+    expect(pause).to_have_attribute("aria-pressed", "false")
+    page.wait_for_function(
+        "top => document.querySelector('#log tbody tr')?.textContent !== top", arg=top
+    )
+    assert len(rows.all()) <= 500
+
+
+def test_frame_log_stays_bounded_and_fast_under_a_burst(page: Page) -> None:
+    """5000 frames in one go (as from a busy bus): one DOM update, at most 500 rows."""
+    result: dict[str, float] = page.evaluate(
+        """async () => {
+            const fb = window.framebridge;
+            const t0 = performance.now();
+            const msgs = [];
+            for (let i = 0; i < 5000; i++)
+                msgs.push({type: "frame", bus: "burst", seq: i + 1, epoch: 1, ts: Date.now() / 1000,
+                           addr: 9, cmd: 3, dir: i % 2 ? "rx" : "tx", data: "000004",
+                           fields: {start: 0, count: 4}});
+            fb.conn.onMessages(msgs);
+            await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+            const rows = document.querySelectorAll("#log tbody tr");
+            const burst = [...rows].filter((tr) => tr.cells[1].textContent === "burst").length;
+            return {ms: performance.now() - t0, rows: rows.length, burst};
+        }"""
+    )
+    assert result["rows"] == 500, result
+    assert result["burst"] >= 450, result  # newest first: the burst fills the table
+    assert result["ms"] < 1500, f"5000 frames took {result['ms']:.0f} ms to show"
+
+
+def test_write_register_inline_and_from_the_command_panel(page: Page) -> None:
+    setpoint = card(page, 1).locator('.reg[data-reg="setpoint"]')
+    expect(setpoint.locator('[data-role="value"]')).not_to_have_text(NO_VALUE)
+    # keyboard only: focus Edit, Enter, type, Enter
+    setpoint.locator("button.edit").focus()
+    page.keyboard.press("Enter")
+    field = setpoint.locator("input.reg-input")
+    expect(field).to_be_focused()
+    page.keyboard.type("27.5")
+    page.keyboard.press("Enter")
+    # the value comes back from the device (write echo and the next poll), not from the form
+    expect(setpoint.locator('[data-role="value"]')).to_have_text("27.50")
+    expect(setpoint.locator(".reg-note")).to_contain_text("written")
+    expect(setpoint.locator(".reg-note")).to_contain_text("ms")
+    shot(page, "03-inline-write")
+
+    form = page.locator("#cmd-form")
+    form.locator('[name="cmd-device"]').select_option("bus0/2")
+    form.locator('[name="cmd-name"]').select_option("write")
+    form.locator('[name="arg-reg"]').select_option("setpoint")
+    form.locator('[name="arg-value"]').fill("18.25")
+    form.locator('button[type="submit"]').click()
+    result = page.locator("#cmd-results li").first
+    expect(result).to_have_class(re.compile(r"\bok\b"))
+    expect(result).to_contain_text("round trip")
+    expect(value(page, 2, "setpoint")).to_have_text("18.25")
+
+    form.locator('[name="cmd-name"]').select_option("identify")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#cmd-results li").first).to_contain_text("model=THERMO-1")
+
+    # out of range: refused by the page (known limits) or by the device; either way it shows
+    form.locator('[name="cmd-name"]').select_option("write")
+    form.locator('[name="arg-reg"]').select_option("setpoint")
+    form.locator('[name="arg-value"]').fill("99")
+    form.locator('button[type="submit"]').click()
+    refused = page.locator("#cmd-results li.bad, [data-role='cmd-error']:not(:empty)")
+    expect(refused.first).to_be_visible()
+    expect(value(page, 2, "setpoint")).to_have_text("18.25")
+    shot(page, "03-command-panel")
+
+
+def test_reconnects_and_resumes_after_the_bridge_restarts(page: Page, stack: Stack) -> None:
+    expect(value(page, 1, "uptime")).not_to_have_text(NO_VALUE)
+    # a dropped socket with the bridge still there: the resume recovers what was missed
+    page.evaluate("window.framebridge.conn.ws.close()")
+    expect(page.locator("#resume")).to_have_attribute("data-state", "recovered")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    expect(page.locator("#resume")).to_contain_text("recovered")
+    shot(page, "04-resumed")
+
+    stack.bridge.stop(signal.SIGKILL)
+    expect(page.locator("#conn")).to_have_attribute("data-state", re.compile("waiting|connecting"))
+    expect(page.locator("#conn-text")).to_contain_text("retry in")
+    expect(page.locator("#retry")).to_be_visible()
+    shot(page, "04-bridge-down")
+
+    stack.bridge.start()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=15_000)
+    # a new bridge is a new epoch: nothing to replay, so the page says so and reloads state
+    expect(page.locator("#resume")).to_have_attribute("data-state", "reloaded")
+    expect(page.locator("#resume")).to_contain_text("state reloaded")
+    expect_changes(page, value(page, 1, "uptime"))
+    expect(card(page, 1).locator('[data-role="online"]')).to_have_text("online")
+    shot(page, "04-bridge-back")
+
+
+def test_bus_goes_down_when_its_port_disappears_and_comes_back(page: Page, stack: Stack) -> None:
+    bus = page.locator('section.bus[data-bus="bus0"]')
+    expect(bus).to_have_attribute("data-state", "up")
+    expect(card(page, 1).locator('[data-role="online"]')).to_have_text("online")
+
+    stack.sim.stop()  # the pty and its symlink vanish
+    expect(bus).to_have_attribute("data-state", "down")
+    expect(bus.locator('[data-role="bus-state"]')).to_have_text("bus down")
+    expect(bus.locator('[data-role="bus-error"]')).to_be_visible()
+    expect(card(page, 1).locator('[data-role="online"]')).to_have_text("offline")
+    expect(page.locator("#log tbody")).to_contain_text("bus down")
+    shot(page, "05-bus-down", full=True)
+
+    stack.sim.start()
+    expect(bus).to_have_attribute("data-state", "up", timeout=15_000)
+    expect(card(page, 1).locator('[data-role="online"]')).to_have_text("online")
+    expect(bus.locator('[data-role="bus-error"]')).to_be_hidden()
+    expect_changes(page, value(page, 2, "uptime"))
+    shot(page, "05-bus-back", full=True)
+
+
+def test_unauthorized_asks_for_a_token_and_a_down_bus_shows_from_the_start(
+    browser: Browser, tmp_path: Path
+) -> None:
+    proc, url = locked_bridge(tmp_path, OUT / "processes.log", token="s3cret")
+    proc.start()
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(T)
+        pg.goto(url)
+        conn = pg.locator("#conn")
+        expect(conn).to_have_attribute("data-state", "refused")  # 4003: no retry loop
+        expect(conn).to_contain_text("unauthorized")
+        expect(pg.locator("#token-input")).to_be_focused()
+        shot(pg, "06-unauthorized")
+        pg.keyboard.type("s3cret")
+        pg.keyboard.press("Enter")
+        expect(conn).to_have_attribute("data-state", "open")
+        bus = pg.locator('section.bus[data-bus="nowhere"]')
+        expect(bus).to_have_attribute("data-state", "down")
+        expect(bus.locator('[data-role="bus-error"]')).to_be_visible()
+        shot(pg, "06-token-accepted-bus-down")
+        # the token is remembered: a reload connects straight away
+        pg.reload()
+        expect(conn).to_have_attribute("data-state", "open")
+    finally:
+        context.close()
+        proc.stop()
+
+
+def test_wire_helpers_in_the_browser(page: Page) -> None:
+    """The pure module the page is built on: backoff bounds, batching, resume bookkeeping."""
+    result: dict[str, Any] = page.evaluate(
+        """async () => {
+            const w = await import("./static/js/wire.js");
+            const t = new w.ResumeTracker();
+            return {
+                maxDelays: [0, 1, 5, 20].map((a) => w.backoffDelay(a, {random: () => 0.999999})),
+                minDelay: w.backoffDelay(7, {random: () => 0}),
+                batch: w.unbatch('[{"type":"a"},{"type":"b"}]').length,
+                single: w.unbatch('{"type":"a"}').length,
+                verdicts: [t.accept("b", 1, 5), t.accept("b", 1, 6), t.accept("b", 1, 6),
+                           t.accept("b", 1, 9), t.accept("b", 2, 1)],
+                since: t.since(),
+                refused: w.describeClose(4003).reconnect,
+                hex: w.cleanHex("0x01 02:0A"),
+            };
+        }"""
+    )
+    assert result["maxDelays"] == [499, 999, 9999, 9999]
+    assert result["minDelay"] == 0
+    assert (result["batch"], result["single"]) == (2, 1)
+    assert result["verdicts"] == ["new", "new", "duplicate", "gap", "epoch"]
+    assert result["since"] == {"b": {"epoch": 2, "seq": 1}}
+    assert result["refused"] is False
+    assert result["hex"] == "01020a"
