@@ -12,16 +12,16 @@ import gc
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["cpu_time", "fmt_rate", "interleaved", "markdown_table", "ratio"]
+__all__ = ["Timing", "cpu_time", "fmt_rate", "interleaved", "markdown_table", "ratio"]
 
 T = TypeVar("T")
 
 
 def cpu_time(job: Callable[[], T]) -> tuple[float, T]:
-    """CPU seconds one call of ``job`` took (garbage collector paused), and its result."""
-    gc.collect()
+    """CPU seconds one call of ``job`` took, with the cyclic garbage collector paused."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -34,13 +34,39 @@ def cpu_time(job: Callable[[], T]) -> tuple[float, T]:
     return elapsed, result
 
 
-def interleaved(jobs: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
-    """Median CPU seconds of each job over ``runs`` rounds; every round runs every job once."""
+@dataclass(frozen=True)
+class Timing:
+    """CPU seconds of every run of one job."""
+
+    runs: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    @property
+    def best(self) -> float:
+        """The fastest run: noise only ever adds time, so this is the least disturbed one."""
+        return min(self.runs)
+
+
+def interleaved(jobs: dict[str, Callable[[], object]], runs: int) -> dict[str, Timing]:
+    """CPU seconds of each job over ``runs`` rounds; every round runs every job once.
+
+    Everything alive before the first round (the inputs) is frozen out of the collector's reach
+    first, so no job pays for scanning another job's data.
+    """
+    gc.collect()
+    gc.freeze()
     times: dict[str, list[float]] = {name: [] for name in jobs}
-    for _ in range(runs):
-        for name, job in jobs.items():
-            times[name].append(cpu_time(job)[0])
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    try:
+        for _ in range(runs):
+            for name, job in jobs.items():
+                times[name].append(cpu_time(job)[0])
+                gc.collect()
+    finally:
+        gc.unfreeze()
+    return {name: Timing(tuple(ts)) for name, ts in times.items()}
 
 
 def fmt_rate(per_second: float, unit: str = "frames/s") -> str:

@@ -27,7 +27,7 @@ from struct import Struct
 from typing import Literal
 
 from .codec import crc_residue
-from .crc import raw_crc
+from .crc import RawCrc, raw_crc
 from .errors import FrameValueError
 from .format import DEFAULT_FORMAT, FrameFormat, Layout
 from .frame import Frame
@@ -72,10 +72,13 @@ class StreamDecoder:
         self._final = False  # set only while flush() runs the scan
         self._lay = lay
         self._crc = fmt.crc_function
-        cfun, cinit, ctable = raw_crc(fmt.crc)
-        # Everything the hot loop needs, unpacked into locals with one instruction per feed().
-        # fields[n](buf, i): (addr, cmd, data) of the frame at i with an n-byte payload, one C
-        # call whose tuple becomes the Frame.
+        # Everything the hot loop needs, unpacked into locals with one instruction per feed():
+        # check(covered + crc bytes, cinit, ctable) == residue when the CRC is right (see
+        # _frame_check); fields[n](buf, i) is (addr, cmd, data) of the frame at i with an n-byte
+        # payload, one C call whose tuple becomes the Frame. The loop finds the length byte
+        # last in the header and reads fields[length] for the max_payload check.
+        if lay.length_offset != lay.header_size - 1:
+            raise AssertionError("the length byte is not the header's last byte")
         self._consts = (
             lay.start,
             lay.header_size,
@@ -84,12 +87,8 @@ class StreamDecoder:
             lay.crc_size,
             lay.trailer_size,
             lay.min_size,
-            lay.max_payload,
             lay.end,
-            crc_residue(fmt),
-            cfun,
-            cinit,
-            ctable,
+            *_frame_check(fmt),
             _field_readers(lay),
         )
 
@@ -120,7 +119,7 @@ class StreamDecoder:
         # ``tuple.__new__`` from the fields' tuple, skipping ``Frame.__new__``.
         data = self._rest + chunk
         n = len(data)
-        start, hs, lo, cfrom, cs, ts, mins, maxp, endb, residue, cfun, cinit, ctable, fields = (
+        start, hs, lo, cfrom, cs, ts, mins, endb, check, cinit, ctable, residue, fields = (
             self._consts
         )
         final = self._final
@@ -139,22 +138,23 @@ class StreamDecoder:
                     pos = n
                     break
                 discarded += i - pos
-            at = i + hs  # first data byte
-            if at > n:  # header not all here yet
-                if final:
-                    discarded += 1
-                    self.stats.abandoned += 1
-                    pos = i + 1
-                    continue
-                pos = i
-                break
-            length = data[i + lo]
-            if length > maxp:
-                self.stats.length_errors += 1
+            try:  # free unless raised: both checks below cost nothing on the common path
+                length = data[i + lo]  # the header's last byte
+                read = fields[length]  # one reader per allowed payload length
+            except IndexError:
+                if i + hs > n:  # header not all here yet
+                    if final:
+                        discarded += 1
+                        self.stats.abandoned += 1
+                        pos = i + 1
+                        continue
+                    pos = i
+                    break
+                self.stats.length_errors += 1  # length > max_payload
                 discarded += 1
                 pos = i + 1
                 continue
-            crc_at = at + length
+            crc_at = i + hs + length
             end = crc_at + ts
             if end > n:
                 # Lookahead: only a start byte early enough to begin a whole frame (one C call
@@ -170,11 +170,7 @@ class StreamDecoder:
                     continue
                 pos = i
                 break
-            if residue is not None:
-                ok = cfun(data[i + cfrom : crc_at + cs], cinit, ctable) == residue
-            else:
-                ok = self._crc_ok(data, i + cfrom, crc_at)
-            if not ok:
+            if check(data[i + cfrom : crc_at + cs], cinit, ctable) != residue:
                 self.stats.crc_errors += 1
                 discarded += 1
                 pos = i + 1
@@ -184,7 +180,7 @@ class StreamDecoder:
                 discarded += 1
                 pos = i + 1
                 continue
-            append(new(Frame, fields[length](data, i)))
+            append(new(Frame, read(data, i)))
             pos = end
         st = self.stats
         st.frames += len(out)
@@ -227,6 +223,27 @@ class StreamDecoder:
             ):
                 return True
             j += 1
+
+
+def _frame_check(fmt: FrameFormat) -> tuple[RawCrc, int, object, int]:
+    """``(check, init, table, residue)``: ``check(covered + crc, init, table) == residue`` iff the
+    CRC bytes are right.
+
+    Where the variant has a residue (MODBUS: 0) that is crcmod's C function itself, one call per
+    frame; otherwise a Python function comparing the computed and the received CRC.
+    """
+    residue = crc_residue(fmt)
+    if residue is not None:
+        fun, init, table = raw_crc(fmt.crc)
+        return fun, init, table, residue
+    crc = fmt.crc_function
+    size = fmt.layout.crc_size
+    order: Literal["little", "big"] = "little" if fmt.layout.crc_little else "big"
+
+    def check(frame: bytes | bytearray, _init: int, _table: object) -> int:
+        return 0 if crc(frame[:-size]) == int.from_bytes(frame[-size:], order) else 1
+
+    return check, 0, None, 0
 
 
 @cache
