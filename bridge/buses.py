@@ -96,6 +96,9 @@ class BusOwner:
         self.request_queue = request_queue
         self._read_code = registry.resolve_code("read_regs")
         self._write_code = registry.resolve_code("write_reg")
+        self._identify_code = registry.resolve_code("identify")
+        self._awaiting: int | None = None  # address whose reply the worker waits for
+        self.down_reason = ""
         maps = load_register_maps(cfg)
         self.book = DeviceBook(
             [(d.addr, d.name, d.profile) for d in cfg.devices], maps, offline_after=offline_after
@@ -161,9 +164,8 @@ class BusOwner:
     async def start(self) -> None:
         await self.master.open()
         if not self.master.connected:
-            self._publish_event(
-                "bus_down", None, self.clock(), reason=f"cannot open {self.cfg.url}"
-            )
+            self.down_reason = f"cannot open {self.cfg.url}"
+            self._publish_event("bus_down", None, self.clock(), reason=self.down_reason)
         self._worker = asyncio.create_task(self._run(), name=f"bus-{self.name}")
 
     def idle(self) -> bool:
@@ -241,19 +243,24 @@ class BusOwner:
     async def _transact(self, pending: _Pending) -> dict[str, Any]:
         req = pending.request
         t0 = time.perf_counter()
+        self._awaiting = req.addr
         try:
             frame = await self.master.request(
                 req.addr, pending.code, pending.data, timeout=req.timeout_s
             )
         except Timeout:
+            self.book.count_error(req.addr, "timeouts")
             return _fail("timeout", f"no reply from addr {req.addr}")
         except DeviceError as exc:
+            self.book.count_error(req.addr, "device_errors")
             self._seen(req.addr)
             return _fail("device_error", str(exc), device_code=exc.code)
         except (LinkDown, MasterClosed) as exc:
             return _fail("bus_down", str(exc) or f"bus {self.name} is down")
         except FramesError as exc:
             return _fail("bad_request", str(exc))
+        finally:
+            self._awaiting = None
         rtt = (time.perf_counter() - t0) * 1000
         self._seen(req.addr)
         out: dict[str, Any] = {
@@ -271,6 +278,7 @@ class BusOwner:
 
     async def _poll(self, job: PollJob) -> None:
         t0 = time.perf_counter()
+        self._awaiting = job.addr
         try:
             await self.master.request(job.addr, job.cmd, job.data)
         except Timeout:
@@ -279,6 +287,7 @@ class BusOwner:
                 self._publish_event("device_offline", job.addr, self.clock())
             return
         except DeviceError:
+            self.book.count_error(job.addr, "device_errors")
             self.metrics.polls.labels(self.name, "device_error").inc()
         except (LinkDown, MasterClosed):
             self.metrics.polls.labels(self.name, "bus_down").inc()
@@ -288,8 +297,28 @@ class BusOwner:
             return
         else:
             self.metrics.polls.labels(self.name, "ok").inc()
+        finally:
+            self._awaiting = None
         self.metrics.poll_latency.labels(self.name).observe(time.perf_counter() - t0)
         self._seen(job.addr)
+        if self.book.needs_identity(job.addr):
+            await self._identify(job.addr)
+
+    async def _identify(self, addr: int) -> None:
+        """Ask a device that just came online who it is, once, so ``state`` can show it.
+
+        The reply reaches the book through the traffic callback like any other frame; a device
+        that does not implement IDENTIFY gets an empty identity and is not asked again.
+        """
+        self._awaiting = addr
+        try:
+            await self.master.request(addr, self._identify_code)
+        except DeviceError:
+            self.book.identified(addr, {})
+        except FramesError as exc:
+            log.info("event=identify_failed bus=%s addr=%s error=%s", self.name, addr, exc)
+        finally:
+            self._awaiting = None
 
     def _seen(self, addr: int) -> None:
         if self.book.seen(addr, self.clock()):
@@ -338,14 +367,24 @@ class BusOwner:
             self._publish_frame(f, "rx", ev.ts, None if ev.kind == "reply" else ev.kind)
         elif isinstance(ev, CrcErrorSeen):
             self.metrics.crc_errors.labels(self.name).inc(ev.count)
-            self._publish_event("crc_error", None, ev.ts, count=ev.count)
+            addr = self._awaiting
+            if addr is not None:
+                self.book.count_error(addr, "crc_errors", ev.count)
+                self._publish_event("crc_error", None, ev.ts, count=ev.count, awaiting=addr)
+            else:
+                self._publish_event("crc_error", None, ev.ts, count=ev.count)
         elif isinstance(ev, LinkStateChanged):
             if ev.up == self._up:
                 return
             self._up = ev.up
+            self.down_reason = "" if ev.up else (ev.reason or "port unavailable")
             self.metrics.bus_up.labels(self.name).set(1 if ev.up else 0)
-            log.warning(
-                "event=%s bus=%s reason=%r", "bus_up" if ev.up else "bus_down", self.name, ev.reason
+            log.log(
+                logging.INFO if ev.up else logging.WARNING,
+                "event=%s bus=%s reason=%r",
+                "bus_up" if ev.up else "bus_down",
+                self.name,
+                ev.reason,
             )
             extra = {"reason": ev.reason} if ev.reason else {}
             self._publish_event("bus_up" if ev.up else "bus_down", None, ev.ts, **extra)
@@ -356,6 +395,10 @@ class BusOwner:
             fields = self.registry.describe(f, request=False)
             if start is not None and fields is not None and isinstance(fields.get("values"), list):
                 self.book.registers(f.addr, start, fields["values"], ts)
+        elif f.cmd == self._identify_code:
+            fields = self.registry.describe(f, request=False)
+            if fields is not None:
+                self.book.identified(f.addr, jsonable(fields))
         elif f.cmd == self._write_code and len(f.data) == 4:
             reg = int.from_bytes(f.data[:2], "little")
             value = int.from_bytes(f.data[2:], "little")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["DeviceBook", "DeviceState", "RegisterInfo"]
+__all__ = ["DeviceBook", "DeviceState", "RegisterInfo", "describe_register"]
 
 
 class RegisterInfo(Protocol):
@@ -24,7 +24,31 @@ class RegisterInfo(Protocol):
     def name(self) -> str: ...
     @property
     def unit(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def scale(self) -> float: ...
+    @property
+    def writable(self) -> bool: ...
+    @property
+    def minimum(self) -> float | None: ...
+    @property
+    def maximum(self) -> float | None: ...
     def to_value(self, raw: int) -> float | int: ...
+
+
+def describe_register(info: RegisterInfo) -> dict[str, Any]:
+    """A register of a device's map as ``state`` shows it: what a dashboard may edit."""
+    return {
+        "address": info.address,
+        "name": info.name,
+        "type": info.type,
+        "scale": info.scale,
+        "unit": info.unit,
+        "writable": info.writable,
+        "min": info.minimum,
+        "max": info.maximum,
+    }
 
 
 @dataclass
@@ -37,16 +61,30 @@ class DeviceState:
     last_seen: float | None = None
     registers: dict[int, int] = field(default_factory=dict)  # address → raw u16
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → value/unit/raw/ts
+    # From the device's IDENTIFY reply, once seen (the bus owner asks when a device comes online).
+    identity: dict[str, Any] | None = None
+    # Per-device error counters: timeouts, device_errors (error replies), crc_errors (while
+    # this device's reply was awaited).
+    errors: dict[str, int] = field(
+        default_factory=lambda: {"timeouts": 0, "device_errors": 0, "crc_errors": 0}
+    )
+    register_map: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        ident = self.identity or {}
         return {
             "addr": self.addr,
             "name": self.name,
             "profile": self.profile,
             "online": self.online,
             "last_seen": self.last_seen,
+            "model": ident.get("model"),
+            "firmware": ident.get("firmware"),
+            "uid": ident.get("uid"),
+            "errors": dict(self.errors),
             "registers": {str(k): v for k, v in sorted(self.registers.items())},
             "values": self.values,
+            "register_map": self.register_map,
         }
 
 
@@ -59,8 +97,11 @@ class DeviceBook:
         offline_after: int = 1,
     ) -> None:
         """``devices``: (addr, name, profile name); ``maps``: addr → register address → info."""
-        self.devices = {a: DeviceState(a, n, p) for a, n, p in devices}
         self.maps = dict(maps or {})
+        self.devices = {a: DeviceState(a, n, p) for a, n, p in devices}
+        for addr, dev in self.devices.items():
+            rmap = self.maps.get(addr, {})
+            dev.register_map = [describe_register(rmap[r]) for r in sorted(rmap)]
         self.offline_after = max(1, offline_after)
 
     def _get(self, addr: int) -> DeviceState:
@@ -79,9 +120,23 @@ class DeviceBook:
             return "device_online"
         return None
 
+    def identified(self, addr: int, fields: Mapping[str, Any]) -> None:
+        """Remember what the device's IDENTIFY reply said (model, firmware, uid)."""
+        self._get(addr).identity = {k: fields.get(k) for k in ("model", "firmware", "uid")}
+
+    def needs_identity(self, addr: int) -> bool:
+        dev = self.devices.get(addr)
+        return dev is not None and dev.online is True and dev.identity is None
+
+    def count_error(self, addr: int, kind: str, n: int = 1) -> None:
+        """Add to a device's error counter (``timeouts``, ``device_errors``, ``crc_errors``)."""
+        errors = self._get(addr).errors
+        errors[kind] = errors.get(kind, 0) + n
+
     def missed(self, addr: int) -> str | None:
         """A poll timed out; "device_offline" after ``offline_after`` misses in a row."""
         dev = self._get(addr)
+        dev.errors["timeouts"] += 1
         dev.misses += 1
         if dev.misses >= self.offline_after and dev.online is not False:
             dev.online = False

@@ -2,13 +2,14 @@
 
 A per-bridge :class:`CollectorRegistry` (not the global default) lets tests and embedders run
 several bridges in one process without "duplicated timeseries" errors. Hot counters that change
-per message (deliveries, drops) are read from the hub's plain integers at scrape time instead of
-incrementing a locked Prometheus counter 400k times a second.
+per message (deliveries, drops, messages/frames/bytes out) are read from plain integers at scrape
+time instead of incrementing a locked Prometheus counter 400k times a second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -16,19 +17,39 @@ from prometheus_client.registry import Collector
 
 from .fanout import FanoutStats
 
-__all__ = ["CONTENT_TYPE", "BridgeMetrics"]
+__all__ = ["CONTENT_TYPE", "BridgeMetrics", "OutStats"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
+@dataclass(slots=True)
+class OutStats:
+    """What the writers sent, as plain integers (read at scrape time)."""
+
+    messages: int = 0
+    frames: int = 0
+    bytes: int = 0
+
+
 class _StatsCollector(Collector):
-    def __init__(self, stats: Callable[[], FanoutStats], clients: Callable[[], int]) -> None:
+    def __init__(
+        self, stats: Callable[[], FanoutStats], clients: Callable[[], int], out: OutStats
+    ) -> None:
         self._stats = stats
         self._clients = clients
+        self._out = out
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats()
+        out = self._out
+        yield CounterMetricFamily(
+            "framebridge_messages_out", "Messages written to clients", out.messages
+        )
+        yield CounterMetricFamily(
+            "framebridge_ws_frames_out", "WebSocket frames written (a batch is one)", out.frames
+        )
+        yield CounterMetricFamily("framebridge_bytes_out", "Bytes of message text out", out.bytes)
         yield GaugeMetricFamily(
             "framebridge_clients", "Connected WebSocket clients", self._clients()
         )
@@ -54,13 +75,7 @@ class _StatsCollector(Collector):
 class BridgeMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.messages_out = Counter(
-            "framebridge_messages_out", "Messages written to clients", registry=r
-        )
-        self.frames_out = Counter(
-            "framebridge_ws_frames_out", "WebSocket frames written (a batch is one)", registry=r
-        )
-        self.bytes_out = Counter("framebridge_bytes_out", "Bytes of message text out", registry=r)
+        self.out = OutStats()  # incremented by the writers per frame, not per message
         self.slow_closes = Counter(
             "framebridge_slow_consumer_closes", "Clients closed 4000 (over queue bound)", registry=r
         )
@@ -91,7 +106,7 @@ class BridgeMetrics:
         )
 
     def attach(self, stats: Callable[[], FanoutStats], clients: Callable[[], int]) -> None:
-        self.registry.register(_StatsCollector(stats, clients))
+        self.registry.register(_StatsCollector(stats, clients, self.out))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,11 +1,15 @@
-"""The WebSocket server: one reader (the handler) and one writer task per client.
+"""The WebSocket server: one reader (the handler) per client and one flusher for all of them.
 
 The handler parses each client message (:mod:`bridge.contract`) and answers it; bad input gets
 an ``error`` message and the loop goes on. Publishers never await a client: fan-out puts
-pre-serialized text in each session's bounded queue (:mod:`bridge.session`) and the client's
-writer task sends what is queued, batched as one JSON array per WebSocket frame. A client whose
-queue overflows is closed with 4000 by a separate task, so a writer stuck on a full socket cannot
-keep it open, and no client ever waits for another.
+pre-serialized text in each session's bounded queue (:mod:`bridge.session`), and a session whose
+queue becomes non-empty is marked dirty. One ``call_soon`` callback per event-loop turn (however
+many messages were published in that turn) writes what each dirty client has queued, batched as
+one JSON array per WebSocket frame, straight to its transport: no task, event or ``await`` per
+client or per message. A client whose transport buffer is above ``write_limit`` gets a small
+drain task that waits for the socket and marks it dirty again; meanwhile its queue grows, and
+when it overflows the client is closed with 4000 by a separate task, so no client ever waits for
+another.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from . import contract as c
 from .acl import Principal, check_token
@@ -35,11 +40,14 @@ __all__ = ["BridgeServer", "BusPort"]
 
 log = logging.getLogger("bridge.server")
 
+_PACE_MIN_S = 0.002  # flushes shorter than this are not paced
+
 
 class BusPort(Protocol):
     """What the server needs from a bus owner (:class:`bridge.buses.BusOwner`)."""
 
     name: str
+    down_reason: str  # why the bus is down ("" while up), for ``state``
 
     @property
     def up(self) -> bool: ...
@@ -49,14 +57,26 @@ class BusPort(Protocol):
 
 
 class _Conn:
-    __slots__ = ("closing", "event", "peer", "session", "ws")
+    __slots__ = ("blocked", "closing", "dirty", "peer", "session", "ws")
 
-    def __init__(self, ws: ServerConnection, session: Session, event: asyncio.Event) -> None:
+    def __init__(self, ws: ServerConnection, session: Session) -> None:
         self.ws = ws
         self.session = session
-        self.event = event
         self.closing = False
+        self.dirty = False  # in the server's list of connections to flush
+        self.blocked = False  # transport above its write limit: a drain task waits for it
         self.peer = ws.remote_address[0] if ws.remote_address else "?"
+
+
+class _LastFrame:
+    """The last batch written in a flush and its WebSocket frame, for the next client."""
+
+    __slots__ = ("batch", "frame", "text_len")
+
+    def __init__(self) -> None:
+        self.batch: list[str] = []
+        self.frame = b""
+        self.text_len = 0
 
 
 class BridgeServer:
@@ -93,6 +113,9 @@ class BridgeServer:
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(3)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dirty: list[_Conn] = []
+        self._flush_pending = False
+        self._next_flush = 0.0  # loop time: a long flush makes the next one wait as long
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -158,16 +181,13 @@ class BridgeServer:
             await ws.close(c.CLOSE_NODE_FULL, "node full")
             return
         sid = f"{self._prefix}-{next(self._ids)}"
-        event = asyncio.Event()
         session = Session(sid, self.queue_limits, self.clock())
-        conn = _Conn(ws, session, event)
+        conn = _Conn(ws, session)
         session.wake = lambda: self._wake(conn)
         self.conns[sid] = conn
-        writer: asyncio.Task[None] | None = None
         try:
             if not await self._hello(conn):
                 return
-            writer = asyncio.create_task(self._writer(conn))
             async for raw in ws:
                 self._dispatch(conn, raw)
         except ConnectionClosed:
@@ -175,11 +195,8 @@ class BridgeServer:
         finally:
             self.hub.detach(session)
             session.closing = True
+            conn.closing = True
             self.conns.pop(sid, None)
-            if writer is not None:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                    await writer
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
 
     async def _hello(self, conn: _Conn) -> bool:
@@ -239,12 +256,26 @@ class BridgeServer:
         return out
 
     def _wake(self, conn: _Conn) -> None:
-        conn.event.set()
-        if conn.session.overflowed and not conn.closing:
-            conn.closing = True
-            self.metrics.slow_closes.inc()
-            log.warning("event=slow_consumer session=%s peer=%s", conn.session.id, conn.peer)
-            self._spawn(self._close_slow(conn))
+        """The session's queue became non-empty (or overflowed): flush it this loop turn."""
+        if conn.session.overflowed:
+            if not conn.closing:
+                conn.closing = True
+                self.metrics.slow_closes.inc()
+                log.warning("event=slow_consumer session=%s peer=%s", conn.session.id, conn.peer)
+                self._spawn(self._close_slow(conn))
+            return
+        if conn.dirty:
+            return
+        conn.dirty = True
+        self._dirty.append(conn)
+        if not self._flush_pending:
+            self._flush_pending = True
+            loop = asyncio.get_running_loop()
+            delay = self._next_flush - loop.time()
+            if delay > 0:
+                loop.call_later(delay, self._flush)
+            else:
+                loop.call_soon(self._flush)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -264,25 +295,89 @@ class BridgeServer:
             if ws.transport is not None and not ws.transport.is_closing():
                 ws.transport.abort()
 
-    async def _writer(self, conn: _Conn) -> None:
+    def _flush(self) -> None:
+        """Write what every dirty client has queued; runs once per loop turn with publishes.
+
+        Pacing: when writing took more than ``_PACE_MIN_S`` of CPU (many clients), the next
+        flush waits as long again, so writing takes at most about half of the loop and the
+        buses keep their rate; what is published meanwhile goes out as one batch per client
+        (one write instead of several, which is where a loaded bridge spends its CPU). An idle
+        bridge writes at once.
+        """
+        self._flush_pending = False
+        started = time.thread_time()  # CPU time: a preempted flush does not inflate the pause
+        dirty, self._dirty = self._dirty, []
+        now = self.clock()
+        last = _LastFrame()
+        for conn in dirty:
+            conn.dirty = False
+            if not conn.closing and not conn.blocked:
+                self._write(conn, now, last)
+        spent = time.thread_time() - started
+        self._next_flush = asyncio.get_running_loop().time() + spent if spent > _PACE_MIN_S else 0.0
+
+    def _write(self, conn: _Conn, now: float, last: _LastFrame) -> None:
+        """Send the queue as frames of up to ``batch_messages``/``batch_bytes`` while the
+        transport takes them (below ``write_limit``); then hand over to a drain task.
+
+        Clients with the same subscriptions get the same batches in a flush: without extensions
+        (compression) a server frame does not depend on the connection, so the frame websockets
+        built for the previous client is written again instead of being encoded and framed once
+        per client.
+        """
         session = conn.session
         ws = conn.ws
-        metrics = self.metrics
-        while True:
-            await conn.event.wait()
-            conn.event.clear()
-            while not conn.closing:
-                batch = session.take_batch()
-                if not batch:
-                    break
-                text = c.batch_text(batch)
-                await ws.send(text)
-                session.mark_sent(len(batch), len(text), self.clock())
-                metrics.messages_out.inc(len(batch))
-                metrics.frames_out.inc()
-                metrics.bytes_out.inc(len(text))
-            if conn.closing:
-                return
+        protocol = ws.protocol
+        transport = ws.transport
+        out = self.metrics.out
+        messages = frames = size = 0
+        while len(session):
+            if protocol.state is not State.OPEN or transport.is_closing():
+                break  # closing: the handler ends and the queue goes with the session
+            if ws.paused:  # the transport's buffer is over the high-water mark
+                conn.blocked = True
+                self._spawn(self._drain(conn))
+                break
+            batch = session.take_batch()
+            try:
+                if batch == last.batch and not protocol.extensions:
+                    if protocol.writes:  # keep order with control frames, if any
+                        ws.send_data()
+                    transport.write(last.frame)
+                    text_len = last.text_len
+                else:
+                    text = batch[0] if len(batch) == 1 else "[" + ",".join(batch) + "]"
+                    text_len = len(text)
+                    protocol.send_text(text.encode())
+                    chunks = protocol.data_to_send()
+                    for chunk in chunks:
+                        if chunk:  # b"" means half-close: not while OPEN
+                            transport.write(chunk)
+                    if len(chunks) == 1 and not protocol.extensions:
+                        last.batch, last.frame, last.text_len = batch, chunks[0], text_len
+            except Exception as exc:  # what send() would do: drop the connection
+                log.debug("event=write_error session=%s error=%r", session.id, exc)
+                conn.closing = True
+                transport.abort()
+                break
+            messages += len(batch)
+            frames += 1
+            size += text_len
+        if frames:
+            session.mark_sent(messages, size, now)
+            out.messages += messages
+            out.frames += frames
+            out.bytes += size
+
+    async def _drain(self, conn: _Conn) -> None:
+        try:
+            await conn.ws.drain()
+        except Exception:  # the connection was lost; its handler cleans up
+            return
+        finally:
+            conn.blocked = False
+        if len(conn.session) and not conn.closing:
+            conn.session.wake()
 
     async def _heartbeats(self) -> None:
         interval = self.limits.heartbeat_s
@@ -386,7 +481,13 @@ class BridgeServer:
             if session is not None:
                 principal: Principal = session.principal
                 snap = {a: d for a, d in snap.items() if principal.may_see(name, int(a))}
-            out[name] = {"up": bus.up, "epoch": pos.epoch, "seq": pos.seq, "devices": snap}
+            out[name] = {
+                "up": bus.up,
+                "reason": bus.down_reason,
+                "epoch": pos.epoch,
+                "seq": pos.seq,
+                "devices": snap,
+            }
         return out
 
     def state_json(self) -> dict[str, Any]:

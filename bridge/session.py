@@ -80,24 +80,30 @@ class Session:
 
     def offer(self, text: str) -> bool:
         """Queue one serialized message; False (and ``overflowed``) when over the bound."""
+        # The hot path of fan-out (once per message per client): few lookups, one branch.
+        queue = self._queue
+        n = len(queue)
+        size = len(text)
+        limits = self.limits
+        if (
+            n < limits.max_messages
+            and self.queued_bytes + size <= limits.max_bytes
+            and not (self.overflowed or self.closing)
+        ):
+            queue.append(text)
+            self.queued_bytes += size
+            if not n:
+                self.wake()
+            return True
         if self.overflowed or self.closing:
             self.dropped += 1
             return False
-        size = len(text)
-        limits = self.limits
-        if len(self._queue) >= limits.max_messages or self.queued_bytes + size > limits.max_bytes:
-            self.overflowed = True
-            self.dropped += 1 + len(self._queue)
-            self._queue.clear()
-            self.queued_bytes = 0
-            self.wake()
-            return False
-        was_empty = not self._queue
-        self._queue.append(text)
-        self.queued_bytes += size
-        if was_empty:
-            self.wake()
-        return True
+        self.overflowed = True
+        self.dropped += 1 + n
+        queue.clear()
+        self.queued_bytes = 0
+        self.wake()
+        return False
 
     def force(self, texts: Iterable[str]) -> None:
         """Queue direct answers and replays past the bound: the client asked for them, and
@@ -116,6 +122,11 @@ class Session:
         if not queue:
             return []
         limits = self.limits
+        if len(queue) <= limits.batch_messages and self.queued_bytes <= limits.batch_bytes:
+            out = list(queue)  # everything fits: the common case, no per-message work
+            queue.clear()
+            self.queued_bytes = 0
+            return out
         first = queue.popleft()
         out = [first]
         size = len(first)

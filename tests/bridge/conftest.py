@@ -32,6 +32,7 @@ class DrivenBus:
         self.name = name
         self.hub = hub
         self.is_up = True
+        self.down_reason = ""
         self.requests: asyncio.Queue[tuple[c.Request, asyncio.Future[dict[str, Any]]]] = (
             asyncio.Queue()
         )

@@ -122,11 +122,13 @@ async def test_adapter_unplug_and_replug(bridge: Bridge, sim: SimulatedBus) -> N
         await client.subscribe(["bus0/*"])
         await sim.unplug()
         down = await next_event(client, "bus_down")
+        assert (await client.state())["buses"]["bus0"]["reason"]  # says why it is down
         reply = await client.request("bus0", 1, "identify")
         assert reply["error"]["code"] == "bus_down"
         await sim.replug()
         up = await next_event(client, "bus_up")
         assert up["seq"] > down["seq"]
+        assert (await client.state())["buses"]["bus0"]["reason"] == ""
         while True:  # polling resumed
             msg = await client.recv(5)
             if msg["type"] == "frame" and msg["dir"] == "rx":
@@ -134,3 +136,28 @@ async def test_adapter_unplug_and_replug(bridge: Bridge, sim: SimulatedBus) -> N
         assert client.close_codes == []  # stayed connected throughout
         ok = await client.request("bus0", 1, "identify")
         assert ok["ok"] and ok["fields"]["model"]
+
+
+async def test_state_carries_identity_register_map_and_error_counters(
+    bridge: Bridge, sim: SimulatedBus
+) -> None:
+    async with BridgeClient(bridge.ws_url) as client:
+        await client.subscribe(["bus0/1"])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while True:  # the bus owner identifies a device once it has come online
+            dev = (await client.state())["buses"]["bus0"]["devices"]["1"]
+            if dev["model"] is not None or loop.time() > deadline:
+                break
+            await client.recv(1)  # let more traffic pass (bounded by the deadline)
+        assert dev["model"] == sim.devices[1].profile.model
+        assert dev["firmware"] == list(sim.devices[1].profile.firmware)
+        assert isinstance(dev["uid"], int)
+        regs = {r["name"]: r for r in dev["register_map"]}
+        assert regs["setpoint"]["writable"] is True and regs["temperature"]["writable"] is False
+        assert regs["temperature"]["unit"] == "°C"
+        before = dev["errors"]["device_errors"]
+        bad = await client.request("bus0", 1, "write_reg", args={"reg": 0, "value": 1})
+        assert bad["error"]["code"] == "device_error"  # temperature is read-only
+        after = (await client.state())["buses"]["bus0"]["devices"]["1"]["errors"]
+        assert after["device_errors"] == before + 1

@@ -113,3 +113,14 @@ def test_contract_rejects_bool_as_int_and_both_data_and_args() -> None:
     with pytest.raises(ContractError) as e:
         c.parse_client_message('{"type":"request","bus":"b","addr":1,"cmd":3,"data":"","args":{}}')
     assert e.value.code == "bad_value"
+
+
+def test_take_batch_whole_queue_and_split_keep_order_and_bytes() -> None:
+    s = Session("s", QueueLimits(batch_messages=4, batch_bytes=1000), now=0.0)
+    for i in range(6):
+        assert s.offer(f"m{i}")
+    assert s.take_batch() == ["m0", "m1", "m2", "m3"]  # over batch_messages: split
+    assert s.queued_bytes == 4
+    assert s.take_batch() == ["m4", "m5"]  # the rest fits: taken whole
+    assert s.queued_bytes == 0 and len(s) == 0
+    assert s.take_batch() == []
