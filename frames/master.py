@@ -18,7 +18,11 @@ Timing rules (why each exists):
   wait in a bounded FIFO queue (``max_queue``) and leave in order.
 * **Inter-frame gap** before every request: the line must have been quiet (nothing sent or
   received) for ``gap`` seconds, by default 3.5 character times at ``baudrate`` (10 bits/char).
-  This also keeps a request from colliding with a late reply still on the wire.
+  This also keeps a request from colliding with a late reply still on the wire. "Sent" ends at
+  the estimated end of transmission (length x character time), or when the reply arrives if that
+  is sooner: a reply proves the request has left the wire, whatever the estimate said (a pty or a
+  USB adapter has no real baud rate; without this, every request there would wait out a phantom
+  transmission time after the previous reply).
 * **Timeout** per attempt, counted from the end of the request's transmission; then up to
   ``retries`` more attempts. A reply to *any* attempt of the current transaction is accepted.
 * **Early retry**: garbage, a CRC failure or a malformed reply from the addressed slave while
@@ -130,7 +134,7 @@ class MasterStats:
     link_failures: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Txn:
     token: int
     request: Frame
@@ -170,10 +174,13 @@ def read_registers_request(start: int, count: int) -> bytes:
     return struct.pack("<HB", start, count)
 
 
+_U16S = tuple(struct.Struct(f"<{n}H") for n in range(256))  # n registers, little-endian
+
+
 def parse_read_registers(data: bytes, count: int | None = None) -> list[int]:
     if not data or len(data) != 1 + 2 * data[0] or (count is not None and data[0] != count):
         raise PayloadError(f"bad read_regs response payload {data.hex()}")
-    return list(struct.unpack(f"<{data[0]}H", data[1:]))
+    return list(_U16S[data[0]].unpack_from(data, 1))
 
 
 def write_register_request(reg: int, value: int) -> bytes:
@@ -300,7 +307,10 @@ class MasterCore:
             raise MasterClosed("master is closed")
         if not self._connected:
             raise LinkDown("link is down")
-        code = self.registry.resolve_code(cmd)
+        # A plain code (the hot path) needs no registry lookup; anything else is resolved.
+        code = (
+            cmd if type(cmd) is int and 0 <= cmd < ERROR_FLAG else self.registry.resolve_code(cmd)
+        )
         if code & ERROR_FLAG:
             raise FrameValueError(f"command 0x{code:02x} has the error flag set")
         wire = encode(addr, code, data, self.fmt)  # validates address and payload size
@@ -350,6 +360,8 @@ class MasterCore:
         self._advance(now)
 
     def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""
         out = bytes(self._out)
         self._out.clear()
         return out
@@ -361,17 +373,18 @@ class MasterCore:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called; None when nothing is timed."""
-        times: list[float] = []
+        when: float | None = None
         cur = self._current
         if cur is not None and cur.awaiting:
-            times.append(cur.deadline)
+            when = cur.deadline
             if cur.noisy and cur.retries_left and not cur.cancelled:
-                times.append(self._line_free_at())
+                when = min(when, self._line_free_at())
         elif cur is not None or self._queue:
-            times.append(self._line_free_at())
+            when = self._line_free_at()
         if self.decoder.pending:
-            times.append(self._last_rx + self.idle_flush)
-        return min(times) if times else None
+            flush_at = self._last_rx + self.idle_flush
+            when = flush_at if when is None else min(when, flush_at)
+        return when
 
     def link_down(self, now: float, reason: str = "") -> None:
         """The port is gone: fail everything pending with :class:`LinkDown`."""
@@ -466,19 +479,22 @@ class MasterCore:
             self._finish(cur, now)
 
     def _transmit(self, txn: _Txn, now: float) -> None:
-        self._out += txn.wire
-        end = now + len(txn.wire) * self.char_time
+        wire = txn.wire
+        self._out += wire
+        end = now + len(wire) * self.char_time
         self._line_busy_until = end
         txn.attempts += 1
         txn.sent_at = now
         txn.awaiting = True
         txn.noisy = False
-        txn.deadline = end + (self.turnaround if txn.broadcast else txn.timeout)
-        if not txn.broadcast:
+        if txn.request.addr == BROADCAST:
+            txn.deadline = end + self.turnaround
+        else:
+            txn.deadline = end + txn.timeout
             txn.outstanding += 1
         if self.discard_echo:
             self._echo = txn.request
-        self._events.append(FrameSent(self._ts(now), txn.request))
+        self._events.append(FrameSent(now + self.wall_offset, txn.request))
 
     def _finish(self, txn: _Txn, now: float) -> None:
         """End ``txn``; replies still owed to it will be reported as late."""
@@ -520,11 +536,13 @@ class MasterCore:
             self._echo = None
             cur.outstanding -= 1
             cur.awaiting = False
+            if self._line_busy_until > now:  # the reply proves our request has left the wire
+                self._line_busy_until = now
             if cur.cancelled:
                 self.stats.late += 1
                 kind = "late"
             else:
-                self._events.append(FrameReceived(self._ts(now), frame, "reply"))
+                self._events.append(FrameReceived(now + self.wall_offset, frame, "reply"))
                 self._complete(cur, frame, now)
                 self._finish(cur, now)
                 return
@@ -540,7 +558,7 @@ class MasterCore:
         self._events.append(FrameReceived(self._ts(now), frame, kind))
 
     def _complete(self, cur: _Txn, frame: Frame, now: float) -> None:
-        if frame.is_error:
+        if frame.cmd & ERROR_FLAG:
             self.stats.device_errors += 1
             code = frame.error_code if frame.error_code is not None else 0
             err = DeviceError(code, frame.addr, frame.base_cmd)

@@ -42,6 +42,8 @@ const actions = {
   async request(msg) {
     const r = await conn.request(msg, 8000);
     if (r.type === "error") return { ...r, ok: false, error: { code: r.code, message: r.message } };
+    // the bridge counted it against the device (no event says so): take its count from state
+    if (r.ok === false && (r.error?.code === "timeout" || r.error?.code === "device_error")) reconcileSoon();
     return r;
   },
   async write(dev, reg, value) {
@@ -85,6 +87,13 @@ function applyFrame(m) {
   const dev = model.device(bus, addr);
   if (dev.online !== true) model.setOnline(bus, addr, true, ts);
   else dev.lastSeen = Math.max(dev.lastSeen || 0, ts);
+  // An error reply ends the bridge's transaction with a device error (its own identify aside).
+  if ((m.cmd & 0x80) !== 0 && !m.kind && name !== "identify") {
+    model.bumpError(bus, addr, "device_errors", 1, m);
+    reconcileSoon();
+    model.changed(`${bus}/${addr}`);
+    return null;
+  }
   // Named values straight from the bridge, when it decoded them with the profile.
   const named = m.values ?? m.registers ?? f.named ?? f.registers;
   if (named && typeof named === "object" && !Array.isArray(named)) {
@@ -109,20 +118,35 @@ function applyFrame(m) {
     model.setValues(bus, addr, vals, ts);
     return vals;
   }
-  if (name === "identify" && f.model) {
-    dev.model = f.model;
-    if (Array.isArray(f.firmware)) dev.firmware = f.firmware.join(".");
-    if (typeof f.uid === "number") dev.uid = f.uid;
-  }
+  // the bridge identifies a device once when it comes online; anyone's identify reply will do
+  if (name === "identify" && f.model) model.setIdentity(bus, addr, f);
   model.changed(`${bus}/${addr}`);
   return null;
 }
 
 let refetchTimer = 0;
-function refetchStateSoon() {
+function refetchStateSoon(ms = 300) {
   clearTimeout(refetchTimer);
-  refetchTimer = setTimeout(fetchState, 300);
+  refetchTimer = setTimeout(fetchState, ms);
 }
+
+/**
+ * Error counters: events bump them live, `state` has the bridge's exact counts (it also counts
+ * what no event reports: every timed-out poll of an offline device, other viewers' requests).
+ * After an error, fetch state once things settle; while a device is offline, every few seconds.
+ */
+let reconcileTimer = 0;
+function reconcileSoon() {
+  if (!reconcileTimer) reconcileTimer = setTimeout(() => ((reconcileTimer = 0), fetchState()), 1500);
+}
+const RECONCILE_OFFLINE_MS = 5000;
+const RECONCILE_IDLE_MS = 30000;
+let lastStateAt = 0;
+setInterval(() => {
+  if (conn.status.state !== "open") return;
+  const offline = model.devices().some((d) => d.online === false && model.buses.get(d.bus)?.up === true);
+  if (Date.now() - lastStateAt >= (offline ? RECONCILE_OFFLINE_MS : RECONCILE_IDLE_MS)) fetchState();
+}, 1000);
 
 function applyEvent(m) {
   const bus = m.bus;
@@ -140,40 +164,36 @@ function applyEvent(m) {
       refetchStateSoon();
       break;
     case "device_offline":
-      if (typeof m.addr === "number") model.setOnline(bus, m.addr, false);
+      // the poll that timed out (the bridge's `timeouts` counts every one; state tells the rest)
+      if (typeof m.addr === "number") {
+        model.setOnline(bus, m.addr, false);
+        model.bumpError(bus, m.addr, "timeouts", 1, m);
+      }
       break;
-    case "crc_error":
-      model.bumpError(bus, m.addr, "crc");
+    case "crc_error": {
+      // `awaiting`: the device whose reply was awaited when the garbage arrived
+      const addr = typeof m.awaiting === "number" ? m.awaiting : m.addr;
+      const n = typeof m.count === "number" && m.count > 0 ? m.count : 1;
+      model.bumpError(bus, addr, typeof addr === "number" ? "crc_errors" : "crc", n, m);
       break;
+    }
     default:
       model.changed(bus);
   }
 }
 
+/**
+ * The bridge's snapshot: values, register maps, identity (the bridge identifies each device
+ * itself, so the page never sends identify), error counters, bus up/down and why.
+ */
 async function fetchState() {
+  lastStateAt = Date.now();
   const r = await conn.request({ type: "state" }, 8000);
   if (r.type === "state") {
     model.applyState(r);
-    identifyMissing();
-    return true;
+    return r;
   }
-  return false;
-}
-
-/** The snapshot has no model/firmware for a device: ask the device once (identify). */
-const identified = new Set();
-async function identifyMissing() {
-  for (const d of model.devices()) {
-    const key = `${d.bus}/${d.addr}`;
-    if (d.model || d.online !== true || identified.has(key) || model.buses.get(d.bus)?.up === false) continue;
-    identified.add(key);
-    const r = await conn.request({ type: "request", bus: d.bus, addr: d.addr, cmd: "identify" }, 5000);
-    if (r.ok && r.fields) {
-      applyFrame({ type: "frame", bus: d.bus, addr: d.addr, cmd: 1, dir: "rx", ts: Date.now() / 1000, fields: r.fields });
-    } else {
-      identified.delete(key);
-    }
-  }
+  return null;
 }
 
 // ---- connection status ----------------------------------------------------------------

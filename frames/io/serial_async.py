@@ -14,6 +14,20 @@ Why the lifecycle looks like this:
   worker thread and never stalls the event loop.
 * A traffic callback that raises is logged and otherwise ignored: monitoring must never break
   the bus.
+
+Why the port is driven the way it is (the fast path; a request costs a few syscalls and two
+event-loop turns):
+
+* On POSIX the port's fd is watched directly (:class:`_PortLink`): one ``os.read`` per readable
+  event (pyserial's ``read`` wraps it in two ``select()`` calls) and requests written at once
+  with one ``os.write``, buffered behind a writer callback only when the port is full. A pyserial
+  class that overrides ``read``/``write`` (``spy://``, ``socket://``) keeps its own methods.
+  Elsewhere ``pyserial-asyncio``'s transport is used.
+* Futures are resolved from ``data_received`` itself, in the same turn as the bytes arrive.
+* One timer, moved only when the core's next deadline comes *earlier*, never cancelled when a
+  transaction ends: a timer that fires for nothing (its transaction is long over) just ticks the
+  core and is set again. A busy bus arms about one timer per ``timeout`` instead of one (and a
+  cancel) per transaction.
 """
 
 from __future__ import annotations
@@ -22,13 +36,19 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import serial
 import serial_asyncio
+
+try:
+    from serial.serialposix import Serial as PosixSerial
+except ImportError:  # pragma: no cover - not POSIX
+    PosixSerial = None
 
 from ..commands import STANDARD, CommandRegistry
 from ..errors import LinkDown, MasterClosed
@@ -64,6 +84,129 @@ def write_now(transport: serial_asyncio.SerialTransport, data: bytes) -> None:
         data = data[n or 0 :]
     if data:
         transport.write(data)
+
+
+class _Link(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _PortLink:
+    """An open pyserial port on the event loop (POSIX): a reader callback on its fd, writes that
+    go out at once. Reports to ``protocol`` like an asyncio transport: ``data_received``, and
+    ``connection_lost`` exactly once (on :meth:`close`, or when the port fails)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, ser: serial.Serial
+    ) -> None:
+        self._loop = loop
+        self._protocol = protocol
+        self._serial = ser
+        ser.timeout = 0  # non-blocking, for the classes that keep their own read/write
+        ser.write_timeout = 0
+        self._fd: int = ser.fileno()
+        cls = type(ser)
+        # Plain OS reads and writes only where pyserial's own would be plain OS reads and writes.
+        self._native = (
+            PosixSerial is not None
+            and cls.read is PosixSerial.read
+            and cls.write is PosixSerial.write
+        )
+        self._out = bytearray()
+        self._closing = False
+        self._lost = False
+        loop.add_reader(self._fd, self._readable)
+
+    def write(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if self._out:
+            self._out += data
+            return
+        try:
+            n = os.write(self._fd, data) if self._native else self._serial.write(data)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:  # serial.SerialException is an OSError too
+            self._fail(exc)
+            return
+        n = n or 0
+        if n < len(data):
+            self._out += data[n:]
+            self._loop.add_writer(self._fd, self._writable)
+
+    def close(self) -> None:
+        """Stop reading; the port closes (and ``connection_lost(None)`` is called) once anything
+        still buffered has been written."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._fd)
+        if not self._out:
+            self._loop.call_soon(self._finish, None)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, 4096) if self._native else self._serial.read(4096)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # EIO: the other side of a pty is gone; a USB adapter unplugged
+            self._fail(exc)
+            return
+        if data:
+            self._protocol.data_received(data)
+        elif self._native:  # readable with nothing to read: the device is gone
+            self._fail(
+                serial.SerialException("device reports readiness to read but returned no data")
+            )
+
+    def _writable(self) -> None:
+        try:
+            n = os.write(self._fd, self._out) if self._native else self._serial.write(self._out)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._fail(exc)
+            return
+        del self._out[: n or 0]
+        if not self._out:
+            self._loop.remove_writer(self._fd)
+            if self._closing:
+                self._loop.call_soon(self._finish, None)
+
+    def _fail(self, exc: Exception) -> None:
+        if self._lost:
+            return
+        if not self._closing:
+            self._closing = True
+            self._loop.remove_reader(self._fd)
+        self._out.clear()
+        self._loop.remove_writer(self._fd)
+        self._loop.call_soon(self._finish, exc)  # never re-enter the caller of write()
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        with contextlib.suppress(Exception):
+            self._serial.close()
+        self._protocol.connection_lost(exc)
+
+
+class _AsyncioLink:
+    """``pyserial-asyncio``'s transport, where :class:`_PortLink` cannot watch an fd."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, ser: serial.Serial
+    ) -> None:
+        self._transport = serial_asyncio.SerialTransport(loop, protocol, ser)
+
+    def write(self, data: bytes) -> None:
+        write_now(self._transport, data)
+
+    def close(self) -> None:
+        self._transport.close()
 
 
 class _Protocol(asyncio.Protocol):
@@ -125,7 +268,7 @@ class AsyncMaster:
             connected=False,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: serial_asyncio.SerialTransport | None = None
+        self._transport: _Link | None = None
         self._protocol: _Protocol | None = None
         self._futures: dict[int, asyncio.Future[Frame]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -262,7 +405,8 @@ class AsyncMaster:
         core = self._core
         out = core.data_to_send()
         if out and self._transport is not None:
-            write_now(self._transport, out)
+            self._transport.write(out)
+        on_traffic = self.on_traffic
         for ev in core.events():
             if isinstance(ev, ReplyReceived):
                 fut = self._futures.pop(ev.token, None)
@@ -272,21 +416,18 @@ class AsyncMaster:
                 fut = self._futures.pop(ev.token, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(ev.error)
-            elif self.on_traffic is not None:
+            elif on_traffic is not None:
                 try:
-                    self.on_traffic(ev)
+                    on_traffic(ev)
                 except Exception:
                     log.exception("on_traffic callback failed on %r", ev)
         self._schedule()
 
     def _schedule(self) -> None:
         deadline = self._core.next_deadline()
-        timer = self._timer
         if deadline is None:
-            if timer is not None:
-                timer.cancel()
-                self._timer = None
-            return
+            return  # a timer still set fires for nothing: cheaper than cancelling it every time
+        timer = self._timer
         if timer is not None:
             if self._timer_when <= deadline:
                 return  # fires early at worst; _on_timer reschedules
@@ -331,7 +472,12 @@ class AsyncMaster:
             ser.close()
             raise MasterClosed("master closed while opening")
         protocol = _Protocol(self)
-        transport = serial_asyncio.SerialTransport(loop, protocol, ser)
+        link = _PortLink if PosixSerial is not None and os.name == "posix" else _AsyncioLink
+        try:
+            transport = link(loop, protocol, ser)
+        except Exception:
+            ser.close()
+            raise
         self._transport, self._protocol = transport, protocol
         self._core.link_up(loop.time())
         self._pump()

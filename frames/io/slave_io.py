@@ -119,6 +119,8 @@ class AsyncSlavePort(_Base):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: serial_asyncio.SerialTransport | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_when = 0.0  # when the idle timer is set to fire
+        self._last_rx = 0.0
         self._pending_out = bytearray()
         self.closed: asyncio.Event = asyncio.Event()
 
@@ -179,13 +181,23 @@ class AsyncSlavePort(_Base):
             self._loop.call_later(self.delay, self._write, out)
         else:
             self._write(out)
-        if self._idle is not None:
-            self._idle.cancel()
-        assert self._loop is not None
-        self._idle = self._loop.call_later(self.idle_flush, self._on_idle)
+        # One idle timer, not one per chunk: when it fires it checks whether bytes came in
+        # since it was set and, if so, waits again from the last of them.
+        loop = self._loop
+        self._last_rx = loop.time()
+        if self._idle is None:
+            self._idle_when = self._last_rx + self.idle_flush
+            self._idle = loop.call_at(self._idle_when, self._on_idle)
 
     def _on_idle(self) -> None:
         self._idle = None
+        if self._loop is None or self.closed.is_set():
+            return
+        due = self._last_rx + self.idle_flush
+        if due > self._idle_when:  # bytes came in after the timer was set: not idle yet
+            self._idle_when = due
+            self._idle = self._loop.call_at(due, self._on_idle)
+            return
         self._write(self._answer(None))
 
     def _write(self, out: bytes) -> None:

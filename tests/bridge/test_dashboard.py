@@ -7,6 +7,7 @@ step leaves a screenshot under ``test-output/dashboard/`` for review.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 from collections.abc import Iterator
@@ -17,16 +18,37 @@ import pytest
 
 from .dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, Stack, locked_bridge
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+# No skip: the browser tests must run (scripts/setup-system.sh installs Debian's chromium).
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+    raise RuntimeError(f"{CHROMIUM} is missing: run scripts/setup-system.sh")
 
-from playwright.sync_api import Browser, Locator, Page, expect  # noqa: E402
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 OUT = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
 T = 10_000  # ms: the bound on every wait for something the bridge must do
 NO_VALUE = "\u2013"  # what a register shows before its first value (an en dash)
+TO = "\u2013"  # a register's allowed range: 5\u201335 (an en dash too)
 pytestmark = pytest.mark.timeout(60)
+SENT: dict[int, list[dict[str, Any]]] = {}  # id(page) → what the page sent on its WebSocket
+
+
+def record_sent(pg: Page) -> list[dict[str, Any]]:
+    """Every message ``pg`` sends to the bridge from now on (call before ``goto``)."""
+    sent = SENT.setdefault(id(pg), [])
+
+    def on_socket(ws: Any) -> None:
+        ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+
+    pg.on("websocket", on_socket)
+    return sent
+
+
+def sent_requests(pg: Page, cmd: str | None = None) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in SENT.get(id(pg), [])
+        if m.get("type") == "request" and (cmd is None or m.get("cmd") == cmd)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield b
@@ -62,10 +84,12 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     pg.set_default_timeout(T)
+    record_sent(pg)
     pg.goto(stack.url)
     expect(pg.locator("#conn")).to_have_attribute("data-state", "open")
     yield pg
     context.close()
+    SENT.pop(id(pg), None)
     # a reconnect test sees the browser log failed socket attempts; nothing else may fail
     real = [e for e in errors if "WebSocket connection" not in e]
     assert not real, f"errors in the page: {real}"
@@ -83,6 +107,19 @@ def value(page: Page, addr: int, reg: str) -> Locator:
     return card(page, addr).locator(f'.reg[data-reg="{reg}"] [data-role="value"]')
 
 
+def errors_dd(page: Page, addr: int) -> Locator:
+    return card(page, addr).locator('[data-role="errors"]')
+
+
+def bridge_state(page: Page) -> dict[str, Any]:
+    """The bridge's ``state``, asked over the page's own connection."""
+    state: dict[str, Any] = page.evaluate(
+        "() => window.framebridge.conn.request({type: 'state'}, 8000)"
+    )
+    assert state.get("type") == "state", state
+    return state
+
+
 def expect_changes(page: Page, loc: Locator) -> None:
     """The text of ``loc`` changes within T (a live value, not a stale one)."""
     before = loc.text_content()
@@ -96,10 +133,30 @@ def test_devices_show_live_values_and_charts(page: Page, browser: Browser, stack
     for addr in (1, 2):
         expect(card(page, addr).locator('[data-role="online"]')).to_have_text("online")
     expect(card(page, 1).locator(".dev-title")).to_contain_text("boiler-room")
-    # identity comes from the device (model and firmware of the thermo profile)
+    # identity: the bridge identified the devices itself and puts it in `state`
     expect(card(page, 1).locator('[data-role="model"]')).to_have_text("THERMO-1")
     expect(card(page, 1).locator('[data-role="firmware"]')).to_have_text("1.4.2")
+    expect(card(page, 1).locator('[data-role="uid"]')).to_have_text("0x54480001")
+    expect(card(page, 2).locator('[data-role="uid"]')).to_have_text("0x54480002")
+    # error counters: all three of the bridge's, per device
+    for addr in (1, 2):
+        dd = errors_dd(page, addr)
+        for attr in ("data-timeouts", "data-device-errors", "data-crc-errors"):
+            expect(dd).to_have_attribute(attr, re.compile(r"^\d+$"))
+    # the register map says what may be written: read-only registers have no Edit at all
     temp = card(page, 1).locator('.reg[data-reg="temperature"]')
+    setpoint = card(page, 1).locator('.reg[data-reg="setpoint"]')
+    for reg in ("temperature", "humidity", "uptime", "status"):
+        tile = card(page, 1).locator(f'.reg[data-reg="{reg}"]')
+        expect(tile).to_have_attribute("data-writable", "false")
+        expect(tile.locator("button.edit")).to_have_count(0)
+    expect(setpoint).to_have_attribute("data-writable", "true")
+    expect(setpoint.locator("button.edit")).to_be_visible()
+    expect(setpoint.locator('[data-role="range"]')).to_have_text(f"5{TO}35")
+    expect(card(page, 1).locator('.reg[data-reg="heater"] [data-role="range"]')).to_have_text(
+        f"0{TO}1"
+    )
+    expect(temp.locator('[data-role="range"]')).to_be_hidden()
     expect(temp.locator(".unit").first).to_have_text("°C")
     expect(temp.locator('[data-role="value"]')).to_have_text(re.compile(r"^-?\d+\.\d\d$"))
     expect_changes(page, value(page, 1, "uptime"))
@@ -134,6 +191,104 @@ def test_devices_show_live_values_and_charts(page: Page, browser: Browser, stack
         shot(p2, "01-devices-phone")
     finally:
         phone.close()
+
+
+def test_loading_the_page_sends_no_identify(page: Page, browser: Browser, stack: Stack) -> None:
+    """Identity comes from the bridge's state: a viewer adds no traffic to the serial bus."""
+    for addr in (1, 2):  # the bridge has identified both devices (it does so once, itself)
+        expect(card(page, addr).locator('[data-role="model"]')).to_have_text("THERMO-1")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(T)
+        sent = record_sent(pg)
+        pg.goto(stack.url)
+        expect(pg.locator("#conn")).to_have_attribute("data-state", "open")
+        for addr in (1, 2):
+            expect(card(pg, addr).locator('[data-role="model"]')).to_have_text("THERMO-1")
+            expect(card(pg, addr).locator('[data-role="firmware"]')).to_have_text("1.4.2")
+        # let a few polls of each device go by, then look at what went to the bridge and the bus
+        pg.wait_for_function(
+            """() => window.framebridge.log.buffer.filter(
+                (e) => e.kind === "frame" && e.dir === "tx" && e.cmd === 3).length >= 12""",
+            timeout=T,
+        )
+        kinds = sorted({m.get("type") for m in sent})
+        assert sent_requests(pg) == [], f"loading the page sent requests: {sent_requests(pg)}"
+        assert "state" in kinds, kinds
+        identify_tx: int = pg.evaluate(
+            """() => window.framebridge.log.buffer.filter(
+                (e) => e.kind === "frame" && e.dir === "tx" && (e.cmd & 0x7f) === 1).length"""
+        )
+        assert identify_tx == 0, f"{identify_tx} identify frames on the bus after a page load"
+        pg.locator('#log [name="log-cmd"]').select_option("1")
+        expect(pg.locator("#log tbody tr")).to_have_count(0)
+        shot(pg, "01-identity-from-state")
+    finally:
+        context.close()
+        SENT.pop(id(pg), None)
+
+
+def test_error_counters_follow_events_and_reconcile_with_state(page: Page) -> None:
+    """Live events bump a device's counters; the next state fetch sets the bridge's counts."""
+    expect(card(page, 1).locator('[data-role="online"]')).to_have_text("online")
+    expect(errors_dd(page, 1)).to_have_attribute("data-crc-errors", re.compile(r"^\d+$"))
+    result: dict[str, Any] = page.evaluate(
+        """async () => {
+            const fb = window.framebridge;
+            const frame = () => new Promise(
+                (r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+            await fb.fetchState();
+            const at = fb.model.buses.get("bus0").stateAt;
+            const d1 = fb.model.device("bus0", 1), d2 = fb.model.device("bus0", 2);
+            const before = {crc: d1.errors.crc_errors, timeouts: d2.errors.timeouts,
+                            bus: fb.model.buses.get("bus0").counters.crc || 0};
+            const ev = (seq, event, extra) => ({type: "event", bus: "bus0", epoch: at.epoch, seq,
+                                                ts: Date.now() / 1000, event, ...extra});
+            fb.conn.onMessages([
+                ev(at.seq, "crc_error", {count: 5, awaiting: 1}),  // already in the state: skipped
+                ev(at.seq + 1e9, "crc_error", {count: 2, awaiting: 1}),
+                ev(at.seq + 1e9 + 1, "crc_error", {count: 1}),  // nobody awaited: the bus's
+            ]);
+            await frame();
+            const dd = (addr) => document.querySelector(
+                `article.device[data-addr="${addr}"] [data-role="errors"]`);
+            const busCounters = document.querySelector(
+                'section.bus[data-bus="bus0"] [data-role="bus-counters"]');
+            const live = {crc: Number(dd(1).dataset.crcErrors), text: dd(1).textContent,
+                          bus: busCounters.textContent};
+            fb.conn.onMessages([ev(at.seq + 1e9 + 2, "device_offline", {addr: 2})]);
+            await frame();
+            live.timeouts = Number(dd(2).dataset.timeouts);
+            const state = await fb.fetchState();
+            await frame();
+            return {before, live,
+                    bridge: state.buses.bus0.devices["1"].errors,
+                    bridge2: state.buses.bus0.devices["2"].errors,
+                    after: {crc: Number(dd(1).dataset.crcErrors),
+                            timeouts: Number(dd(1).dataset.timeouts),
+                            deviceErrors: Number(dd(1).dataset.deviceErrors),
+                            timeouts2: Number(dd(2).dataset.timeouts)}};
+        }"""
+    )
+    before, live = result["before"], result["live"]
+    assert live["crc"] == before["crc"] + 2, result
+    assert "CRC errors" in live["text"], result
+    assert live["timeouts"] == before["timeouts"] + 1, result
+    assert f"CRC errors {before['bus'] + 1}" in live["bus"], result
+    # reconciled: exactly what the bridge counts
+    bridge, after = result["bridge"], result["after"]
+    assert after["crc"] == bridge["crc_errors"], result
+    assert after["timeouts"] == bridge["timeouts"], result
+    assert after["deviceErrors"] == bridge["device_errors"], result
+    assert after["timeouts2"] == result["bridge2"]["timeouts"], result
+    # the log files a CRC error under the device whose reply was awaited
+    page.locator('#log [name="log-cmd"]').select_option("errors")
+    page.locator('#log [name="log-addr"]').fill("1")
+    crc_row = page.locator("#log tbody tr.crc").first
+    expect(crc_row).to_contain_text("awaiting=1")
+    expect(crc_row.locator("td:nth-child(4)")).to_have_text("1")
+    expect(card(page, 2).locator('[data-role="online"]')).to_have_text("online")
 
 
 def test_frame_log_filters_and_pauses(page: Page) -> None:
@@ -197,11 +352,25 @@ def test_frame_log_stays_bounded_and_fast_under_a_burst(page: Page) -> None:
 def test_write_register_inline_and_from_the_command_panel(page: Page) -> None:
     setpoint = card(page, 1).locator('.reg[data-reg="setpoint"]')
     expect(setpoint.locator('[data-role="value"]')).not_to_have_text(NO_VALUE)
+    expect(card(page, 1).locator('.reg[data-reg="temperature"] button.edit')).to_have_count(0)
     # keyboard only: focus Edit, Enter, type, Enter
     setpoint.locator("button.edit").focus()
     page.keyboard.press("Enter")
     field = setpoint.locator("input.reg-input")
     expect(field).to_be_focused()
+    expect(setpoint.locator(".reg-note")).to_have_text(f"allowed 5{TO}35 °C")
+    # out of range: the page says why and keeps the editor open; nothing is sent
+    page.keyboard.type("99")
+    page.keyboard.press("Enter")
+    expect(setpoint.locator(".reg-note")).to_have_text("above maximum 35")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_be_focused()
+    shot(page, "03-inline-write-refused")
+    field.fill("5.005")
+    page.keyboard.press("Enter")
+    expect(setpoint.locator(".reg-note")).to_contain_text("not a multiple of 0.01")
+    assert sent_requests(page, "write_reg") == [], "an invalid value reached the bridge"
+    field.fill("")
     page.keyboard.type("27.5")
     page.keyboard.press("Enter")
     # the value comes back from the device (write echo and the next poll), not from the form
@@ -210,10 +379,17 @@ def test_write_register_inline_and_from_the_command_panel(page: Page) -> None:
     expect(setpoint.locator(".reg-note")).to_contain_text("ms")
     shot(page, "03-inline-write")
 
+    assert len(sent_requests(page, "write_reg")) == 1
+
     form = page.locator("#cmd-form")
     form.locator('[name="cmd-device"]').select_option("bus0/2")
     form.locator('[name="cmd-name"]').select_option("write")
+    # only the writable registers are offered, with their limits
+    options = form.locator('[name="arg-reg"] option').all_text_contents()
+    assert [o.split(" ")[0] for o in options] == ["setpoint", "heater"], options
+    assert f"5{TO}35" in options[0], options
     form.locator('[name="arg-reg"]').select_option("setpoint")
+    expect(form.locator('[data-role="write-hint"]')).to_contain_text(f"allowed 5{TO}35")
     form.locator('[name="arg-value"]').fill("18.25")
     form.locator('button[type="submit"]').click()
     result = page.locator("#cmd-results li").first
@@ -225,13 +401,17 @@ def test_write_register_inline_and_from_the_command_panel(page: Page) -> None:
     form.locator('button[type="submit"]').click()
     expect(page.locator("#cmd-results li").first).to_contain_text("model=THERMO-1")
 
-    # out of range: refused by the page (known limits) or by the device; either way it shows
+    # out of range: refused by the page (the register map's limits), never sent
+    writes = len(sent_requests(page, "write_reg"))
+    results = page.locator("#cmd-results li").count()
     form.locator('[name="cmd-name"]').select_option("write")
     form.locator('[name="arg-reg"]').select_option("setpoint")
     form.locator('[name="arg-value"]').fill("99")
+    expect(form.locator('[name="arg-value"]')).to_have_attribute("aria-invalid", "true")
     form.locator('button[type="submit"]').click()
-    refused = page.locator("#cmd-results li.bad, [data-role='cmd-error']:not(:empty)")
-    expect(refused.first).to_be_visible()
+    expect(form.locator('[data-role="cmd-error"]')).to_have_text("setpoint: above maximum 35")
+    expect(page.locator("#cmd-results li")).to_have_count(results)
+    assert len(sent_requests(page, "write_reg")) == writes
     expect(value(page, 2, "setpoint")).to_have_text("18.25")
     shot(page, "03-command-panel")
 
@@ -274,6 +454,22 @@ def test_bus_goes_down_when_its_port_disappears_and_comes_back(page: Page, stack
     expect(page.locator("#log tbody")).to_contain_text("bus down")
     shot(page, "05-bus-down", full=True)
 
+    # a page that connects while the bus is down learns it (and why) from state alone
+    late = page.context.new_page()
+    try:
+        late.set_default_timeout(T)
+        late.goto(stack.url)
+        late_bus = late.locator('section.bus[data-bus="bus0"]')
+        expect(late_bus).to_have_attribute("data-state", "down")
+        expect(card(late, 1).locator('[data-role="online"]')).to_have_text("offline")
+        expect(late_bus.locator('[data-role="bus-error"]')).to_be_visible()
+        reason = bridge_state(late)["buses"]["bus0"]["reason"]
+        assert reason  # the bridge says why the bus is down
+        expect(late_bus.locator('[data-role="bus-error"]')).to_contain_text(reason)
+        shot(late, "05-bus-down-late-viewer")
+    finally:
+        late.close()
+
     stack.sim.start()
     expect(bus).to_have_attribute("data-state", "up", timeout=15_000)
     expect(card(page, 1).locator('[data-role="online"]')).to_have_text("online")
@@ -302,7 +498,13 @@ def test_unauthorized_asks_for_a_token_and_a_down_bus_shows_from_the_start(
         expect(conn).to_have_attribute("data-state", "open")
         bus = pg.locator('section.bus[data-bus="nowhere"]')
         expect(bus).to_have_attribute("data-state", "down")
-        expect(bus.locator('[data-role="bus-error"]')).to_be_visible()
+        error = bus.locator('[data-role="bus-error"]')
+        expect(error).to_be_visible()
+        # down before the page came: only `state` can say why (its bus entry's `reason`)
+        state = bridge_state(pg)["buses"]["nowhere"]
+        expect(error).to_contain_text(state["reason"])
+        expect(error).to_contain_text("no-such-tty")
+        expect(card(pg, 7, "nowhere").locator('[data-role="online"]')).not_to_have_text("online")
         shot(pg, "06-token-accepted-bus-down")
         # the token is remembered: a reload connects straight away
         pg.reload()

@@ -173,6 +173,33 @@ def test_gap_is_respected_before_each_request() -> None:
     assert token == 2
 
 
+def test_reply_ends_the_estimated_transmission_time() -> None:
+    """At 1200 baud a 7-byte request is estimated to take 58 ms on the wire; a link faster than
+    its nominal baud rate (a pty, a USB adapter) answers sooner, and the reply proves the request
+    is out: the next one waits one gap after the reply, not for the estimate to run out."""
+    core = MasterCore(baudrate=1200, gap=0.001, timeout=0.5)
+    dev = SlaveGroup([device(1)])
+    first = core.send_request(1, "echo", b"a", 0.0)
+    core.receive_data(dev.receive_data(core.data_to_send()), 0.002)
+    assert any(isinstance(e, ReplyReceived) and e.token == first for e in core.events())
+    core.send_request(1, "echo", b"b", 0.002)
+    assert core.data_to_send() == b""  # the gap after the reply first
+    assert core.next_deadline() == pytest.approx(0.003)
+    core.tick(0.003)
+    assert core.data_to_send() == encode(1, 2, b"b")
+
+
+def test_no_reply_keeps_the_estimated_transmission_time() -> None:
+    """Garbage is no proof that the request left the wire: the early retry still waits for the
+    estimated end of transmission plus the gap."""
+    core = MasterCore(baudrate=1200, gap=0.001, timeout=0.5)
+    core.send_request(1, "echo", b"a", 0.0)
+    wire = core.data_to_send()
+    busy_until = len(wire) * 10 / 1200
+    core.receive_data(b"\x13\x37", 0.002)  # no start byte: discarded, the reply was hit
+    assert core.next_deadline() == pytest.approx(busy_until + 0.001)
+
+
 def test_default_gap_is_three_and_a_half_chars() -> None:
     assert default_gap(9600) == pytest.approx(3.5 * 10 / 9600)
     assert MasterCore(baudrate=9600).gap == pytest.approx(0.003645833)

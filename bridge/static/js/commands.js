@@ -1,7 +1,7 @@
 // The command panel: pick a device and a command, send it, see the reply or the error with its
 // round-trip time. Registers are picked by name; values are in engineering units.
 
-import { h, rttText } from "./devices.js";
+import { h, limitsText, rttText } from "./devices.js";
 import { cleanHex, commandLabel, fieldsText, spacedHex } from "./wire.js";
 
 const MAX_RESULTS = 20;
@@ -35,7 +35,8 @@ export class CommandPanel {
   /** Refill the device list when devices appear (keeps the selection). */
   refreshDevices() {
     const devs = this.model.devices();
-    const key = devs.map((d) => `${d.bus}/${d.addr}/${d.model}/${d.registers.size}`).join(",");
+    // the register map arriving (writable, limits) changes the write list, not just its size
+    const key = devs.map((d) => `${d.bus}/${d.addr}/${d.model}/${d.name}/${d.registers.size}/${d.mapKnown ? 1 : 0}`).join(",");
     if (key === this.devicesKey) return;
     this.devicesKey = key;
     const keep = this.devSel.value;
@@ -63,19 +64,39 @@ export class CommandPanel {
       for (const r of regs) if (r.address !== null) sel.append(h("option", { value: r.name, text: `${r.name} (#${r.address})` }));
       kids.push(field("Register", sel));
     } else if (cmd === "write") {
+      // only what the register map says is writable (a bridge without a map: every register, "?")
       const writable = regs.filter((r) => r.writable !== false && r.address !== null);
       const sel = h("select", { name: "arg-reg", required: true });
       for (const r of writable) {
         const unknown = r.writable === true ? "" : " ?";
-        sel.append(h("option", { value: r.name, text: `${r.name}${r.unit ? " (" + r.unit + ")" : ""}${unknown}` }));
+        const lim = limitsText(r);
+        sel.append(h("option", { value: r.name, text: `${r.name}${r.unit ? " (" + r.unit + ")" : ""}${lim ? " " + lim : ""}${unknown}` }));
       }
+      if (!writable.length) sel.append(h("option", { value: "", text: "no writable register" }));
       const val = h("input", { name: "arg-value", type: "number", step: "any", required: true, inputmode: "decimal" });
-      const hint = h("small", { class: "muted" });
+      const hint = h("small", { class: "muted", "data-role": "write-hint" });
       const sync = () => {
         const r = d?.registers.get(sel.value);
-        hint.textContent = r ? `now ${r.value ?? "–"}${r.unit ? " " + r.unit : ""}${r.min !== null ? ` · min ${r.min}` : ""}${r.max !== null ? ` · max ${r.max}` : ""}` : "no writable register";
+        const lim = r ? limitsText(r) : "";
+        hint.textContent = r ? `now ${r.value ?? "–"}${r.unit ? " " + r.unit : ""}${lim ? ` · allowed ${lim}` : ""}` : "no writable register";
+        if (r) {
+          if (r.min !== null) val.min = String(r.min);
+          else val.removeAttribute("min");
+          if (r.max !== null) val.max = String(r.max);
+          else val.removeAttribute("max");
+        }
         if (r && val.value === "" && typeof r.value === "number") val.value = String(r.value);
+        check();
       };
+      // checked as you type, and again before sending: nothing out of range leaves the page
+      const check = () => {
+        const r = d?.registers.get(sel.value);
+        const bad = r && val.value.trim() !== "" ? this.model.encodeValue(r, Number(val.value)).error : null;
+        if (bad) val.setAttribute("aria-invalid", "true");
+        else val.removeAttribute("aria-invalid");
+        this.errorEl.textContent = bad ? `${r.name}: ${bad}` : "";
+      };
+      val.addEventListener("input", check);
       sel.addEventListener("change", () => {
         val.value = "";
         sync();
@@ -113,7 +134,8 @@ export class CommandPanel {
     }
     if (cmd === "write") {
       const reg = d.registers.get(el["arg-reg"]?.value);
-      if (!reg) return { error: "pick a writable register" };
+      if (!reg || reg.writable === false) return { error: "pick a writable register" };
+      if (el["arg-value"].value.trim() === "") return { error: `${reg.name}: enter a value` };
       const value = Number(el["arg-value"].value);
       const enc = this.model.encodeValue(reg, value);
       if (enc.error) return { error: `${reg.name}: ${enc.error}` };
@@ -151,6 +173,7 @@ export class CommandPanel {
     const lines = [];
     if (r.ok) {
       let fields = r.fields;
+      if (b.msg.cmd === "identify") this.model.setIdentity(d.bus, d.addr, fields);
       if (b.msg.cmd === "read_regs" && Array.isArray(fields?.values)) {
         const named = this.model.decodeRaw(d.bus, d.addr, b.start, fields.values);
         if (Object.keys(named).length) fields = named;

@@ -2,6 +2,7 @@
 // an inline editor for writable registers and a chart each. Keyed DOM, updated per frame.
 
 import { RegisterChart } from "./charts.js";
+import { ERROR_KINDS } from "./model.js";
 import { ago, formatValue } from "./wire.js";
 
 const h = (tag, attrs = {}, ...kids) => {
@@ -148,8 +149,10 @@ export class DevicesView {
     const value = h("output", { class: "num", id: `${id}-v`, "data-role": "value" });
     const unit = h("span", { class: "unit", text: reg.unit });
     const chartBox = h("div", { class: "chart", "data-points": "0", role: "img", "aria-label": `${reg.name} over time` });
-    const note = h("p", { class: "reg-note", "aria-live": "polite" });
+    const note = h("p", { class: "reg-note", id: `${id}-note`, "aria-live": "polite" });
     const line = h("div", { class: "reg-value" }, value, unit);
+    const range = h("span", { class: "reg-range mono", "data-role": "range", hidden: true });
+    const addr = h("span", { class: "reg-addr mono", "data-role": "reg-addr" });
     const el = h(
       "div",
       { class: "reg", "data-reg": reg.name },
@@ -157,65 +160,105 @@ export class DevicesView {
         "div",
         { class: "reg-head" },
         h("span", { class: "reg-name", id: `${id}-n`, text: reg.name, title: reg.description || undefined }),
-        h("span", { class: "reg-addr mono", text: reg.address !== null ? `#${reg.address}` : "" }),
+        h("span", { class: "reg-tags" }, range, addr),
       ),
       line,
       chartBox,
       note,
     );
-    const re = { el, value, unit, line, note, chart: new RegisterChart(chartBox, reg.name, reg.unit), editing: false };
-    re.editBtn = h("button", {
-      type: "button",
-      class: "edit",
-      "aria-label": `Edit ${reg.name}`,
-      text: "Edit",
-      onclick: () => this.startEdit(d, reg.name, re),
-    });
-    line.append(re.editBtn);
-    this.syncWritable(reg, re);
+    const re = { el, value, unit, line, note, range, addr, editBtn: null, chart: new RegisterChart(chartBox, reg.name, reg.unit), editing: false };
+    this.syncWritable(d, reg, re);
     return re;
   }
 
-  /** Writable: an Edit button. Unknown (the bridge sent no register map): Edit, marked "?". */
-  syncWritable(reg, re) {
+  /**
+   * Writable (the register map says so): an Edit button and the allowed range. Read-only: no
+   * button at all. Unknown (a bridge without a register map): Edit, dashed, the device decides.
+   */
+  syncWritable(d, reg, re) {
     const w = reg.writable === true ? "true" : reg.writable === false ? "false" : "unknown";
-    if (re.el.dataset.writable === w) return;
+    const rangeText = w === "false" ? "" : limitsText(reg);
+    const key = `${w}|${rangeText}|${reg.unit}|${reg.address}`;
+    if (re.syncKey === key) return;
+    re.syncKey = key;
     re.el.dataset.writable = w;
-    re.editBtn.hidden = w === "false";
-    re.editBtn.textContent = "Edit";
-    re.editBtn.title = w === "unknown" ? `Try writing ${reg.name} (the bridge did not say whether it is writable)` : `Write ${reg.name}`;
+    re.el.title = w === "false" ? `${reg.name} is read-only` : "";
+    re.addr.textContent = reg.address !== null ? `#${reg.address}` : "";
+    re.range.hidden = !rangeText;
+    re.range.textContent = rangeText;
+    re.range.title = rangeText ? `allowed ${rangeText}${reg.unit ? " " + reg.unit : ""}` : "";
     re.unit.textContent = reg.unit;
+    if (w === "false") {
+      re.editBtn?.remove();
+      re.editBtn = null;
+      return;
+    }
+    if (!re.editBtn) {
+      re.editBtn = h("button", {
+        type: "button",
+        class: "edit",
+        "aria-label": `Edit ${reg.name}`,
+        text: "Edit",
+        onclick: () => this.startEdit(d, reg.name, re),
+      });
+      re.line.append(re.editBtn);
+    }
+    re.editBtn.title = w === "unknown" ? `Try writing ${reg.name} (the bridge did not say whether it is writable)` : `Write ${reg.name}${rangeText ? " (" + rangeText + (reg.unit ? " " + reg.unit : "") + ")" : ""}`;
   }
 
   startEdit(d, name, re) {
     const reg = d.registers.get(name);
     if (!reg || re.editing) return;
     re.editing = true;
+    const limits = limitsText(reg);
     const input = h("input", {
       type: "number",
       class: "reg-input",
       step: "any",
       min: reg.min ?? undefined,
       max: reg.max ?? undefined,
-      "aria-label": `New value for ${name}${reg.unit ? " in " + reg.unit : ""}`,
+      "aria-label": `New value for ${name}${reg.unit ? " in " + reg.unit : ""}${limits ? ", " + limits : ""}`,
+      "aria-describedby": re.note.id,
       value: typeof reg.value === "number" ? String(reg.value) : "",
       required: true,
     });
+    const hint = () => {
+      re.note.className = "reg-note";
+      re.note.textContent = limits ? `allowed ${limits}${reg.unit ? " " + reg.unit : ""}` : "";
+    };
+    hint();
     const cancel = () => {
       re.editing = false;
       form.replaceWith(re.line);
+      re.note.className = "reg-note";
+      re.note.textContent = "";
       re.editBtn?.focus();
     };
+    input.addEventListener("input", () => {
+      input.removeAttribute("aria-invalid");
+      hint();
+    });
     const form = h(
       "form",
       {
         class: "reg-edit",
+        novalidate: true,
         onsubmit: async (ev) => {
           ev.preventDefault();
-          const v = Number(input.value);
+          const text = input.value.trim();
+          const v = Number(text);
+          // checked here, before anything is sent: range, step and type from the register map
+          const enc = text === "" ? { error: "enter a value" } : this.model.encodeValue(reg, v);
+          if (enc.error) {
+            input.setAttribute("aria-invalid", "true");
+            re.note.className = "reg-note bad";
+            re.note.textContent = enc.error;
+            input.focus();
+            return;
+          }
+          cancel();
           re.note.className = "reg-note";
           re.note.textContent = "writing…";
-          cancel();
           const r = await this.actions.write(d, reg, v);
           if (r.ok) {
             re.note.className = "reg-note ok";
@@ -258,21 +301,28 @@ export class DevicesView {
     ];
     if (d.uid !== null && d.uid !== undefined) meta.push(["uid", `0x${Number(d.uid).toString(16).padStart(8, "0")}`]);
     meta.push(["last seen", ago(d.lastSeen)], ["errors", countersText(d.errors) || "none"]);
-    const text = meta.map(([k, v]) => `${k}=${v}`).join("|");
+    const counts = ERROR_KINDS.map((k) => `${k}=${d.errors[k] ?? 0}`);
+    const text = meta.map(([k, v]) => `${k}=${v}`).join("|") + counts.join("|");
     if (de.metaText !== text) {
       de.metaText = text;
       de.meta.replaceChildren(
         ...meta.map(([k, v]) => {
           const role = k.replace(" ", "-");
           const bad = role === "errors" && v !== "none";
-          return h("div", { class: bad ? "bad" : undefined }, h("dt", { text: k }), h("dd", { text: v, "data-role": role }));
+          const dd = h("dd", { text: v, "data-role": role });
+          if (role === "errors") {
+            // every counter, zero or not, for a hover and for tests: data-timeouts="3" …
+            for (const k of ERROR_KINDS) dd.dataset[k.replace(/_(\w)/g, (_, c) => c.toUpperCase())] = String(d.errors[k] ?? 0);
+            dd.title = ERROR_KINDS.map((k) => `${ERROR_LABELS[k]}: ${d.errors[k] ?? 0}`).join(", ");
+          }
+          return h("div", { class: bad ? "bad" : undefined }, h("dt", { text: k }), dd);
         }),
       );
     }
     for (const [name, re] of de.regs) {
       const reg = d.registers.get(name);
       if (!reg) continue;
-      this.syncWritable(reg, re);
+      this.syncWritable(d, reg, re);
       re.chart.decimals = reg.decimals;
       const text = formatValue(reg.value, reg.decimals);
       if (re.value.textContent !== text) {
@@ -294,12 +344,24 @@ export class DevicesView {
   }
 }
 
+const ERROR_LABELS = { timeouts: "timeouts", device_errors: "device errors", crc_errors: "CRC errors", crc: "CRC errors" };
+
 export function countersText(c) {
   if (!c) return "";
   return Object.entries(c)
     .filter(([, v]) => typeof v === "number" && v > 0)
-    .map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`)
+    .map(([k, v]) => `${ERROR_LABELS[k] ?? k.replace(/_/g, " ")} ${v}`)
     .join(" · ");
+}
+
+/** "5–35", "≥ 0", "≤ 100" or "" from a register's min and max. */
+export function limitsText(reg) {
+  const lo = typeof reg.min === "number" ? reg.min : null;
+  const hi = typeof reg.max === "number" ? reg.max : null;
+  if (lo !== null && hi !== null) return `${lo}–${hi}`;
+  if (lo !== null) return `≥ ${lo}`;
+  if (hi !== null) return `≤ ${hi}`;
+  return "";
 }
 
 export function rttText(r) {

@@ -37,7 +37,8 @@ export function toEntry(m, named = null) {
     bus: m.bus ?? "",
     seq: m.seq,
     dir: "",
-    addr: typeof m.addr === "number" ? m.addr : null,
+    // a CRC error belongs to the device whose reply was awaited (`awaiting`), when known
+    addr: typeof m.addr === "number" ? m.addr : typeof m.awaiting === "number" ? m.awaiting : null,
     cmd: null,
     cmdName: ev,
     hex: m.raw ?? m.data ?? "",

@@ -3,6 +3,8 @@
 
 export const SERIES_POINTS = 600; // per register: 10 min at one poll a second
 const VERSION_KEYS = ["firmware", "firmware_version", "fw", "version"];
+/** The per-device counters the bridge keeps (`errors` in a device's state). */
+export const ERROR_KINDS = ["timeouts", "device_errors", "crc_errors"];
 
 /** A fixed-capacity (time, value) series backed by two ring arrays. */
 export class Series {
@@ -121,7 +123,9 @@ export class Model {
   bus(name) {
     let b = this.buses.get(name);
     if (!b) {
-      b = { name, up: null, port: "", error: "", since: null, devices: new Map(), counters: {} };
+      // stateAt: the bus position ({epoch, seq}) the last `state` reflects; live events at or
+      // before it are already in its counters.
+      b = { name, up: null, port: "", error: "", since: null, devices: new Map(), counters: {}, stateAt: null };
       this.buses.set(name, b);
       this.structureChanged = true;
     }
@@ -140,6 +144,7 @@ export class Model {
         name: "",
         firmware: "",
         uid: null,
+        identityKnown: false, // the bridge's state carries model/firmware/uid (null until identified)
         profile: "",
         lastSeen: null,
         errors: {},
@@ -161,7 +166,10 @@ export class Model {
       if (typeof rb.up === "boolean") b.up = rb.up;
       else if (typeof rb.state === "string") b.up = rb.state === "up";
       b.port = rb.port || rb.url || b.port;
-      b.error = rb.error || rb.reason || "";
+      // why the bus is down ("" when up); a bridge without `reason` keeps what an event said
+      if (typeof rb.reason === "string" || typeof rb.error === "string") b.error = rb.reason || rb.error || "";
+      else if (b.up) b.error = "";
+      if (typeof rb.seq === "number") b.stateAt = { epoch: rb.epoch ?? null, seq: rb.seq };
       if (rb.counters && typeof rb.counters === "object") b.counters = { ...rb.counters };
       const profiles = state.profiles ?? rb.profiles;
       for (const [dkey, rd] of asList(rb.devices)) this.applyDeviceState(name, dkey, rd, profiles);
@@ -176,6 +184,9 @@ export class Model {
     if (!Number.isFinite(addr)) return;
     const d = this.device(busName, addr);
     if (typeof rd.online === "boolean") d.online = rd.online;
+    // model, firmware ([major, minor, patch]) and uid: null until the bridge has identified
+    // the device; a null never erases what an identify reply frame already told the page.
+    if ("model" in rd || rd.identity) d.identityKnown = true;
     d.model = rd.model ?? rd.identity?.model ?? d.model;
     d.name = rd.name ?? d.name;
     d.firmware = firmwareText(rd) || firmwareText(rd.identity || {}) || d.firmware;
@@ -184,7 +195,12 @@ export class Model {
     const seen = rd.last_seen ?? rd.lastSeen;
     if (typeof seen === "number") d.lastSeen = seen;
     const errs = rd.errors ?? rd.error_counters ?? rd.counters;
-    if (errs && typeof errs === "object") d.errors = { ...errs };
+    if (errs && typeof errs === "object") {
+      d.errors = {};
+      for (const k of ERROR_KINDS) d.errors[k] = 0;
+      for (const [k, v] of Object.entries(errs)) if (typeof v === "number") d.errors[k] = v;
+      d.errorsKnown = true;
+    }
     // Register descriptions (name, address, unit, scale, writable) from wherever they come:
     // the device itself, or the profile table of the snapshot.
     const maps = [rd.register_map, rd.map, rd.profile_registers, profiles?.[d.profile]?.registers ?? profiles?.[d.profile]];
@@ -319,9 +335,11 @@ export class Model {
   /** Engineering value → raw u16 word for a write, or an error string. */
   encodeValue(reg, value) {
     if (!Number.isFinite(value)) return { error: "not a number" };
+    if (reg.writable === false && reg.writableKnown) return { error: "read-only register" };
     if (reg.min !== null && value < reg.min) return { error: `below minimum ${reg.min}` };
     if (reg.max !== null && value > reg.max) return { error: `above maximum ${reg.max}` };
     const n = Math.round(value / reg.scale);
+    if (Math.abs(value / reg.scale - n) > 1e-6) return { error: `not a multiple of ${reg.scale} (its step)` };
     const [lo, hi] = !reg.typeKnown ? [-0x8000, 0xffff] : reg.type === "i16" ? [-0x8000, 0x7fff] : [0, 0xffff];
     if (n < lo || n > hi) return { error: `does not fit ${reg.type} at scale ${reg.scale}` };
     return { raw: n & 0xffff };
@@ -351,16 +369,35 @@ export class Model {
     this.changed(`${busName}/${addr}`);
   }
 
-  bumpError(busName, addr, kind) {
+  /**
+   * Count an error seen live (`at`: the message's {epoch, seq}). The bridge's `state` is the
+   * truth: a message it already covers (same epoch, seq at or before the snapshot's) is skipped,
+   * and the next `state` replaces these counts.
+   */
+  bumpError(busName, addr, kind, n = 1, at = null) {
+    const b = this.bus(busName);
+    const s = b.stateAt;
+    if (at && s && typeof at.seq === "number" && (at.epoch ?? null) === s.epoch && at.seq <= s.seq) return false;
     if (typeof addr === "number") {
       const d = this.device(busName, addr);
-      d.errors[kind] = (d.errors[kind] || 0) + 1;
+      d.errors[kind] = (d.errors[kind] || 0) + n;
       this.changed(`${busName}/${addr}`);
     } else {
-      const b = this.bus(busName);
-      b.counters[kind] = (b.counters[kind] || 0) + 1;
+      b.counters[kind] = (b.counters[kind] || 0) + n;
       this.changed(busName);
     }
+    return true;
+  }
+
+  /** What an identify reply said (fields of the reply frame). */
+  setIdentity(busName, addr, f) {
+    if (!f || !f.model) return;
+    const d = this.device(busName, addr);
+    d.model = String(f.model);
+    if (Array.isArray(f.firmware)) d.firmware = f.firmware.join(".");
+    else if (f.firmware) d.firmware = String(f.firmware);
+    if (typeof f.uid === "number") d.uid = f.uid;
+    this.changed(`${busName}/${addr}`);
   }
 
   /** Every known device, sorted by bus then address. */

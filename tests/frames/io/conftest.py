@@ -107,8 +107,8 @@ class SocatPair:
 @pytest.fixture
 def socat_pair(tmp_path: Path) -> Iterator[SocatPair]:
     socat = shutil.which("socat") or "/usr/bin/socat"
-    if not os.path.exists(socat):
-        pytest.skip("socat not installed")
+    if not os.path.exists(socat):  # no skip: scripts/setup-system.sh installs it
+        pytest.fail("socat is not installed: run scripts/setup-system.sh")
     a, b = tmp_path / "ttyA", tmp_path / "ttyB"
     proc = subprocess.Popen(
         [socat, "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],

@@ -8,15 +8,11 @@ from typing import Any
 
 import pytest
 
+from firmware_sim.bus import SimulatedBus, ThreadedSimulatedBus
+from firmware_sim.faults import FaultConfig
 from frames import DeviceError, Frame, LinkDown, Timeout
 from frames.events import LinkStateChanged, TrafficEvent
 from frames.io import AsyncMaster, Master
-
-bus_mod = pytest.importorskip("firmware_sim.bus")
-faults_mod = pytest.importorskip("firmware_sim.faults")
-SimulatedBus = bus_mod.SimulatedBus
-ThreadedSimulatedBus = bus_mod.ThreadedSimulatedBus
-FaultConfig = faults_mod.FaultConfig
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import serial
 
 from frames import DeviceError, Frame, LinkDown, MasterClosed, Timeout, encode
 from frames.commands import ErrorCode
 from frames.events import FrameReceived, FrameSent, LinkStateChanged, TrafficEvent
 from frames.io import AsyncMaster, AsyncSlavePort
+from frames.io.serial_async import _PortLink
 from frames.slave import SlaveGroup
 
 from .conftest import Pty, SocatPair, make_device, open_pty
@@ -298,3 +301,92 @@ async def test_over_socat_pty_pair(socat_pair: SocatPair, group: SlaveGroup) -> 
         results = await asyncio.gather(*(m.read_registers(a, a, 2) for a in (1, 2, 3)))
         assert results == [[1001, 1002], [2002, 2003], [3003, 3004]]
         assert await m.echo(2, bytes(range(200))) == bytes(range(200))
+
+
+class SocketSerial:
+    """Just enough of a pyserial port over one end of a socket pair, for ``_PortLink``'s generic
+    path (a class with its own read/write, like ``socket://``); writes at most ``limit`` bytes a
+    call, as a full port would."""
+
+    def __init__(self, sock: socket.socket, limit: int) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.limit = limit
+        self.timeout: float | None = None
+        self.write_timeout: float | None = None
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self, size: int) -> bytes:
+        data = self.sock.recv(size)
+        if not data:
+            raise serial.SerialException("socket disconnected")
+        return data
+
+    def write(self, data: bytes) -> int:
+        return self.sock.send(bytes(data[: self.limit]))
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.got = asyncio.Event()
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        self.got.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        assert not self.lost.done(), "connection_lost called twice"
+        self.lost.set_result(exc)
+
+
+async def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    got = b""
+    while len(got) < n:
+        got += await loop.sock_recv(sock, n - len(got))
+    return got
+
+
+async def test_port_link_buffers_a_full_port_and_closes_after_flushing() -> None:
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    ser = SocketSerial(ours, limit=3)
+    proto = Recorder()
+    link = _PortLink(loop, proto, ser)
+    link.write(b"0123456789")  # 3 bytes now, the rest when the port takes them
+    link.write(b"ab")  # queued behind, never ahead
+    assert await recv_exactly(theirs, 12) == b"0123456789ab"
+    theirs.send(b"reply")
+    await asyncio.wait_for(proto.got.wait(), 2)
+    assert bytes(proto.data) == b"reply"
+    link.write(b"last words")
+    link.close()
+    link.write(b"after close")  # ignored
+    assert await asyncio.wait_for(proto.lost, 2) is None
+    assert ser.closed
+    assert await recv_exactly(theirs, 10) == b"last words"
+    theirs.close()
+
+
+async def test_port_link_reports_a_dead_port_once() -> None:
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    ser = SocketSerial(ours, limit=100)
+    proto = Recorder()
+    link = _PortLink(loop, proto, ser)
+    theirs.close()  # the other end goes away
+    exc = await asyncio.wait_for(proto.lost, 2)
+    assert isinstance(exc, serial.SerialException)
+    assert ser.closed
+    link.write(b"ignored")
+    link.close()  # idempotent after a loss
