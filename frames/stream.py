@@ -73,10 +73,11 @@ class StreamDecoder:
         self._lay = lay
         self._crc = fmt.crc_function
         # Everything the hot loop needs, unpacked into locals with one instruction per feed():
-        # check(covered + crc bytes, cinit, ctable) == residue when the CRC is right (see
-        # _frame_check); fields[n](buf, i) is (addr, cmd, data) of the frame at i with an n-byte
-        # payload, one C call whose tuple becomes the Frame. The loop finds the length byte
-        # last in the header and reads fields[length] for the max_payload check.
+        # check(covered bytes .. end of frame, cinit, ctable) == residue when the CRC (and the
+        # end byte, if the format has one) is right (see _frame_check); fields[n](buf, i) is
+        # (addr, cmd, data) of the frame at i with an n-byte payload, one C call whose tuple
+        # becomes the Frame. The loop finds the length byte last in the header and reads
+        # fields[length] for the max_payload check.
         if lay.length_offset != lay.header_size - 1:
             raise AssertionError("the length byte is not the header's last byte")
         self._consts = (
@@ -84,10 +85,7 @@ class StreamDecoder:
             lay.header_size,
             lay.length_offset,
             lay.crc_from,
-            lay.crc_size,
-            lay.trailer_size,
             lay.min_size,
-            lay.end,
             *_frame_check(fmt),
             _field_readers(lay),
         )
@@ -119,9 +117,7 @@ class StreamDecoder:
         # ``tuple.__new__`` from the fields' tuple, skipping ``Frame.__new__``.
         data = self._rest + chunk
         n = len(data)
-        start, hs, lo, cfrom, cs, ts, mins, endb, check, cinit, ctable, residue, fields = (
-            self._consts
-        )
+        start, hs, lo, cfrom, mins, check, cinit, ctable, residue, fields = self._consts
         final = self._final
         out: list[Frame] = []
         append = out.append
@@ -154,8 +150,7 @@ class StreamDecoder:
                 discarded += 1
                 pos = i + 1
                 continue
-            crc_at = i + hs + length
-            end = crc_at + ts
+            end = i + mins + length  # min_size: header + CRC (+ end byte)
             if end > n:
                 # Lookahead: only a start byte early enough to begin a whole frame (one C call
                 # to rule out, as it usually is) is worth the full check.
@@ -170,13 +165,9 @@ class StreamDecoder:
                     continue
                 pos = i
                 break
-            if check(data[i + cfrom : crc_at + cs], cinit, ctable) != residue:
-                self.stats.crc_errors += 1
-                discarded += 1
-                pos = i + 1
-                continue
-            if endb is not None and data[end - 1] != endb:
-                self.stats.end_errors += 1
+            # One call checks the CRC and (for formats that have one) the end byte.
+            if check(data[i + cfrom : end], cinit, ctable) != residue:
+                self._count_bad(data, end)
                 discarded += 1
                 pos = i + 1
                 continue
@@ -197,6 +188,14 @@ class StreamDecoder:
         if discarded:
             st.discarded_bytes += discarded
         return out
+
+    def _count_bad(self, data: bytes, end: int) -> None:
+        """A candidate failed the check: count it as a bad end byte or a CRC error."""
+        lay = self._lay
+        if lay.end is not None and data[end - 1] != lay.end:
+            self.stats.end_errors += 1
+        else:
+            self.stats.crc_errors += 1
 
     def _crc_ok(self, buf: bytes, frm: int, crc_at: int) -> bool:
         lay = self._lay
@@ -233,15 +232,21 @@ def _frame_check(fmt: FrameFormat) -> tuple[RawCrc, int, object, int]:
     frame; otherwise a Python function comparing the computed and the received CRC.
     """
     residue = crc_residue(fmt)
-    if residue is not None:
+    endb = fmt.layout.end
+    if residue is not None and endb is None:
         fun, init, table = raw_crc(fmt.crc)
         return fun, init, table, residue
     crc = fmt.crc_function
     size = fmt.layout.crc_size
+    tail = 0 if endb is None else 1
     order: Literal["little", "big"] = "little" if fmt.layout.crc_little else "big"
 
     def check(frame: bytes | bytearray, _init: int, _table: object) -> int:
-        return 0 if crc(frame[:-size]) == int.from_bytes(frame[-size:], order) else 1
+        # ``frame`` runs from the first CRC-covered byte to the end of the frame.
+        if tail and frame[-1] != endb:
+            return 1
+        body, crc_bytes = frame[: -size - tail], frame[len(frame) - size - tail : len(frame) - tail]
+        return 0 if crc(body) == int.from_bytes(crc_bytes, order) else 1
 
     return check, 0, None, 0
 

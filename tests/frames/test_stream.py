@@ -151,3 +151,14 @@ def test_fuzz_never_raises(chunks: list[bytes], fmt: FrameFormat) -> None:
             assert isinstance(frame, Frame)
     dec.flush()
     assert dec.pending <= fmt.layout.max_size
+
+
+def test_bad_end_byte_and_bad_crc_are_counted_apart() -> None:
+    fmt = FrameFormat(end=0x0D)
+    good = encode(1, 2, b"ok", fmt)
+    bad_end = good[:-1] + b"\x0e"
+    bad_crc = bytearray(good)
+    bad_crc[-2] ^= 0x01
+    dec = StreamDecoder(fmt)
+    assert dec.feed(bad_end + bytes(bad_crc) + good) == [Frame(1, 2, b"ok")]
+    assert (dec.stats.end_errors, dec.stats.crc_errors) == (1, 1)
