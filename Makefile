@@ -16,6 +16,8 @@ test:
 bench:
 	@bash scripts/setup-venv.sh test,bench
 	.venv/bin/python benchmarks/codec.py
+	.venv/bin/python benchmarks/link.py
+	.venv/bin/python benchmarks/bridge.py
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache test-output
