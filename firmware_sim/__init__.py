@@ -19,7 +19,8 @@ from .profile import Profile, available_profiles, load_profile, parse_profile
 from .registers import Register
 
 if TYPE_CHECKING:
-    from .bus import SimulatedBus, ThreadedSimulatedBus
+    from .bus import SimulatedBus
+    from .threaded import ThreadedSimulatedBus
 
 __all__ = [
     "NO_FAULTS",
@@ -60,8 +61,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("SimulatedBus", "ThreadedSimulatedBus"):
-        from . import bus
+    if name == "SimulatedBus":
+        from .bus import SimulatedBus
 
-        return getattr(bus, name)
+        return SimulatedBus
+    if name == "ThreadedSimulatedBus":
+        from .threaded import ThreadedSimulatedBus
+
+        return ThreadedSimulatedBus
     raise AttributeError(f"module 'firmware_sim' has no attribute {name!r}")

@@ -26,7 +26,7 @@ from typing import Protocol
 import serial
 import serial_asyncio
 
-from .serial_async import write_now
+from .port_link import write_now
 
 __all__ = ["AsyncSlavePort", "ReplyFilter", "Responder", "SlavePort"]
 

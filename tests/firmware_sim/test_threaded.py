@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import serial
 
-from firmware_sim.bus import ThreadedSimulatedBus
 from firmware_sim.errors import ProfileError
+from firmware_sim.threaded import ThreadedSimulatedBus
 from frames.codec import encode
 from frames.stream import StreamDecoder
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from firmware_sim.bus import SimulatedBus, ThreadedSimulatedBus
+from firmware_sim.bus import SimulatedBus
 from firmware_sim.faults import FaultConfig
+from firmware_sim.threaded import ThreadedSimulatedBus
 from frames import DeviceError, Frame, LinkDown, Timeout
 from frames.events import LinkStateChanged, TrafficEvent
 from frames.io import AsyncMaster, Master

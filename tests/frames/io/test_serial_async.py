@@ -16,7 +16,7 @@ from frames import DeviceError, Frame, LinkDown, MasterClosed, Timeout, encode
 from frames.commands import ErrorCode
 from frames.events import FrameReceived, FrameSent, LinkStateChanged, TrafficEvent
 from frames.io import AsyncMaster, AsyncSlavePort
-from frames.io.serial_async import _PortLink
+from frames.io.port_link import PortLink
 from frames.slave import SlaveGroup
 
 from .conftest import Pty, SocatPair, make_device, open_pty
@@ -304,7 +304,7 @@ async def test_over_socat_pty_pair(socat_pair: SocatPair, group: SlaveGroup) -> 
 
 
 class SocketSerial:
-    """Just enough of a pyserial port over one end of a socket pair, for ``_PortLink``'s generic
+    """Just enough of a pyserial port over one end of a socket pair, for ``PortLink``'s generic
     path (a class with its own read/write, like ``socket://``); writes at most ``limit`` bytes a
     call, as a full port would."""
 
@@ -362,7 +362,7 @@ async def test_port_link_buffers_a_full_port_and_closes_after_flushing() -> None
     theirs.setblocking(False)
     ser = SocketSerial(ours, limit=3)
     proto = Recorder()
-    link = _PortLink(loop, proto, ser)
+    link = PortLink(loop, proto, ser)
     link.write(b"0123456789")  # 3 bytes now, the rest when the port takes them
     link.write(b"ab")  # queued behind, never ahead
     assert await recv_exactly(theirs, 12) == b"0123456789ab"
@@ -383,7 +383,7 @@ async def test_port_link_reports_a_dead_port_once() -> None:
     ours, theirs = socket.socketpair()
     ser = SocketSerial(ours, limit=100)
     proto = Recorder()
-    link = _PortLink(loop, proto, ser)
+    link = PortLink(loop, proto, ser)
     theirs.close()  # the other end goes away
     exc = await asyncio.wait_for(proto.lost, 2)
     assert isinstance(exc, serial.SerialException)
