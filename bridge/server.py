@@ -3,13 +3,13 @@
 The handler parses each client message (:mod:`bridge.contract`) and answers it; bad input gets
 an ``error`` message and the loop goes on. Publishers never await a client: fan-out puts
 pre-serialized text in each session's bounded queue (:mod:`bridge.session`), and a session whose
-queue becomes non-empty is marked dirty. One ``call_soon`` callback per event-loop turn (however
-many messages were published in that turn) writes what each dirty client has queued, batched as
-one JSON array per WebSocket frame, straight to its transport: no task, event or ``await`` per
-client or per message. A client whose transport buffer is above ``write_limit`` gets a small
-drain task that waits for the socket and marks it dirty again; meanwhile its queue grows, and
-when it overflows the client is closed with 4000 by a separate task, so no client ever waits for
-another.
+queue becomes non-empty is marked dirty. A flush (``call_soon``, however many messages were
+published in that turn) writes what each dirty client has queued, batched as one JSON array per
+WebSocket frame, straight to its transport, a slice of clients per loop turn so the buses are
+served in between: no task, event or ``await`` per client or per message. A client whose
+transport buffer is above ``write_limit`` gets a small drain task that waits for the socket and
+marks it dirty again; meanwhile its queue grows, and when it overflows the client is closed with
+4000 by a separate task, so no client ever waits for another.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = ["BridgeServer", "BusPort"]
 
 log = logging.getLogger("bridge.server")
 
-_PACE_MIN_S = 0.002  # flushes shorter than this are not paced
+_FLUSH_SLICE = 100  # clients written per loop turn
 
 
 class BusPort(Protocol):
@@ -115,7 +115,8 @@ class BridgeServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty: list[_Conn] = []
         self._flush_pending = False
-        self._next_flush = 0.0  # loop time: a long flush makes the next one wait as long
+        self._flushing: list[_Conn] | None = None  # the clients of the flush under way
+        self._flush_at = 0  # how many of them are written
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -268,14 +269,13 @@ class BridgeServer:
             return
         conn.dirty = True
         self._dirty.append(conn)
-        if not self._flush_pending:
-            self._flush_pending = True
-            loop = asyncio.get_running_loop()
-            delay = self._next_flush - loop.time()
-            if delay > 0:
-                loop.call_later(delay, self._flush)
-            else:
-                loop.call_soon(self._flush)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_pending:
+            return
+        self._flush_pending = True
+        asyncio.get_running_loop().call_soon(self._flush)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -296,25 +296,34 @@ class BridgeServer:
                 ws.transport.abort()
 
     def _flush(self) -> None:
-        """Write what every dirty client has queued; runs once per loop turn with publishes.
+        """Write what every dirty client has queued, ``_FLUSH_SLICE`` clients per loop turn.
 
-        Pacing: when writing took more than ``_PACE_MIN_S`` of CPU (many clients), the next
-        flush waits as long again, so writing takes at most about half of the loop and the
-        buses keep their rate; what is published meanwhile goes out as one batch per client
-        (one write instead of several, which is where a loaded bridge spends its CPU). An idle
-        bridge writes at once.
+        A flush takes the clients that are dirty when it starts; the rest of it goes on in the
+        next loop turn, after I/O, so the buses' replies are read between slices and writing to
+        thousands of clients never stalls polling. What is published while a flush runs goes
+        out as one batch per client in the next one: under load, each client gets one write
+        per flush however many frames it carries (the writes, not the JSON, are where a loaded
+        bridge spends its CPU); an idle bridge writes at once.
         """
-        self._flush_pending = False
-        started = time.thread_time()  # CPU time: a preempted flush does not inflate the pause
-        dirty, self._dirty = self._dirty, []
+        if self._flushing is None:  # a new flush: the clients dirty now; later ones wait for
+            self._flushing, self._dirty = self._dirty, []  # the next flush
+            self._flush_at = 0
+        at = self._flush_at
+        part = self._flushing[at : at + _FLUSH_SLICE]
+        self._flush_at = at + len(part)
         now = self.clock()
         last = _LastFrame()
-        for conn in dirty:
+        for conn in part:
             conn.dirty = False
             if not conn.closing and not conn.blocked:
                 self._write(conn, now, last)
-        spent = time.thread_time() - started
-        self._next_flush = asyncio.get_running_loop().time() + spent if spent > _PACE_MIN_S else 0.0
+        if self._flush_at < len(self._flushing):
+            asyncio.get_running_loop().call_soon(self._flush)  # after this turn's I/O
+            return
+        self._flushing = None
+        self._flush_pending = False
+        if self._dirty:
+            self._schedule_flush()
 
     def _write(self, conn: _Conn, now: float, last: _LastFrame) -> None:
         """Send the queue as frames of up to ``batch_messages``/``batch_bytes`` while the

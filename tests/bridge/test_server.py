@@ -176,6 +176,25 @@ async def test_queued_messages_are_batched_as_one_json_array(harness: Harness) -
     assert [m["seq"] for m in batch] == list(range(1, 11))
 
 
+async def test_flush_in_slices_delivers_everything_in_order(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bridge.server
+
+    monkeypatch.setattr(bridge.server, "_FLUSH_SLICE", 2)  # 7 clients: a flush of 4 slices
+    clients = [await harness.client() for _ in range(7)]
+    for ws in clients:
+        await ws.send(json.dumps({"type": "subscribe", "id": 1, "topics": ["*"]}))
+        await recv(ws)
+    for _round in range(3):  # publishes while a sliced flush is under way join the next one
+        for _ in range(5):
+            harness.bus.frame()
+        await asyncio.sleep(0)  # let one slice run between rounds
+    for ws in clients:
+        seqs = [(await recv(ws))["seq"] for _ in range(15)]
+        assert seqs == list(range(1, 16))
+
+
 async def test_request_reply_is_routed_by_id(harness: Harness) -> None:
     ws = await harness.client()
     await ws.send(
