@@ -10,10 +10,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-${extras:-base}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  if [ -n "$extras" ]; then
-    .venv/bin/python -m pip install -q -e ".[${extras}]"
-  else
-    .venv/bin/python -m pip install -q -e .
+  target="."
+  [ -n "$extras" ] && target=".[${extras}]"
+  echo "setup-venv: installing framebridge${extras:+[$extras]} into .venv (log: .venv/install.log)"
+  if ! .venv/bin/python -m pip install -q -e "$target" > .venv/install.log 2>&1; then
+    tail -30 .venv/install.log >&2
+    echo "setup-venv: pip install failed" >&2
+    exit 1
   fi
   touch "$stamp"
 fi
