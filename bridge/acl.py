@@ -34,6 +34,8 @@ def check_token(token: str, allowed: Collection[str]) -> Principal | None:
         return Principal("anonymous")
     for index, candidate in enumerate(allowed):
         # constant-time compare: the token is a secret and timing would leak its prefix
-        if hmac.compare_digest(candidate.encode(), token.encode()):
+        if hmac.compare_digest(
+            candidate.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
+        ):
             return Principal(f"token#{index}")
     return None

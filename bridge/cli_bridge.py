@@ -48,7 +48,13 @@ async def _serve(
             loop.add_signal_handler(sig, stop.set)
     host, port = listen if listen is not None else (None, None)
     try:
-        await bridge.start(host, port)
+        try:
+            await bridge.start(host, port)
+        except OSError as exc:  # the listen address is taken or not ours
+            where = (
+                f"{host or config.server.host}:{port if port is not None else config.server.port}"
+            )
+            raise BridgeError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         _out(f"websocket: {bridge.ws_url}")
         _out(f"dashboard: {bridge.http_url}/")
         _out(f"health:    {bridge.http_url}/healthz")
@@ -67,7 +73,11 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     except BridgeError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    return asyncio.run(_serve(config, listen, args.duration))
+    try:
+        return asyncio.run(_serve(config, listen, args.duration))
+    except BridgeError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -93,9 +103,11 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from firmware_sim.errors import SimError
+
     try:
         return asyncio.run(_demo(args))
-    except BridgeError as exc:
+    except (BridgeError, SimError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
 

@@ -108,7 +108,7 @@ def parse_topic(text: str) -> Topic:
         raise ValueError(f"topic {text!r} is not '*', 'BUS/*' or 'BUS/ADDR'")
     if addr == "*":
         return Topic(bus, None)
-    if not addr.isdigit() or not 0 <= int(addr) <= 255:
+    if not (addr.isascii() and addr.isdigit()) or not 0 <= int(addr) <= 255:
         raise ValueError(f"topic {text!r}: address must be 0..255 or *")
     return Topic(bus, int(addr))
 
@@ -264,6 +264,14 @@ def _request(obj: Mapping[str, Any], msg_id: Any) -> Request:
     return Request(bus, addr, cmd, data, args, None if timeout is None else float(timeout), msg_id)
 
 
+def _encodable(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_client_message(text: str | bytes, *, max_topics: int = 64) -> ClientMessage:
     """One client message → a typed value, or :class:`ContractError` saying what is wrong."""
     if isinstance(text, bytes):
@@ -274,6 +282,10 @@ def parse_client_message(text: str | bytes, *, max_topics: int = 64) -> ClientMe
         raise ContractError(BAD_JSON, f"not JSON: {str(exc)[:120]}") from None
     if not isinstance(obj, dict):
         raise ContractError(BAD_MESSAGE, "a message must be a JSON object")
+    if "\\u" in text and not _encodable(obj):
+        # JSON escapes can smuggle in lone surrogates ("\ud800"), which no UTF-8 reply (not
+        # even an error echoing the id) can carry: refuse the message, without its id.
+        raise ContractError(BAD_VALUE, "strings must be valid Unicode (no lone surrogates)")
     msg_id = obj.get("id")
     if msg_id is not None and not (isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool)):
         raise ContractError(WRONG_TYPE, "'id' must be a string or an integer")

@@ -109,11 +109,24 @@ def _build(
         if fields:
             raise FrameValueError(f"{name} {what} takes no fields, got {sorted(fields)}")
         return b""
+    fields = dict(fields or {})
+    names = {sc.name for sc in getattr(layout, "subcons", ()) if sc.name}
+    unknown = sorted(set(fields) - names) if names else []
+    if unknown:
+        raise FrameValueError(f"{name} {what} has no field(s) {unknown}; it has {sorted(names)}")
+    if any(_is_bool(v) for v in fields.values()):
+        raise FrameValueError(f"{name} {what}: true/false is not a number")
     try:
-        out: bytes = layout.build(dict(fields or {}))
+        out: bytes = layout.build(fields)
     except (ConstructError, KeyError, TypeError, ValueError) as exc:
         raise FrameValueError(f"cannot build {name} {what}: {exc}") from exc
     return out
+
+
+def _is_bool(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_is_bool(v) for v in value)
+    return isinstance(value, bool)
 
 
 def _parse(layout: Construct | None, data: bytes, name: str, what: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -172,26 +174,22 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         print(f"error: link down: cannot open {args.port}: {exc}", file=sys.stderr)
         return EXIT_LINK_DOWN
     end = None if args.duration is None else time.monotonic() + args.duration
-    dirty = False
-    with port:
-        while args.count is None or mon.frames < args.count:
-            now = time.monotonic()
-            if end is not None and now >= end:
-                break
-            wait = mon.idle_flush if dirty else 0.05
-            port.timeout = wait if end is None else max(0.0, min(wait, end - now))
-            try:
-                first = port.read(1)
-                rest = port.read(port.in_waiting) if first and port.in_waiting else b""
-            except (serial.SerialException, OSError) as exc:
-                print(f"error: link down: {exc}", file=sys.stderr)
-                return EXIT_LINK_DOWN
-            if first:
-                dirty = True
-                mon.feed(first + rest, time.time())
-            elif dirty:
-                dirty = False
-                mon.idle(time.time())
+    # SIGTERM stops the sniffer like Ctrl-C: flush what is half-received, print the summary.
+    # (Only the main thread may set handlers; embedded in a thread, the caller owns signals.)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
+    try:
+        with port:
+            _sniff(args, port, mon, end)
+    except KeyboardInterrupt:
+        pass
+    except (serial.SerialException, OSError) as exc:
+        print(f"error: link down: {exc}", file=sys.stderr)
+        return EXIT_LINK_DOWN
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        mon.idle(time.time())
     st = mon.decoder.stats
     print(
         f"{mon.frames} frame(s), {st.crc_errors} CRC error(s), {st.discarded_bytes} byte(s) "
@@ -199,6 +197,30 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sniff(
+    args: argparse.Namespace, port: serial.SerialBase, mon: Monitor, end: float | None
+) -> None:
+    dirty = False
+    while args.count is None or mon.frames < args.count:
+        now = time.monotonic()
+        if end is not None and now >= end:
+            break
+        wait = mon.idle_flush if dirty else 0.05
+        port.timeout = wait if end is None else max(0.0, min(wait, end - now))
+        first = port.read(1)
+        rest = port.read(port.in_waiting) if first and port.in_waiting else b""
+        if first:
+            dirty = True
+            mon.feed(first + rest, time.time())
+        elif dirty:
+            dirty = False
+            mon.idle(time.time())
 
 
 class _FieldsParser(argparse.ArgumentParser):

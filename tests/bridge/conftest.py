@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -89,13 +90,16 @@ async def recv_raw(ws: ClientConnection, timeout: float = TIMEOUT) -> list[dict[
     return data if isinstance(data, list) else [data]
 
 
-class _Buffered:
-    pending: dict[int, list[dict[str, Any]]] = {}
+# Messages of a received batch not yet handed out, per connection; weak keys, so a closed
+# connection's leftovers go with it and can never reach a later one.
+_pending: weakref.WeakKeyDictionary[ClientConnection, list[dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def recv(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:
     """The next contract message, unbatching transparently."""
-    buf = _Buffered.pending.setdefault(id(ws), [])
+    buf = _pending.setdefault(ws, [])
     if not buf:
         buf.extend(await recv_raw(ws, timeout))
     return buf.pop(0)

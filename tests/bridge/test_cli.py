@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -105,3 +107,36 @@ def test_config_errors_name_the_location(tmp_path: Path) -> None:
     cfg.write_text("[limits]\nqueue_messages = -1\n")
     with pytest.raises(ConfigError, match=r"limits.queue_messages: must be > 0"):
         load_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--devices", "0"], "0 devices"),
+        (["--profile", "nope"], "no such profile"),
+    ],
+)
+def test_demo_bad_arguments_exit_2_without_traceback(args: list[str], message: str) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "demo", "--listen", "127.0.0.1:0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_demo_on_a_taken_port_exits_2_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = subprocess.run(
+            [sys.executable, "-m", "bridge.cli", "demo", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert res.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in res.stderr and "Traceback" not in res.stderr

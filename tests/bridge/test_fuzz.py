@@ -14,8 +14,10 @@ from bridge.errors import ContractError
 
 from .conftest import Harness, recv
 
+# Any code point, lone surrogates included: JSON escapes ("\ud800") can carry them.
+any_text = st.text(st.characters(exclude_categories=()), max_size=8)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
     ),
@@ -71,3 +73,20 @@ async def test_fuzzed_messages_never_break_the_connection(harness: Harness) -> N
     assert ws.close_code is None
     assert len(harness.server.conns) == 1
     await asyncio.sleep(0)
+
+
+async def test_lone_surrogates_get_an_error_reply_before_and_after_hello(
+    harness: Harness,
+) -> None:
+    ws = await harness.client(hello=False)
+    await ws.send('{"type":"ping","id":"\\udc00"}')
+    err = await recv(ws)
+    assert err["type"] == "error" and err["code"] == "bad_value" and "id" not in err
+    await ws.send(json.dumps({"type": "hello", "token": "t"}))
+    assert (await recv(ws))["type"] == "welcome"
+    await ws.send('{"type":"ping","id":"\\ud800"}')
+    assert (await recv(ws))["code"] == "bad_value"
+    await ws.send('{"type":"subscribe","topics":["*"],"since":{"\\udc00":{"epoch":1,"seq":1}}}')
+    assert (await recv(ws))["code"] == "bad_value"
+    await ws.send(json.dumps({"type": "ping", "id": 5}))
+    assert await recv(ws) == {"type": "pong", "id": 5}  # still connected

@@ -83,3 +83,15 @@ def test_describe_frames() -> None:
     assert STANDARD.describe(Frame(1, 3, b"\x00\x00\x04")) == {"start": 0, "count": 4}
     assert STANDARD.describe(Frame(1, 0x55, b"")) is None
     assert jsonable({"data": b"\x01", "v": [b"\x02"]}) == {"data": "01", "v": ["02"]}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"start": True, "count": 1},
+        {"start": 0, "count": 1, "extra": 5},
+    ],
+)
+def test_build_rejects_booleans_and_unknown_fields(fields: dict[str, Any]) -> None:
+    with pytest.raises(FrameValueError):
+        STANDARD.get("read_regs").encode_request(fields)

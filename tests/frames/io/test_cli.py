@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -134,3 +139,28 @@ def test_monitor_decodes_a_bus(pty: Pty, capsys: pytest.CaptureFixture[str], as_
 def test_monitor_duration_bound(pty: Pty, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["monitor", pty.path, "--duration", "0.1"], capsys)
     assert code == 0 and out == "" and "0 frame(s)" in err
+
+
+def test_monitor_stops_on_sigterm_with_its_summary(pty: Pty) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "monitor", pty.path, "--duration", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        # keep the bus talking until the monitor prints a frame: then it is surely running
+        deadline = time.monotonic() + 15
+        ready = select.select([proc.stdout], [], [], 0)[0]
+        while not ready and time.monotonic() < deadline:
+            os.write(pty.fd, encode(1, 2, b"hi"))
+            ready = select.select([proc.stdout], [], [], 0.05)[0]
+        assert ready, "monitor printed nothing"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert out.strip() and "frame(s)" in err
