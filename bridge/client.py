@@ -64,6 +64,7 @@ class BridgeClient:
         self.duplicates = 0  # replayed messages dropped because already seen
         self.ws: ClientConnection | None = None
         self._queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue(max_queue)
+        self._ended: BaseException | None = None  # why the connection ended for good
         self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
@@ -175,6 +176,8 @@ class BridgeClient:
 
     async def recv(self, timeout: float | None = None) -> dict[str, Any]:
         """The next frame, event, heartbeat or unsolicited error. Raises ClientClosed at the end."""
+        if self._ended is not None and self._queue.empty():
+            raise self._ended
         item = await asyncio.wait_for(self._queue.get(), timeout)
         if isinstance(item, BaseException):
             self._queue.put_nowait(item)  # keep the end visible to later calls
@@ -191,6 +194,16 @@ class BridgeClient:
     # -- reading and resuming ----------------------------------------------------------------
 
     async def _read_forever(self) -> None:
+        try:
+            await self._read_and_reconnect()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. a server text that is not JSON: end, never hang
+            log.warning("event=client_reader_failed url=%s error=%r", self.url, exc)
+            self._fail_pending(ClientError(f"reader failed: {exc!r}"))
+            await self._end(ClientClosed(f"reader failed: {exc!r}", None))
+
+    async def _read_and_reconnect(self) -> None:
         attempts = 0
         while True:
             ws = self.ws
@@ -252,15 +265,18 @@ class BridgeClient:
     async def _handle(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         msg_id = msg.get("id")
+        if kind == "subscribed":
+            # A refused resume (epoch changed, gap too old): forget that bus's position, so
+            # the next resume does not ask for it again. Before the answer goes to its caller.
+            for bus, ok in (msg.get("recovered") or {}).items():
+                if not ok:
+                    self.positions.pop(bus, None)
         if msg_id is not None and (kind in _ANSWERS or kind == "error"):
             fut = self._pending.pop(msg_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
                 return
         if kind == "subscribed":
-            for bus, ok in msg.get("recovered", {}).items():
-                if not ok:
-                    self.positions.pop(bus, None)
             return
         if kind in ("frame", "event"):
             bus = msg.get("bus")
@@ -274,6 +290,9 @@ class BridgeClient:
         await self._queue.put(msg)
 
     async def _end(self, exc: BaseException) -> None:
+        # Remembered as well as queued: with a full queue the sentinel would be lost and a
+        # reader would wait forever once it has drained what is queued.
+        self._ended = exc
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(exc)
 

@@ -336,3 +336,19 @@ async def test_shutdown_closes_clients_with_1001_after_pending_replies(harness: 
     reply, _ = await recv_until(ws, "reply")
     assert reply["id"] == 1 and reply["ok"] is True
     assert await closed_code(ws) == 1001
+
+
+async def test_client_library_ends_even_when_its_queue_was_full(harness: Harness) -> None:
+    from bridge.client import BridgeClient
+    from bridge.errors import ClientClosed
+
+    async with BridgeClient(harness.url, "t", reconnect=False, max_queue=2) as client:
+        await client.subscribe(["*"])
+        for _ in range(2):
+            harness.bus.frame()
+        await harness.wait_for(lambda: client._queue.full())
+        await harness.server.close()  # 1001 while the client's queue is full
+        assert [(await client.recv(5))["seq"] for _ in range(2)] == [1, 2]
+        with pytest.raises(ClientClosed):
+            await client.recv(5)  # the end is not lost: no hang until the timeout
+        assert client.close_codes == [1001]
