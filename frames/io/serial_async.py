@@ -133,6 +133,7 @@ class AsyncMaster:
         self._timer_when = 0.0
         self._reconnector: asyncio.Task[None] | None = None
         self._closed = False
+        self._link_waiters: set[asyncio.Future[None]] = set()  # wait_connected() callers
         self._cmd_read = registry.resolve_code("read_regs")
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -157,6 +158,7 @@ class AsyncMaster:
         if self._closed:
             return
         self._closed = True
+        self._wake_link_waiters()
         if self._reconnector is not None:
             self._reconnector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -204,9 +206,19 @@ class AsyncMaster:
         while not self.connected:
             if self._closed:
                 raise MasterClosed("master is closed")
-            if loop.time() >= end:
-                raise LinkDown(f"{self.url} not connected after {timeout}s")
-            await asyncio.sleep(min(0.01, self.reconnect_min))
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._link_waiters.add(waiter)
+            try:
+                await asyncio.wait_for(waiter, max(0.0, end - loop.time()))
+            except TimeoutError:
+                raise LinkDown(f"{self.url} not connected after {timeout}s") from None
+            finally:
+                self._link_waiters.discard(waiter)
+
+    def _wake_link_waiters(self) -> None:
+        for waiter in self._link_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -339,6 +351,7 @@ class AsyncMaster:
         self._transport, self._protocol = transport, protocol
         self._core.link_up(loop.time())
         self._pump()
+        self._wake_link_waiters()
         log.info("%s open", self.url)
 
     def _start_reconnect(self) -> None:

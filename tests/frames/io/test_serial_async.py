@@ -172,8 +172,11 @@ async def test_port_loss_and_reconnect(tmp_path: Path, group: SlaveGroup) -> Non
     states: list[bool] = []
     down = asyncio.Event()
     up_again = asyncio.Event()
+    in_flight = asyncio.Event()
 
     def traffic(ev: TrafficEvent) -> None:
+        if isinstance(ev, FrameSent) and ev.frame.addr == 2:
+            in_flight.set()
         if isinstance(ev, LinkStateChanged):
             states.append(ev.up)
             (up_again if ev.up and down.is_set() else down).set()
@@ -193,7 +196,7 @@ async def test_port_loss_and_reconnect(tmp_path: Path, group: SlaveGroup) -> Non
     try:
         assert await m.echo(1, b"a") == b"a"
         pending = asyncio.create_task(m.echo(2, b"in flight"))
-        await asyncio.sleep(0.02)  # let it reach the wire; the device answers after 0.2 s
+        await asyncio.wait_for(in_flight.wait(), 2)  # on the wire; the device answers after 0.2 s
         await dev1.stop()
         pty1.close()  # the adapter is unplugged
         with pytest.raises(LinkDown):
@@ -234,10 +237,16 @@ async def test_open_failure(tmp_path: Path) -> None:
 
 async def test_close_fails_pending_requests(pty: Pty, group: SlaveGroup) -> None:
     async with AsyncSlavePort(group, fd=pty.fd, reply_filter=lambda out: None):
-        m = AsyncMaster(pty.path, timeout=5.0, reconnect=False)
+        sent = asyncio.Event()
+        m = AsyncMaster(
+            pty.path,
+            timeout=5.0,
+            reconnect=False,
+            on_traffic=lambda ev: sent.set() if isinstance(ev, FrameSent) else None,
+        )
         await m.open()
         task = asyncio.create_task(m.echo(1, b"x"))
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(sent.wait(), 2)  # the request is on the wire, awaiting its reply
         await m.close()
         await m.close()  # idempotent
         with pytest.raises(MasterClosed):
@@ -390,3 +399,28 @@ async def test_port_link_reports_a_dead_port_once() -> None:
     assert ser.closed
     link.write(b"ignored")
     link.close()  # idempotent after a loss
+
+
+async def test_wait_connected_wakes_on_reopen_and_on_close(tmp_path: Path) -> None:
+    link = tmp_path / "ttyLATE"
+    m = AsyncMaster(str(link), reconnect=True, reconnect_min=0.01, reconnect_max=0.05)
+    await m.open()  # the port does not exist yet: retried in the background
+    pty = None
+    try:
+        with pytest.raises(LinkDown, match="not connected"):
+            await m.wait_connected(0.05)
+        pty = open_pty()
+        link.symlink_to(pty.path)  # the adapter is plugged in
+        await m.wait_connected(5)
+        assert m.connected
+    finally:
+        await m.close()
+        if pty is not None:
+            pty.close()
+    closed = AsyncMaster(str(tmp_path / "never"), reconnect=True, reconnect_min=0.01)
+    await closed.open()
+    waiter = asyncio.create_task(closed.wait_connected(30))
+    await asyncio.sleep(0)  # one loop turn: the waiter starts waiting
+    await closed.close()
+    with pytest.raises(MasterClosed):
+        await asyncio.wait_for(waiter, 2)  # woken by close, long before its 30 s
