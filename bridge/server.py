@@ -1,15 +1,10 @@
-"""The WebSocket server: one reader (the handler) per client and one flusher for all of them.
+"""The WebSocket server: one reader (the handler) per client and one writer for all of them.
 
 The handler parses each client message (:mod:`bridge.contract`) and answers it; bad input gets
 an ``error`` message and the loop goes on. Publishers never await a client: fan-out puts
-pre-serialized text in each session's bounded queue (:mod:`bridge.session`), and a session whose
-queue becomes non-empty is marked dirty. A flush (``call_soon``, however many messages were
-published in that turn) writes what each dirty client has queued, batched as one JSON array per
-WebSocket frame, straight to its transport, a slice of clients per loop turn so the buses are
-served in between: no task, event or ``await`` per client or per message. A client whose
-transport buffer is above ``write_limit`` gets a small drain task that waits for the socket and
-marks it dirty again; meanwhile its queue grows, and when it overflows the client is closed with
-4000 by a separate task, so no client ever waits for another.
+pre-serialized text in each session's bounded queue (:mod:`bridge.session`) and the writer
+(:mod:`bridge.writer`) flushes the queues in batches; a client whose queue overflows is closed
+with 4000 by a separate task, so no client ever waits for another.
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
 from . import contract as c
 from .acl import Principal, check_token
@@ -35,12 +29,11 @@ from .fanout import Hub
 from .metrics import BridgeMetrics
 from .session import QueueLimits, Session
 from .web import HttpRoutes
+from .writer import Conn, Writer
 
 __all__ = ["BridgeServer", "BusPort"]
 
 log = logging.getLogger("bridge.server")
-
-_FLUSH_SLICE = 100  # clients written per loop turn
 
 
 class BusPort(Protocol):
@@ -54,29 +47,6 @@ class BusPort(Protocol):
     def submit(self, request: c.Request) -> asyncio.Future[dict[str, Any]]: ...
     def snapshot(self) -> dict[str, Any]: ...
     def idle(self) -> bool: ...
-
-
-class _Conn:
-    __slots__ = ("blocked", "closing", "dirty", "peer", "session", "ws")
-
-    def __init__(self, ws: ServerConnection, session: Session) -> None:
-        self.ws = ws
-        self.session = session
-        self.closing = False
-        self.dirty = False  # in the server's list of connections to flush
-        self.blocked = False  # transport above its write limit: a drain task waits for it
-        self.peer = ws.remote_address[0] if ws.remote_address else "?"
-
-
-class _LastFrame:
-    """The last batch written in a flush and its WebSocket frame, for the next client."""
-
-    __slots__ = ("batch", "frame", "text_len")
-
-    def __init__(self) -> None:
-        self.batch: list[str] = []
-        self.frame = b""
-        self.text_len = 0
 
 
 class BridgeServer:
@@ -96,7 +66,7 @@ class BridgeServer:
         self.buses = buses
         self.metrics = metrics or BridgeMetrics()
         self.clock = clock
-        self.conns: dict[str, _Conn] = {}
+        self.conns: dict[str, Conn] = {}
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
         self.routes = routes or HttpRoutes(self.health, self.metrics.render, self.state_json)
         self.queue_limits = QueueLimits(
@@ -113,10 +83,7 @@ class BridgeServer:
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(3)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._dirty: list[_Conn] = []
-        self._flush_pending = False
-        self._flushing: list[_Conn] | None = None  # the clients of the flush under way
-        self._flush_at = 0  # how many of them are written
+        self._writer = Writer(self.metrics.out, self._spawn, clock)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -183,7 +150,7 @@ class BridgeServer:
             return
         sid = f"{self._prefix}-{next(self._ids)}"
         session = Session(sid, self.queue_limits, self.clock())
-        conn = _Conn(ws, session)
+        conn = Conn(ws, session)
         session.wake = lambda: self._wake(conn)
         self.conns[sid] = conn
         try:
@@ -200,7 +167,7 @@ class BridgeServer:
             self.conns.pop(sid, None)
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
 
-    async def _hello(self, conn: _Conn) -> bool:
+    async def _hello(self, conn: Conn) -> bool:
         """Wait for a valid hello; answer anything else with an error. False: connection ends."""
         ws = conn.ws
         deadline = time.monotonic() + self.limits.hello_timeout_s
@@ -256,7 +223,7 @@ class BridgeServer:
         )
         return out
 
-    def _wake(self, conn: _Conn) -> None:
+    def _wake(self, conn: Conn) -> None:
         """The session's queue became non-empty (or overflowed): flush it this loop turn."""
         if conn.session.overflowed:
             if not conn.closing:
@@ -265,24 +232,14 @@ class BridgeServer:
                 log.warning("event=slow_consumer session=%s peer=%s", conn.session.id, conn.peer)
                 self._spawn(self._close_slow(conn))
             return
-        if conn.dirty:
-            return
-        conn.dirty = True
-        self._dirty.append(conn)
-        self._schedule_flush()
-
-    def _schedule_flush(self) -> None:
-        if self._flush_pending:
-            return
-        self._flush_pending = True
-        asyncio.get_running_loop().call_soon(self._flush)
+        self._writer.mark(conn)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _close_slow(self, conn: _Conn) -> None:
+    async def _close_slow(self, conn: Conn) -> None:
         self.hub.detach(conn.session)
         ws = conn.ws
         try:
@@ -294,99 +251,6 @@ class BridgeServer:
         finally:
             if ws.transport is not None and not ws.transport.is_closing():
                 ws.transport.abort()
-
-    def _flush(self) -> None:
-        """Write what every dirty client has queued, ``_FLUSH_SLICE`` clients per loop turn.
-
-        A flush takes the clients that are dirty when it starts; the rest of it goes on in the
-        next loop turn, after I/O, so the buses' replies are read between slices and writing to
-        thousands of clients never stalls polling. What is published while a flush runs goes
-        out as one batch per client in the next one: under load, each client gets one write
-        per flush however many frames it carries (the writes, not the JSON, are where a loaded
-        bridge spends its CPU); an idle bridge writes at once.
-        """
-        if self._flushing is None:  # a new flush: the clients dirty now; later ones wait for
-            self._flushing, self._dirty = self._dirty, []  # the next flush
-            self._flush_at = 0
-        at = self._flush_at
-        part = self._flushing[at : at + _FLUSH_SLICE]
-        self._flush_at = at + len(part)
-        now = self.clock()
-        last = _LastFrame()
-        for conn in part:
-            conn.dirty = False
-            if not conn.closing and not conn.blocked:
-                self._write(conn, now, last)
-        if self._flush_at < len(self._flushing):
-            asyncio.get_running_loop().call_soon(self._flush)  # after this turn's I/O
-            return
-        self._flushing = None
-        self._flush_pending = False
-        if self._dirty:
-            self._schedule_flush()
-
-    def _write(self, conn: _Conn, now: float, last: _LastFrame) -> None:
-        """Send the queue as frames of up to ``batch_messages``/``batch_bytes`` while the
-        transport takes them (below ``write_limit``); then hand over to a drain task.
-
-        Clients with the same subscriptions get the same batches in a flush: without extensions
-        (compression) a server frame does not depend on the connection, so the frame websockets
-        built for the previous client is written again instead of being encoded and framed once
-        per client.
-        """
-        session = conn.session
-        ws = conn.ws
-        protocol = ws.protocol
-        transport = ws.transport
-        out = self.metrics.out
-        messages = frames = size = 0
-        while len(session):
-            if protocol.state is not State.OPEN or transport.is_closing():
-                break  # closing: the handler ends and the queue goes with the session
-            if ws.paused:  # the transport's buffer is over the high-water mark
-                conn.blocked = True
-                self._spawn(self._drain(conn))
-                break
-            batch = session.take_batch()
-            try:
-                if batch == last.batch and not protocol.extensions:
-                    if protocol.writes:  # keep order with control frames, if any
-                        ws.send_data()
-                    transport.write(last.frame)
-                    text_len = last.text_len
-                else:
-                    text = batch[0] if len(batch) == 1 else "[" + ",".join(batch) + "]"
-                    text_len = len(text)
-                    protocol.send_text(text.encode())
-                    chunks = protocol.data_to_send()
-                    for chunk in chunks:
-                        if chunk:  # b"" means half-close: not while OPEN
-                            transport.write(chunk)
-                    if len(chunks) == 1 and not protocol.extensions:
-                        last.batch, last.frame, last.text_len = batch, chunks[0], text_len
-            except Exception as exc:  # what send() would do: drop the connection
-                log.debug("event=write_error session=%s error=%r", session.id, exc)
-                conn.closing = True
-                transport.abort()
-                break
-            messages += len(batch)
-            frames += 1
-            size += text_len
-        if frames:
-            session.mark_sent(messages, size, now)
-            out.messages += messages
-            out.frames += frames
-            out.bytes += size
-
-    async def _drain(self, conn: _Conn) -> None:
-        try:
-            await conn.ws.drain()
-        except Exception:  # the connection was lost; its handler cleans up
-            return
-        finally:
-            conn.blocked = False
-        if len(conn.session) and not conn.closing:
-            conn.session.wake()
 
     async def _heartbeats(self) -> None:
         interval = self.limits.heartbeat_s
@@ -403,7 +267,7 @@ class BridgeServer:
 
     # -- messages ----------------------------------------------------------------------------
 
-    def _dispatch(self, conn: _Conn, raw: str | bytes) -> None:
+    def _dispatch(self, conn: Conn, raw: str | bytes) -> None:
         session = conn.session
         try:
             msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
@@ -415,7 +279,7 @@ class BridgeServer:
         if answer is not None:
             session.force([c.dumps(answer)])
 
-    def _answer(self, conn: _Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
+    def _answer(self, conn: Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
         session = conn.session
         if isinstance(msg, c.Hello):
             raise ContractError(c.ALREADY_HELLO, "hello was already accepted", msg.id)
@@ -451,7 +315,7 @@ class BridgeServer:
                 len(result.replay),
             )
 
-    def _request(self, conn: _Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
+    def _request(self, conn: Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
         assert isinstance(msg, c.Request)
         session = conn.session
         bus = self.buses.get(msg.bus)

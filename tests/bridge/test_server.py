@@ -179,9 +179,9 @@ async def test_queued_messages_are_batched_as_one_json_array(harness: Harness) -
 async def test_flush_in_slices_delivers_everything_in_order(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bridge.server
+    import bridge.writer
 
-    monkeypatch.setattr(bridge.server, "_FLUSH_SLICE", 2)  # 7 clients: a flush of 4 slices
+    monkeypatch.setattr(bridge.writer, "_FLUSH_SLICE", 2)  # 7 clients: a flush of 4 slices
     clients = [await harness.client() for _ in range(7)]
     for ws in clients:
         await ws.send(json.dumps({"type": "subscribe", "id": 1, "topics": ["*"]}))
