@@ -161,3 +161,20 @@ async def test_state_carries_identity_register_map_and_error_counters(
         assert bad["error"]["code"] == "device_error"  # temperature is read-only
         after = (await client.state())["buses"]["bus0"]["devices"]["1"]["errors"]
         assert after["device_errors"] == before + 1
+
+
+async def test_corrupted_replies_count_crc_errors_against_the_device(
+    bridge: Bridge, sim: SimulatedBus
+) -> None:
+    from firmware_sim.faults import FaultConfig
+
+    async with BridgeClient(bridge.ws_url) as client:
+        await client.subscribe(["bus0/*"])
+        sim.devices[2].faults = FaultConfig(corrupt_byte=1.0)  # every reply of addr 2 damaged
+        event = await next_event(client, "crc_error")
+        assert event["awaiting"] == 2 and event["count"] >= 1
+        errors = (await client.state())["buses"]["bus0"]["devices"]["2"]["errors"]
+        assert errors["crc_errors"] >= 1
+        sim.devices[2].faults = FaultConfig()
+        healthy = (await client.state())["buses"]["bus0"]["devices"]["1"]["errors"]
+        assert healthy["crc_errors"] == 0
