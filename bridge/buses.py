@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from frames import STANDARD, CommandRegistry, Frame
-from frames.commands import jsonable
+from frames import MAX_SLAVE_ADDR, STANDARD, CommandRegistry, Frame
+from frames.commands import MAX_READ_COUNT, jsonable
 from frames.errors import (
     DeviceError,
     FramesError,
@@ -44,7 +44,6 @@ from .schedule import PollJob, Scheduler
 __all__ = ["BusOwner", "load_register_maps"]
 
 log = logging.getLogger("bridge.buses")
-MAX_READ = 120
 
 
 def load_register_maps(cfg: BusConfig) -> dict[int, dict[int, RegisterInfo]]:
@@ -98,6 +97,7 @@ class BusOwner:
         self._write_code = registry.resolve_code("write_reg")
         self._identify_code = registry.resolve_code("identify")
         self._awaiting: int | None = None  # address whose reply the worker waits for
+        self._described: tuple[Frame, bool, dict[str, Any] | None] | None = None
         self.down_reason = ""
         maps = load_register_maps(cfg)
         self.book = DeviceBook(
@@ -150,7 +150,7 @@ class BusOwner:
                         raise ConfigError(
                             where, f"read_regs without args needs a profile (addr {addr})"
                         )
-                    start, count = regs[0], min(regs[-1] - regs[0] + 1, MAX_READ)
+                    start, count = regs[0], min(regs[-1] - regs[0] + 1, MAX_READ_COUNT)
                     data = self.registry.get(code).encode_request({"start": start, "count": count})
                 jobs.append(PollJob(addr, code, data or b"", poll.interval_s, start_reg=start))
         return jobs
@@ -199,8 +199,10 @@ class BusOwner:
         except (UnknownCommand, FrameValueError) as exc:
             fut.set_result(_fail("bad_request", str(exc)))
             return fut
-        if not 1 <= request.addr <= 247:
-            fut.set_result(_fail("bad_request", "addr must be 1..247 (no broadcast via request)"))
+        if not 1 <= request.addr <= MAX_SLAVE_ADDR:
+            fut.set_result(
+                _fail("bad_request", f"addr must be 1..{MAX_SLAVE_ADDR} (no broadcast via request)")
+            )
         elif code >= 0x80:
             fut.set_result(_fail("bad_request", "cmd must be 0..127"))
         elif not self._up:
@@ -307,16 +309,18 @@ class BusOwner:
     async def _identify(self, addr: int) -> None:
         """Ask a device that just came online who it is, once, so ``state`` can show it.
 
-        The reply reaches the book through the traffic callback like any other frame; a device
-        that does not implement IDENTIFY gets an empty identity and is not asked again.
+        The reply reaches the book through the traffic callback like any other frame. A device
+        that refuses or ignores IDENTIFY gets an empty identity: it is asked again only the next
+        time it comes online, never on every poll.
         """
         self._awaiting = addr
         try:
             await self.master.request(addr, self._identify_code)
-        except DeviceError:
-            self.book.identified(addr, {})
+        except (LinkDown, MasterClosed):
+            return  # the bus, not the device: ask again after the next good poll
         except FramesError as exc:
             log.info("event=identify_failed bus=%s addr=%s error=%s", self.name, addr, exc)
+            self.book.identified(addr, {})
         finally:
             self._awaiting = None
 
@@ -329,7 +333,7 @@ class BusOwner:
     def _fields(
         self, frame: Frame, request: bool, sent: bytes | None = None
     ) -> dict[str, Any] | None:
-        fields = self.registry.describe(frame, request=request)
+        fields = self._describe(frame, request)
         if fields is None:
             return None
         out: dict[str, Any] = jsonable(fields)
@@ -345,6 +349,17 @@ class BusOwner:
                 if named:
                     out["named"] = named
         return out
+
+    def _describe(self, frame: Frame, request: bool) -> dict[str, Any] | None:
+        """Decoded fields of ``frame``, parsed once: a reply is remembered, published and
+        answered to its requester from the same Frame object, and construct parsing is the
+        slow part of all three. One entry, keyed by identity (frames are immutable)."""
+        cached = self._described
+        if cached is not None and cached[0] is frame and cached[1] == request:
+            return cached[2]
+        fields = self.registry.describe(frame, request=request)
+        self._described = (frame, request, fields)
+        return fields
 
     def _on_traffic(self, ev: TrafficEvent) -> None:
         try:
@@ -392,11 +407,11 @@ class BusOwner:
     def _remember(self, f: Frame, ts: float) -> None:
         if f.cmd == self._read_code:
             start = self._read_start.get(f.addr)
-            fields = self.registry.describe(f, request=False)
+            fields = self._describe(f, False)
             if start is not None and fields is not None and isinstance(fields.get("values"), list):
                 self.book.registers(f.addr, start, fields["values"], ts)
         elif f.cmd == self._identify_code:
-            fields = self.registry.describe(f, request=False)
+            fields = self._describe(f, False)
             if fields is not None:
                 self.book.identified(f.addr, jsonable(fields))
         elif f.cmd == self._write_code and len(f.data) == 4:

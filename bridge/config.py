@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from frames import DEFAULT_FORMAT, FrameFormat
+from frames import DEFAULT_FORMAT, MAX_SLAVE_ADDR, FrameFormat
 from frames.errors import FrameValueError
 
 from .errors import ConfigError
@@ -219,8 +219,8 @@ def _format(raw: Any, where: str) -> FrameFormat:
 
 
 def _addr(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 247:
-        raise ConfigError(where, f"device address must be 1..247, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SLAVE_ADDR:
+        raise ConfigError(where, f"device address must be 1..{MAX_SLAVE_ADDR}, got {value!r}")
     return value
 
 

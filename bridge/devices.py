@@ -117,6 +117,8 @@ class DeviceBook:
         dev.last_seen = now
         if dev.online is not True:
             dev.online = True
+            if dev.identity is not None and dev.identity.get("model") is None:
+                dev.identity = None  # identifying failed last time: try again now
             return "device_online"
         return None
 

@@ -32,6 +32,7 @@ from typing import TypeVar
 
 from frames.format import DEFAULT_FORMAT, FrameFormat
 
+from .config import device_addresses
 from .core import BusCore, BusCounters, BusView, Outgoing
 from .device import SimulatedDevice
 from .errors import BusError, ConfigError
@@ -285,13 +286,9 @@ class SimulatedBus:
         name: str = "bus",
     ) -> None:
         if devices is None:
-            if not 1 <= count <= 247 or not 1 <= first_address <= 248 - count:
-                raise ConfigError(f"count: {count} devices from {first_address} exceed 1..247")
+            addresses = device_addresses(count, first_address)
             prof = profile if isinstance(profile, Profile) else load_profile(profile)
-            devices = [
-                SimulatedDevice(a, prof, seed=seed, fmt=fmt)
-                for a in range(first_address, first_address + count)
-            ]
+            devices = [SimulatedDevice(a, prof, seed=seed, fmt=fmt) for a in addresses]
         if link is not None and tcp is not None:
             raise ConfigError("link: a symlink names a pty; it cannot be combined with tcp")
         if baudrate <= 0:

@@ -16,6 +16,7 @@ from typing import Any
 
 from frames.errors import FramesError
 from frames.format import DEFAULT_FORMAT, FrameFormat
+from frames.frame import MAX_SLAVE_ADDR
 
 from .device import SimulatedDevice
 from .errors import ConfigError, ProfileError
@@ -97,12 +98,18 @@ class BusSpec:
         }
 
 
-def uniform_devices(profile: Profile, count: int, first_address: int = 1) -> tuple[DeviceSpec, ...]:
-    if not 1 <= count <= 247 or not first_address >= 1 or first_address + count - 1 > 247:
+def device_addresses(count: int, first_address: int = 1) -> range:
+    """Addresses of ``count`` devices from ``first_address``; all must be slave addresses."""
+    if not 1 <= count <= MAX_SLAVE_ADDR or not 1 <= first_address <= MAX_SLAVE_ADDR + 1 - count:
         raise ConfigError(
-            f"devices: {count} devices from address {first_address} do not fit in 1..247"
+            f"devices: {count} devices from address {first_address} "
+            f"do not fit in 1..{MAX_SLAVE_ADDR}"
         )
-    return tuple(DeviceSpec(a, profile) for a in range(first_address, first_address + count))
+    return range(first_address, first_address + count)
+
+
+def uniform_devices(profile: Profile, count: int, first_address: int = 1) -> tuple[DeviceSpec, ...]:
+    return tuple(DeviceSpec(a, profile) for a in device_addresses(count, first_address))
 
 
 def load_config(path: str | Path) -> list[BusSpec]:
@@ -227,8 +234,12 @@ def _devices(table: Mapping[str, Any], where: str, base: Path | None) -> tuple[D
                         f"{dwhere}.{key}: unknown key (expected {sorted(_DEVICE_KEYS)})"
                     )
             addr = dev.get("address")
-            if not isinstance(addr, int) or isinstance(addr, bool) or not 1 <= addr <= 247:
-                raise ConfigError(f"{dwhere}.address: must be an integer 1..247")
+            if (
+                not isinstance(addr, int)
+                or isinstance(addr, bool)
+                or not 1 <= addr <= MAX_SLAVE_ADDR
+            ):
+                raise ConfigError(f"{dwhere}.address: must be an integer 1..{MAX_SLAVE_ADDR}")
             uid = dev.get("uid")
             if uid is not None and (not isinstance(uid, int) or not 0 <= uid <= 0xFFFFFFFF):
                 raise ConfigError(f"{dwhere}.uid: must be an integer 0..0xFFFFFFFF")

@@ -26,13 +26,14 @@ from .errors import (
     UnknownCommand,
 )
 from .format import DEFAULT_FORMAT, FrameFormat
-from .frame import BROADCAST, Frame
+from .frame import BROADCAST, MAX_SLAVE_ADDR, Frame
 from .slave import Handler, Request, Slave, SlaveGroup, SlaveStats
 from .stream import DecoderStats, StreamDecoder
 
 __all__ = [
     "BROADCAST",
     "DEFAULT_FORMAT",
+    "MAX_SLAVE_ADDR",
     "STANDARD",
     "BadEnd",
     "BadLength",

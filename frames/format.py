@@ -36,9 +36,6 @@ from .errors import FrameValueError
 
 __all__ = ["DEFAULT_FORMAT", "FrameFormat", "Layout", "frame_struct"]
 
-BROADCAST = 0
-MAX_SLAVE_ADDR = 247
-
 
 @dataclass(frozen=True)
 class FrameFormat:

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 ERROR_FLAG = 0x80
 BROADCAST = 0
+MAX_SLAVE_ADDR = 247  # slaves are 1..247; 248..255 are reserved
 
 
 def short_hex(data: bytes, limit: int = 16) -> str:

@@ -84,6 +84,25 @@ def test_device_book_reports_changes_once_and_names_values() -> None:
     assert snap["online"] is False and snap["registers"] == {"0": 2150}
 
 
+def test_device_book_asks_identity_once_per_online_spell() -> None:
+    book = DeviceBook([(1, "", None)])
+    assert not book.needs_identity(1)  # not polled yet
+    book.seen(1, 1.0)
+    assert book.needs_identity(1)
+    book.identified(1, {})  # IDENTIFY refused or ignored
+    assert not book.needs_identity(1)  # not again on every poll
+    book.seen(1, 2.0)
+    assert not book.needs_identity(1)
+    book.missed(1)
+    book.seen(1, 3.0)  # back online: one more try
+    assert book.needs_identity(1)
+    book.identified(1, {"model": "M", "firmware": [1, 0, 0], "uid": 7})
+    book.missed(1)
+    book.seen(1, 4.0)
+    assert not book.needs_identity(1)  # a known identity is kept
+    assert book.snapshot()["1"]["model"] == "M"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
