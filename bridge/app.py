@@ -9,6 +9,7 @@ release the ports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -81,8 +82,10 @@ class Bridge:
         log.info("event=stopping clients=%d", len(self.server.conns))
         self.server.stop_accepting()
         deadline = time.monotonic() + grace
-        while not all(b.idle() for b in self.buses.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(b.wait_idle() for b in self.buses.values())), grace
+            )
         await self.server.flush(min(1.0, max(0.0, deadline - time.monotonic())) or 0.1)
         await self.server.close()
         for owner in self.buses.values():

@@ -121,6 +121,7 @@ class BusOwner:
         self._read_start: dict[int, int] = {}  # addr → start of its last read_regs request
         self._requests: deque[_Pending] = deque()
         self._inflight: _Pending | None = None
+        self._idle_changed = asyncio.Event()  # set whenever a request finishes
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._up = False
@@ -171,11 +172,16 @@ class BusOwner:
     def idle(self) -> bool:
         return not self._requests and self._inflight is None
 
+    async def wait_idle(self) -> None:
+        """Until no client request is queued or on the wire (for a graceful stop)."""
+        while not self.idle():
+            self._idle_changed.clear()
+            await self._idle_changed.wait()
+
     async def stop(self, grace: float = 5.0) -> None:
         """Finish queued and in-flight requests (up to ``grace`` s), then stop polling and close."""
-        deadline = time.monotonic() + grace
-        while not self.idle() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wait_idle(), grace)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -226,6 +232,7 @@ class BusOwner:
                     result = await self._transact(pending)
                 finally:
                     self._inflight = None
+                    self._idle_changed.set()
                 if not pending.future.done():
                     pending.future.set_result(result)
             elif choice == "poll":

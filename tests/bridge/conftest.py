@@ -50,9 +50,6 @@ class DrivenBus:
     def snapshot(self) -> dict[str, Any]:
         return {"1": {"addr": 1, "online": True, "values": {"t": {"value": 1}}}}
 
-    def idle(self) -> bool:
-        return self.requests.empty()
-
     def frame(self, addr: int = 1, data: str = "00", **extra: Any) -> int:
         msg = {"type": "frame", "ts": time.time(), "addr": addr, "cmd": 3, "dir": "rx"}
         msg.update(data=data, **extra)

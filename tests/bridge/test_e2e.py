@@ -178,3 +178,26 @@ async def test_corrupted_replies_count_crc_errors_against_the_device(
         sim.devices[2].faults = FaultConfig()
         healthy = (await client.state())["buses"]["bus0"]["devices"]["1"]["errors"]
         assert healthy["crc_errors"] == 0
+
+
+async def test_stop_lets_an_in_flight_request_finish_before_closing(
+    bridge: Bridge, sim: SimulatedBus
+) -> None:
+    from bridge.errors import ClientClosed
+    from firmware_sim.faults import FaultConfig
+
+    async with BridgeClient(bridge.ws_url, reconnect=False) as client:
+        await client.subscribe(["bus0/2"])
+        sim.devices[2].faults = FaultConfig(delay=0.05)  # the reply takes a while
+        asked = asyncio.create_task(client.request("bus0", 2, "echo", "c0ffee", timeout=5))
+        while True:  # the request is on the wire once its tx frame is published
+            msg = await client.recv(5)
+            if msg["type"] == "frame" and msg["dir"] == "tx" and msg["data"] == "c0ffee":
+                break
+        await bridge.stop()
+        reply = await asyncio.wait_for(asked, 5)
+        assert reply["ok"] is True and reply["data"] == "c0ffee"
+        with pytest.raises(ClientClosed):
+            while True:
+                await client.recv(5)
+        assert client.close_codes == [1001]
