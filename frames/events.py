@@ -1,8 +1,10 @@
-"""Traffic events a master reports about its bus, for monitors, sniffers and the bridge.
+"""What a master reports: traffic on its bus, and the outcome of its transactions.
 
-Pure value types. A master (sync or async) calls its ``on_traffic`` callback with these, so a
-caller sees every frame on the wire — requests, replies, late or unsolicited frames — plus CRC
-errors and link state, without subclassing anything.
+Pure value types. A master (sync or async) calls its ``on_traffic`` callback with the traffic
+events, so a caller sees every frame on the wire — requests, replies, late or unsolicited
+frames — plus CRC errors and link state, without subclassing anything. ``MasterCore.events()``
+also returns :class:`ReplyReceived` / :class:`RequestFailed`, which the front ends turn into
+results and exceptions for their callers.
 """
 
 from __future__ import annotations
@@ -10,9 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import MasterError
 from .frame import Frame
 
-__all__ = ["CrcErrorSeen", "FrameReceived", "FrameSent", "LinkStateChanged", "TrafficEvent"]
+__all__ = [
+    "CrcErrorSeen",
+    "FrameReceived",
+    "FrameSent",
+    "LinkStateChanged",
+    "MasterEvent",
+    "MasterStats",
+    "ReplyReceived",
+    "RequestFailed",
+    "TrafficEvent",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +57,45 @@ class LinkStateChanged:
 
 
 TrafficEvent = FrameSent | FrameReceived | CrcErrorSeen | LinkStateChanged
+
+
+# -- what a master reports about its own transactions (frames.master.MasterCore) --
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyReceived:
+    """The transaction ``token`` got its reply. For a broadcast, ``frame`` is ``Frame(0, cmd)``
+    once the turnaround delay has passed."""
+
+    token: int
+    request: Frame
+    frame: Frame
+    rtt: float  # seconds from sending the last attempt to the reply
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailed:
+    token: int
+    request: Frame
+    error: MasterError
+    attempts: int
+
+
+MasterEvent = ReplyReceived | RequestFailed | TrafficEvent
+
+
+@dataclass
+class MasterStats:
+    requests: int = 0
+    replies: int = 0
+    broadcasts: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    device_errors: int = 0
+    crc_errors: int = 0
+    late: int = 0
+    unexpected: int = 0
+    echoes: int = 0
+    cancelled: int = 0
+    link_failures: int = 0

@@ -60,7 +60,16 @@ from .errors import (
     QueueFull,
     Timeout,
 )
-from .events import CrcErrorSeen, FrameReceived, FrameSent, LinkStateChanged, TrafficEvent
+from .events import (
+    CrcErrorSeen,
+    FrameReceived,
+    FrameSent,
+    LinkStateChanged,
+    MasterEvent,
+    MasterStats,
+    ReplyReceived,
+    RequestFailed,
+)
 from .format import DEFAULT_FORMAT, FrameFormat
 from .frame import BROADCAST, ERROR_FLAG, Frame
 from .payloads import (
@@ -97,45 +106,6 @@ def char_time(baudrate: int, bits_per_char: int = BITS_PER_CHAR) -> float:
 def default_gap(baudrate: int, bits_per_char: int = BITS_PER_CHAR) -> float:
     """3.5 character times, the classic RTU frame gap."""
     return 3.5 * char_time(baudrate, bits_per_char)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyReceived:
-    """The transaction ``token`` got its reply. For a broadcast, ``frame`` is ``Frame(0, cmd)``
-    once the turnaround delay has passed."""
-
-    token: int
-    request: Frame
-    frame: Frame
-    rtt: float  # seconds from sending the last attempt to the reply
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFailed:
-    token: int
-    request: Frame
-    error: MasterError
-    attempts: int
-
-
-MasterEvent = ReplyReceived | RequestFailed | TrafficEvent
-
-
-@dataclass
-class MasterStats:
-    requests: int = 0
-    replies: int = 0
-    broadcasts: int = 0
-    timeouts: int = 0
-    retries: int = 0
-    device_errors: int = 0
-    crc_errors: int = 0
-    late: int = 0
-    unexpected: int = 0
-    echoes: int = 0
-    cancelled: int = 0
-    link_failures: int = 0
 
 
 @dataclass(eq=False, slots=True)
