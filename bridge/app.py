@@ -56,9 +56,12 @@ class Bridge:
         self._stopped = False
 
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+        """Listen first (``/healthz`` answers 503 "starting"), then open the buses; ready when
+        each has had its first try (a bus that cannot open yet keeps retrying: ``bus_down``)."""
+        self.address = await self.server.start(host, port)
         for owner in self.buses.values():
             await owner.start()
-        self.address = await self.server.start(host, port)
+        self.server.set_ready()
         return self.address
 
     @property

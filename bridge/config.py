@@ -16,6 +16,7 @@ from typing import Any
 from frames import DEFAULT_FORMAT, MAX_SLAVE_ADDR, FrameFormat
 from frames.errors import FrameValueError
 
+from .acl import TokenRule
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -80,7 +81,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     node: str = "node-1"
-    tokens: tuple[str, ...] = ()  # empty: any hello token is accepted
+    tokens: tuple[str | TokenRule, ...] = ()  # empty: any hello token is accepted
     compression: bool = False  # permessage-deflate: ~3x memory per connection
 
 
@@ -101,13 +102,15 @@ class Limits:
     request_queue: int = 32  # per bus, over it: reply busy
     hello_timeout_s: float = 5.0  # over it: close 4001
     heartbeat_s: float = 30.0
-    ping_interval_s: float = 30.0
-    ping_timeout_s: float = 30.0
+    ping_interval_s: float = 30.0  # 0: no WebSocket pings
+    ping_timeout_s: float = 30.0  # 0: a missed pong never closes
     close_timeout_s: float = 5.0
     max_topics: int = 64
     offline_after: int = 1  # consecutive poll timeouts before device_offline
     shutdown_grace_s: float = 5.0  # in-flight requests get this long to finish on SIGTERM
     write_limit_bytes: int = 64 * 1024  # transport buffer before a writer waits for the socket
+    incoming_messages: int = 16  # client messages read ahead of the handler (websockets max_queue)
+    flush_clients: int = 100  # clients written per event-loop turn (bus I/O runs in between)
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,9 @@ def _names(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+_ZERO_ALLOWED = {"size", "ping_interval_s", "ping_timeout_s"}  # 0 means none / off
+
+
 def _dataclass_from(table: _Table, cls: type[Any]) -> Any:
     """Numeric/bool/str dataclass fields read from a table of the same names."""
     values: dict[str, Any] = {}
@@ -195,7 +201,7 @@ def _dataclass_from(table: _Table, cls: type[Any]) -> Any:
         if isinstance(default, bool):
             values[f.name] = table.get(f.name, bool, default)
         elif isinstance(default, (int, float)):
-            values[f.name] = table.positive(f.name, default, zero=f.name.startswith("size"))
+            values[f.name] = table.positive(f.name, default, zero=f.name in _ZERO_ALLOWED)
         elif isinstance(default, str):
             values[f.name] = table.get(f.name, str, default)
     return values
@@ -292,19 +298,42 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
     return bus
 
 
+def _token(raw: Any, where: str) -> str | TokenRule:
+    """A token: a string (may do everything) or ``{token, name, buses, read_only}``."""
+    if isinstance(raw, str):
+        if not raw:
+            raise ConfigError(where, "a token must be a non-empty string")
+        return raw
+    t = _Table(raw, where)
+    token = t.get("token", str, "")
+    if not token:
+        raise ConfigError(t.at("token"), "a token must be a non-empty string")
+    buses = t.get("buses", list, None)
+    if buses is not None and not all(isinstance(b, str) and b for b in buses):
+        raise ConfigError(t.at("buses"), "must be a list of bus names")
+    rule = TokenRule(
+        token=token,
+        name=t.get("name", str, ""),
+        buses=None if buses is None else frozenset(buses),
+        read_only=t.get("read_only", bool, False),
+    )
+    t.done()
+    return rule
+
+
 def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeConfig:
     """A parsed TOML document → :class:`BridgeConfig` (``base``: where relative paths start)."""
     top = _Table(raw, "")
     st = _Table(top.get("server", dict, {}), "server")
     host, port = parse_listen(st.get("listen", str, "127.0.0.1:8765"))
-    tokens = st.get("tokens", list, [])
-    if not all(isinstance(x, str) and x for x in tokens):
-        raise ConfigError("server.tokens", "must be a list of non-empty strings")
+    tokens = tuple(
+        _token(x, f"server.tokens[{i}]") for i, x in enumerate(st.get("tokens", list, []))
+    )
     server = ServerConfig(
         host=host,
         port=port,
         node=st.get("node", str, "node-1"),
-        tokens=tuple(tokens),
+        tokens=tokens,
         compression=st.get("compression", bool, False),
     )
     st.done()
@@ -317,5 +346,10 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
     buses = tuple(_bus(b, f"bus[{i}]", base) for i, b in enumerate(top.get("bus", list, [])))
     if len({b.name for b in buses}) != len(buses):
         raise ConfigError("bus", "bus names must be unique")
+    names = {b.name for b in buses}
+    for i, rule in enumerate(server.tokens):
+        unknown = sorted((rule.buses or set()) - names) if isinstance(rule, TokenRule) else []
+        if unknown:
+            raise ConfigError(f"server.tokens[{i}].buses", f"no bus named {unknown[0]!r}")
     top.done()
     return BridgeConfig(server, limits, history, buses)

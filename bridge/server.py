@@ -82,7 +82,9 @@ class BridgeServer:
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(3)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._writer = Writer(self.metrics.out, self._spawn, clock)
+        self._writer = Writer(
+            self.metrics.out, self._spawn, clock, flush_clients=self.limits.flush_clients
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -98,16 +100,20 @@ class BridgeServer:
             ping_timeout=lim.ping_timeout_s or None,
             close_timeout=lim.close_timeout_s,
             max_size=lim.max_message_bytes,
-            max_queue=16,
+            max_queue=lim.incoming_messages,
             write_limit=lim.write_limit_bytes,
             server_header=None,
         )
         self._ticker = asyncio.create_task(self._heartbeats())
-        self.ready = True
         sock = next(iter(self._server.sockets))
         bound = sock.getsockname()
         log.info("event=listening host=%s port=%s", bound[0], bound[1])
         return bound[0], bound[1]
+
+    def set_ready(self) -> None:
+        """The buses have had their first try at opening: ``/healthz`` may answer 200."""
+        if not self.draining:
+            self.ready = True
 
     def stop_accepting(self) -> None:
         """Refuse new connections (the listening socket closes) and new requests."""
@@ -132,10 +138,17 @@ class BridgeServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         if self._server is not None:
-            self._server.close(close_connections=True, code=c.CLOSE_GOING_AWAY, reason="shutdown")
+            # 1001 with a reason, by hand: Server.close() takes a code and reason only from
+            # websockets 16 on; it closes whatever is left (with 1001 too)
+            await asyncio.gather(*(self._going_away(conn.ws) for conn in list(self.conns.values())))
+            self._server.close()
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+
+    async def _going_away(self, ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed, OSError):
+            await ws.close(c.CLOSE_GOING_AWAY, "shutdown")
 
     # -- per connection ----------------------------------------------------------------------
 
@@ -157,6 +170,8 @@ class BridgeServer:
                 return
             async for raw in ws:
                 self._dispatch(conn, raw)
+                if session.over_bound():
+                    await self._room(conn)
         except ConnectionClosed:
             pass
         finally:
@@ -165,6 +180,23 @@ class BridgeServer:
             conn.closing = True
             self.conns.pop(sid, None)
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
+
+    async def _room(self, conn: Conn) -> None:
+        """Read no more of this client until the writer has brought its queue under the bound.
+
+        Answers (pongs, replies, replays) are queued past the bound, so a client that sends
+        faster than it reads is slowed down here instead: its messages wait in the socket
+        buffers (TCP back-pressure), nothing is dropped and nobody is closed for pipelining
+        (a client that never reads meets the keepalive timeout, or 4000 on live traffic).
+        """
+        room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        conn.room = room
+        try:
+            await asyncio.wait(
+                (room, conn.ws.connection_lost_waiter), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            conn.room = None
 
     async def _hello(self, conn: Conn) -> bool:
         """Wait for a valid hello; answer anything else with an error. False: connection ends."""
@@ -186,7 +218,13 @@ class BridgeServer:
                     raise ContractError(c.HELLO_REQUIRED, "send hello first", msg.id)
             except ContractError as exc:
                 self.metrics.bad_messages.labels(exc.code).inc()
-                await ws.send(c.dumps(c.error_message(exc.code, exc.message, exc.msg_id)))
+                error = c.dumps(c.error_message(exc.code, exc.message, exc.msg_id))
+                try:  # a client that sends junk and never reads must not outlive the deadline
+                    await asyncio.wait_for(ws.send(error), max(deadline - time.monotonic(), 0.01))
+                except TimeoutError:
+                    self.metrics.rejected.labels("hello_timeout").inc()
+                    await ws.close(c.CLOSE_HELLO_TIMEOUT, "hello timeout")
+                    return False
                 continue
             principal = check_token(msg.token, self.config.server.tokens)
             if principal is None:
@@ -210,7 +248,7 @@ class BridgeServer:
         if msg_id is not None:
             out["id"] = msg_id
         buses = {}
-        for name in self.hub.buses():
+        for name in session.principal.visible(self.hub.buses()):
             pos = self.hub.position(name)
             buses[name] = {"epoch": pos.epoch, "seq": pos.seq}
         out.update(
@@ -268,6 +306,7 @@ class BridgeServer:
 
     def _dispatch(self, conn: Conn, raw: str | bytes) -> None:
         session = conn.session
+        msg: c.ClientMessage | None = None
         try:
             msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
             answer = self._answer(conn, msg)
@@ -275,6 +314,11 @@ class BridgeServer:
             self.metrics.bad_messages.labels(exc.code).inc()
             log.debug("event=bad_message session=%s code=%s msg=%s", session.id, exc.code, exc)
             answer = c.error_message(exc.code, exc.message, exc.msg_id)
+        except Exception:  # a bridge bug: this message fails, the connection and the rest go on
+            self.metrics.bad_messages.labels(c.INTERNAL_ERROR).inc()
+            log.exception("event=internal_error session=%s", session.id)
+            msg_id = None if msg is None else msg.id
+            answer = c.error_message(c.INTERNAL_ERROR, "the bridge failed on this message", msg_id)
         if answer is not None:
             session.force([c.dumps(answer)])
 
@@ -291,17 +335,23 @@ class BridgeServer:
             gone = self.hub.unsubscribe(session, msg.topics)
             return _with_id({"type": "unsubscribed", "topics": gone}, msg.id)
         if isinstance(msg, c.StateQuery):
-            return _with_id({"type": "state", "buses": self._state_for(session)}, msg.id)
+            return _with_id({"type": "state", "buses": self._state_for(session.principal)}, msg.id)
         return self._request(conn, msg)
 
     def _subscribe(self, session: Session, msg: c.Subscribe) -> None:
         principal: Principal = session.principal
+        topics: list[c.Topic] = []
         for topic in msg.topics:
+            if topic.bus is None and principal.restricted:  # "*": every bus this client may see
+                topics += [c.Topic(bus, None) for bus in principal.visible(self.buses)]
+                continue
             if topic.bus is not None and topic.bus not in self.buses:
                 raise ContractError(c.BAD_VALUE, f"no bus named {topic.bus!r}", msg.id)
             if topic.bus is not None and not principal.may_see(topic.bus, topic.addr):
-                raise ContractError(c.BAD_VALUE, f"topic {topic} is not allowed", msg.id)
-        result = self.hub.subscribe(session, msg.topics, msg.since, self.clock())
+                raise ContractError(c.FORBIDDEN, f"topic {topic} is not allowed", msg.id)
+            topics.append(topic)
+        since = {b: p for b, p in msg.since.items() if principal.may_see(b, None)}
+        result = self.hub.subscribe(session, topics, since, self.clock())
         answer = _with_id({"type": "subscribed"}, msg.id)
         answer.update(topics=result.topics, recovered=result.recovered)
         # the answer, then the replay, then live messages: all queued before any other publish
@@ -318,7 +368,8 @@ class BridgeServer:
         assert isinstance(msg, c.Request)
         session = conn.session
         bus = self.buses.get(msg.bus)
-        if bus is None:
+        if bus is None:  # not labelled with the client's bus name: labels must stay few
+            self.metrics.requests.labels("", "bad_request").inc()
             return c.reply_error("bad_request", f"no bus named {msg.bus!r}", msg.id)
         if not session.principal.may_request(msg.bus, msg.addr):
             self.metrics.requests.labels(msg.bus, "forbidden").inc()
@@ -345,14 +396,14 @@ class BridgeServer:
 
     # -- state and health --------------------------------------------------------------------
 
-    def _state_for(self, session: Session | None) -> dict[str, Any]:
+    def _state_for(self, principal: Principal) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, bus in self.buses.items():
+            if not principal.may_see(name, None):
+                continue
             pos = self.hub.position(name)
             snap = bus.snapshot()
-            if session is not None:
-                principal: Principal = session.principal
-                snap = {a: d for a, d in snap.items() if principal.may_see(name, int(a))}
+            snap = {a: d for a, d in snap.items() if principal.may_see(name, int(a))}
             out[name] = {
                 "up": bus.up,
                 "reason": bus.down_reason,
@@ -362,8 +413,17 @@ class BridgeServer:
             }
         return out
 
-    def state_json(self) -> dict[str, Any]:
-        return {"node": self.config.server.node, "ts": self.clock(), "buses": self._state_for(None)}
+    def state_json(self, token: str | None = None) -> dict[str, Any] | None:
+        """``/api/state``: what ``token`` may see; None (401) when tokens are configured and
+        this one is missing or not among them."""
+        principal = check_token(token or "", self.config.server.tokens)
+        if principal is None:  # no token is "", never an accepted one
+            return None
+        return {
+            "node": self.config.server.node,
+            "ts": self.clock(),
+            "buses": self._state_for(principal),
+        }
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         buses = {}
@@ -378,10 +438,16 @@ class BridgeServer:
                 "devices": len(snap),
                 "devices_online": online,
             }
-        ready = self.ready
-        status = "stopping" if self.draining else "starting" if not ready else "ok"
-        if ready and not all(b["up"] for b in buses.values()):
-            status = "degraded"
+        up = [b["up"] for b in buses.values()]
+        if self.draining:
+            status = "stopping"
+        elif not self.ready:
+            status = "starting"  # listening, the buses' first open not yet tried
+        elif up and not any(up):
+            status = "down"  # nothing to relay: a balancer should send clients elsewhere
+        else:
+            status = "ok" if all(up) else "degraded"
+        ready = status in ("ok", "degraded")
         body = {
             "status": status,
             "node": self.config.server.node,

@@ -107,14 +107,24 @@ class Session:
 
     def force(self, texts: Iterable[str]) -> None:
         """Queue direct answers and replays past the bound: the client asked for them, and
-        refusing would turn a resume into a 4000 loop. Live traffic is still bounded by
-        :meth:`offer`, which sees the larger queue and closes a client that cannot keep up."""
-        was_empty = not self._queue
+        refusing a large replay would turn a resume into a 4000 loop. What keeps answers
+        bounded is the reader, not this: the server stops reading a client's messages while
+        :meth:`over_bound` (see :meth:`bridge.server.BridgeServer._handler`), so the queue holds
+        at most its bound plus one answer or one replay, plus replies of requests in flight."""
+        if self.overflowed or self.closing:
+            return
+        queue = self._queue
+        was_empty = not queue
         for text in texts:
-            self._queue.append(text)
+            queue.append(text)
             self.queued_bytes += len(text)
-        if was_empty and self._queue:
+        if was_empty and queue:
             self.wake()
+
+    def over_bound(self) -> bool:
+        """At or over the bound: read no more from this client until the writer catches up."""
+        limits = self.limits
+        return len(self._queue) >= limits.max_messages or self.queued_bytes >= limits.max_bytes
 
     def take_batch(self) -> list[str]:
         """Up to ``batch_messages`` / ``batch_bytes`` of queued messages, oldest first."""

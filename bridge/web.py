@@ -14,7 +14,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -80,14 +80,27 @@ def _static(static_dir: Path, rel: str) -> Response:
     return http_response(200, body, ctype)
 
 
+def request_token(path_and_query: str, headers: Headers | None) -> str | None:
+    """The token of an HTTP request: ``Authorization: Bearer T`` or ``?token=T`` (what a
+    browser link can carry); None when it has neither."""
+    auth = headers.get("Authorization") if headers is not None else None
+    if auth is not None:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    values = parse_qs(urlsplit(path_and_query).query).get("token")
+    return values[0] if values else None
+
+
 class HttpRoutes:
-    """The non-WebSocket endpoints. ``health`` returns (ready, body)."""
+    """The non-WebSocket endpoints. ``health`` returns (ready, body); ``state`` gets the
+    request's token and returns None when that token may not read the state (401)."""
 
     def __init__(
         self,
         health: Callable[[], tuple[bool, dict[str, Any]]],
         metrics: Callable[[], bytes],
-        state: Callable[[], dict[str, Any]],
+        state: Callable[[str | None], dict[str, Any] | None],
         static_dir: Path = STATIC_DIR,
     ) -> None:
         self.health = health
@@ -95,7 +108,7 @@ class HttpRoutes:
         self.state = state
         self.static_dir = static_dir
 
-    def route(self, path_and_query: str) -> Response | None:
+    def route(self, path_and_query: str, headers: Headers | None = None) -> Response | None:
         path = unquote(urlsplit(path_and_query).path)
         if path == WS_PATH:
             return None
@@ -105,7 +118,15 @@ class HttpRoutes:
         if path == "/metrics":
             return http_response(200, self.metrics(), CONTENT_TYPE)
         if path == "/api/state":
-            return json_response(200, self.state())
+            state = self.state(request_token(path_and_query, headers))
+            if state is None:
+                return http_response(
+                    401,
+                    b"unauthorized: give a token (Authorization: Bearer T, or ?token=T)\n",
+                    "text/plain; charset=utf-8",
+                    WWW_Authenticate='Bearer realm="framebridge"',
+                )
+            return json_response(200, state)
         if path in ("/", "/index.html"):
             index = self.static_dir / "index.html"
             if index.is_file():
@@ -117,4 +138,4 @@ class HttpRoutes:
 
     def process_request(self, _connection: object, request: Request) -> Response | None:
         """The ``process_request`` hook of :func:`websockets.asyncio.server.serve`."""
-        return self.route(request.path)
+        return self.route(request.path, request.headers)

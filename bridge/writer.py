@@ -24,8 +24,6 @@ __all__ = ["Conn", "Writer"]
 
 log = logging.getLogger("bridge.writer")
 
-_FLUSH_SLICE = 100  # clients written per loop turn
-
 
 class OutCounters(Protocol):
     """Where the writer counts what it sent (:class:`bridge.metrics.BridgeMetrics` ``.out``)."""
@@ -38,7 +36,7 @@ class OutCounters(Protocol):
 class Conn:
     """One client connection as the writer sees it."""
 
-    __slots__ = ("blocked", "closing", "dirty", "peer", "session", "ws")
+    __slots__ = ("blocked", "closing", "dirty", "peer", "room", "session", "ws")
 
     def __init__(self, ws: ServerConnection, session: Session) -> None:
         self.ws = ws
@@ -46,6 +44,7 @@ class Conn:
         self.closing = False
         self.dirty = False  # in the writer's list of connections to flush
         self.blocked = False  # transport above its write limit: a drain task waits for it
+        self.room: asyncio.Future[None] | None = None  # the reader waits for the queue to shrink
         self.peer = ws.remote_address[0] if ws.remote_address else "?"
 
 
@@ -66,8 +65,11 @@ class Writer:
         out: OutCounters,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         clock: Callable[[], float],
+        *,
+        flush_clients: int = 100,
     ) -> None:
         self.out = out
+        self.flush_clients = flush_clients  # clients written per loop turn
         self.spawn = spawn  # runs a task the server owns (and cancels at shutdown)
         self.clock = clock
         self._dirty: list[Conn] = []
@@ -90,7 +92,7 @@ class Writer:
         asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Write what every dirty client has queued, ``_FLUSH_SLICE`` clients per loop turn.
+        """Write what every dirty client has queued, ``flush_clients`` clients per loop turn.
 
         A flush takes the clients that are dirty when it starts; the rest of it goes on in the
         next loop turn, after I/O, so the buses' replies are read between slices and writing to
@@ -103,7 +105,7 @@ class Writer:
             self._flushing, self._dirty = self._dirty, []  # the next flush
             self._flush_at = 0
         at = self._flush_at
-        part = self._flushing[at : at + _FLUSH_SLICE]
+        part = self._flushing[at : at + self.flush_clients]
         self._flush_at = at + len(part)
         now = self.clock()
         last = _LastFrame()
@@ -171,6 +173,11 @@ class Writer:
             out.messages += messages
             out.frames += frames
             out.bytes += size
+            room = conn.room
+            if room is not None and not session.over_bound():
+                conn.room = None
+                if not room.done():
+                    room.set_result(None)
 
     async def _drain(self, conn: Conn) -> None:
         try:

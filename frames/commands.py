@@ -120,13 +120,29 @@ def _build(
         out: bytes = layout.build(fields)
     except (ConstructError, KeyError, TypeError, ValueError) as exc:
         raise FrameValueError(f"cannot build {name} {what}: {exc}") from exc
+    except RecursionError:  # construct formats a value that nests too deeply to print
+        raise FrameValueError(f"cannot build {name} {what}: a value nests too deeply") from None
     return out
 
 
 def _is_bool(value: Any) -> bool:
-    if isinstance(value, (list, tuple)):
-        return any(_is_bool(v) for v in value)
-    return isinstance(value, bool)
+    """True if ``value`` is or holds a bool; iterative, as JSON from a client can nest deeply."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, bool):
+            return True
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return False
+
+
+def _shown(key: object) -> str:
+    """``key`` for an error message: a client may send a 5,000-digit number or string."""
+    if isinstance(key, int) and not isinstance(key, bool) and abs(key) >= 10**12:
+        return f"(a {key.bit_length()}-bit number)"
+    text = repr(key) if isinstance(key, str) else str(key)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _parse(layout: Construct | None, data: bytes, name: str, what: str) -> dict[str, Any]:
@@ -186,14 +202,14 @@ class CommandRegistry:
     def get(self, key: int | str) -> Command:
         cmd = self.find(key)
         if cmd is None:
-            raise UnknownCommand(f"unknown command {key!r}")
+            raise UnknownCommand(f"unknown command {_shown(key)}")
         return cmd
 
     def resolve_code(self, key: int | str) -> int:
         """A command code from a number, a numeric string ("3", "0x03") or a registered name."""
         if isinstance(key, int):
             if not 0 <= key <= 0xFF:
-                raise FrameValueError(f"command {key} is not 0..255")
+                raise FrameValueError(f"command {_shown(key)} is not 0..255")
             return key
         try:
             code = int(key, 0)

@@ -8,6 +8,7 @@ fast and deterministically; ``test_e2e.py`` runs the same server over the real s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import weakref
@@ -132,27 +133,30 @@ def limits() -> Limits:
     return make_limits()
 
 
-@pytest.fixture
-async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    marker = request.node.get_closest_marker("limits")
-    lim = make_limits(**(marker.kwargs if marker else {}))
-    hist = request.node.get_closest_marker("history")
-    size = hist.kwargs.get("size", 1024) if hist else 1024
-    ttl = hist.kwargs.get("ttl_s", 300.0) if hist else 300.0
-    tokens = request.node.get_closest_marker("tokens")
+@contextlib.asynccontextmanager
+async def running_harness(
+    server_config: ServerConfig,
+    lim: Limits,
+    *,
+    history_size: int = 1024,
+    history_ttl_s: float = 300.0,
+    ready: bool = True,
+) -> AsyncIterator[Harness]:
+    """A started server with two driven buses (``bus0``, ``bus1``); ``ready`` False leaves it
+    "starting" (``set_ready`` not called)."""
     config = BridgeConfig(
-        server=ServerConfig(
-            host="127.0.0.1", port=0, node="test", tokens=tokens.args if tokens else ()
-        ),
+        server=server_config,
         limits=lim,
         buses=(BusConfig("bus0", "unused://"), BusConfig("bus1", "unused://")),
     )
-    hub = InMemoryHub(history_size=size, history_ttl_s=ttl)
+    hub = InMemoryHub(history_size=history_size, history_ttl_s=history_ttl_s)
     hub.add_bus("bus0", 1000)
     hub.add_bus("bus1", 2000)
     buses = {"bus0": DrivenBus("bus0", hub), "bus1": DrivenBus("bus1", hub)}
     server = BridgeServer(config, hub, buses)
     host, port = await server.start()
+    if ready:
+        server.set_ready()
     h = Harness(server, hub, buses)
     h.url = f"ws://{host}:{port}/ws"
     h.http = f"http://{host}:{port}"
@@ -160,6 +164,24 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         yield h
     finally:
         await asyncio.wait_for(server.close(), 10)
+
+
+@pytest.fixture
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    marker = request.node.get_closest_marker("limits")
+    lim = make_limits(**(marker.kwargs if marker else {}))
+    hist = request.node.get_closest_marker("history")
+    tokens = request.node.get_closest_marker("tokens")
+    server_config = ServerConfig(
+        host="127.0.0.1", port=0, node="test", tokens=tokens.args if tokens else ()
+    )
+    async with running_harness(
+        server_config,
+        lim,
+        history_size=hist.kwargs.get("size", 1024) if hist else 1024,
+        history_ttl_s=hist.kwargs.get("ttl_s", 300.0) if hist else 300.0,
+    ) as h:
+        yield h
 
 
 def pytest_configure(config: pytest.Config) -> None:

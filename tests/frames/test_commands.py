@@ -95,3 +95,21 @@ def test_describe_frames() -> None:
 def test_build_rejects_booleans_and_unknown_fields(fields: dict[str, Any]) -> None:
     with pytest.raises(FrameValueError):
         STANDARD.get("read_regs").encode_request(fields)
+
+
+def test_hostile_command_keys_get_short_typed_errors() -> None:
+    """Client-supplied keys: a 5,000-digit number must not break the error message itself."""
+    for key in ("0x" + "f" * 5000, "9" * 5000, "x" * 500, 10**50, -1):
+        with pytest.raises((UnknownCommand, FrameValueError)) as info:
+            STANDARD.resolve_code(key)
+        assert len(str(info.value)) < 80
+
+
+def test_deeply_nested_args_are_a_frame_value_error() -> None:
+    deep: list[object] = [1]
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(FrameValueError):
+        STANDARD.get("read_regs").encode_request({"start": deep, "count": 1})
+    with pytest.raises(FrameValueError, match="true/false"):
+        STANDARD.get("write_regs").encode_request({"start": 0, "values": [[1, [True]]]})
