@@ -111,6 +111,7 @@ class Limits:
     write_limit_bytes: int = 64 * 1024  # transport buffer before a writer waits for the socket
     incoming_messages: int = 16  # client messages read ahead of the handler (websockets max_queue)
     flush_clients: int = 100  # clients written per event-loop turn (bus I/O runs in between)
+    stall_timeout_s: float = 30.0  # a client that reads nothing for this long: close 4000
 
 
 @dataclass(frozen=True)
@@ -347,6 +348,10 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
     if len({b.name for b in buses}) != len(buses):
         raise ConfigError("bus", "bus names must be unique")
     names = {b.name for b in buses}
+    secrets = [r.token if isinstance(r, TokenRule) else r for r in server.tokens]
+    for i, secret in enumerate(secrets):
+        if secret in secrets[:i]:  # the first would win and silently void the other's limits
+            raise ConfigError(f"server.tokens[{i}]", "the same token is listed twice")
     for i, rule in enumerate(server.tokens):
         unknown = sorted((rule.buses or set()) - names) if isinstance(rule, TokenRule) else []
         if unknown:

@@ -61,7 +61,6 @@ WRONG_TYPE = "wrong_type"
 BAD_VALUE = "bad_value"
 HELLO_REQUIRED = "hello_required"
 ALREADY_HELLO = "already_hello"
-FORBIDDEN = "forbidden"  # the token does not allow this topic
 INTERNAL_ERROR = "internal_error"  # the bridge failed on the message (a bug: logged)
 # ... and ``reply.error.code`` values (the request was understood but failed).
 REPLY_CODES = ("timeout", "device_error", "bus_down", "busy", "forbidden", "bad_request")

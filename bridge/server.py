@@ -15,7 +15,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -83,7 +83,11 @@ class BridgeServer:
         self._prefix = secrets.token_hex(3)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writer = Writer(
-            self.metrics.out, self._spawn, clock, flush_clients=self.limits.flush_clients
+            self.metrics.out,
+            self._spawn,
+            clock,
+            flush_clients=self.limits.flush_clients,
+            stall_timeout=self.limits.stall_timeout_s,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -140,25 +144,38 @@ class BridgeServer:
         if self._server is not None:
             # 1001 with a reason, by hand: Server.close() takes a code and reason only from
             # websockets 16 on; it closes whatever is left (with 1001 too)
-            await asyncio.gather(*(self._going_away(conn.ws) for conn in list(self.conns.values())))
+            await asyncio.gather(
+                *(
+                    self._close(conn.ws, c.CLOSE_GOING_AWAY, "shutdown")
+                    for conn in list(self.conns.values())
+                )
+            )
             self._server.close()
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
 
-    async def _going_away(self, ws: ServerConnection) -> None:
-        with contextlib.suppress(ConnectionClosed, OSError):
-            await ws.close(c.CLOSE_GOING_AWAY, "shutdown")
+    async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
+        """Every close the server starts. The closing handshake gets ``close_timeout_s``, then
+        the connection is dropped: websockets' ``close()`` first waits for the write buffer to
+        drain, which a client that does not read would make last for ever."""
+        try:
+            await asyncio.wait_for(ws.close(code, reason), self.limits.close_timeout_s)
+        except (TimeoutError, ConnectionClosed, OSError):
+            pass
+        finally:
+            if ws.transport is not None and not ws.transport.is_closing():
+                ws.transport.abort()
 
     # -- per connection ----------------------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
         if self.draining:
-            await ws.close(c.CLOSE_GOING_AWAY, "shutting down")
+            await self._close(ws, c.CLOSE_GOING_AWAY, "shutting down")
             return
         if len(self.conns) >= self.limits.max_clients:
             self.metrics.rejected.labels("full").inc()
-            await ws.close(c.CLOSE_NODE_FULL, "node full")
+            await self._close(ws, c.CLOSE_NODE_FULL, "node full")
             return
         sid = f"{self._prefix}-{next(self._ids)}"
         session = Session(sid, self.queue_limits, self.clock())
@@ -170,7 +187,7 @@ class BridgeServer:
                 return
             async for raw in ws:
                 self._dispatch(conn, raw)
-                if session.over_bound():
+                if session.backlogged():
                     await self._room(conn)
         except ConnectionClosed:
             pass
@@ -182,19 +199,25 @@ class BridgeServer:
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
 
     async def _room(self, conn: Conn) -> None:
-        """Read no more of this client until the writer has brought its queue under the bound.
+        """Read no more of this client until the writer has brought its queue under half the
+        bound.
 
         Answers (pongs, replies, replays) are queued past the bound, so a client that sends
         faster than it reads is slowed down here instead: its messages wait in the socket
-        buffers (TCP back-pressure), nothing is dropped and nobody is closed for pipelining
-        (a client that never reads meets the keepalive timeout, or 4000 on live traffic).
+        buffers (TCP back-pressure) and none is dropped. A client that reads nothing at all is
+        given up by the writer after ``stall_timeout_s`` (4000), which ends this wait too.
         """
         room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         conn.room = room
+        backstop = self.limits.stall_timeout_s + self.limits.close_timeout_s
         try:
-            await asyncio.wait(
-                (room, conn.ws.connection_lost_waiter), return_when=asyncio.FIRST_COMPLETED
+            _done, pending = await asyncio.wait(
+                (room, conn.ws.connection_lost_waiter),
+                timeout=backstop,
+                return_when=asyncio.FIRST_COMPLETED,
             )
+            if len(pending) == 2:  # neither: the writer never got the queue down
+                conn.session.overflow()
         finally:
             conn.room = None
 
@@ -210,7 +233,7 @@ class BridgeServer:
                 raw = await asyncio.wait_for(ws.recv(), remaining)
             except TimeoutError:
                 self.metrics.rejected.labels("hello_timeout").inc()
-                await ws.close(c.CLOSE_HELLO_TIMEOUT, "hello timeout")
+                await self._close(ws, c.CLOSE_HELLO_TIMEOUT, "hello timeout")
                 return False
             try:
                 msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
@@ -223,14 +246,14 @@ class BridgeServer:
                     await asyncio.wait_for(ws.send(error), max(deadline - time.monotonic(), 0.01))
                 except TimeoutError:
                     self.metrics.rejected.labels("hello_timeout").inc()
-                    await ws.close(c.CLOSE_HELLO_TIMEOUT, "hello timeout")
+                    await self._close(ws, c.CLOSE_HELLO_TIMEOUT, "hello timeout")
                     return False
                 continue
             principal = check_token(msg.token, self.config.server.tokens)
             if principal is None:
                 self.metrics.rejected.labels("unauthorized").inc()
                 log.info("event=unauthorized peer=%s", conn.peer)
-                await ws.close(c.CLOSE_UNAUTHORIZED, "unauthorized")
+                await self._close(ws, c.CLOSE_UNAUTHORIZED, "unauthorized")
                 return False
             conn.session.principal = principal
             conn.session.welcomed = True
@@ -278,16 +301,7 @@ class BridgeServer:
 
     async def _close_slow(self, conn: Conn) -> None:
         self.hub.detach(conn.session)
-        ws = conn.ws
-        try:
-            await asyncio.wait_for(
-                ws.close(c.CLOSE_SLOW_CONSUMER, "slow consumer"), self.limits.close_timeout_s
-            )
-        except (TimeoutError, ConnectionClosed, OSError):
-            pass
-        finally:
-            if ws.transport is not None and not ws.transport.is_closing():
-                ws.transport.abort()
+        await self._close(conn.ws, c.CLOSE_SLOW_CONSUMER, "slow consumer")
 
     async def _heartbeats(self) -> None:
         interval = self.limits.heartbeat_s
@@ -332,28 +346,42 @@ class BridgeServer:
             self._subscribe(session, msg)
             return None
         if isinstance(msg, c.Unsubscribe):
-            gone = self.hub.unsubscribe(session, msg.topics)
+            gone = self.hub.unsubscribe(session, self._visible_topics(session, msg.topics))
             return _with_id({"type": "unsubscribed", "topics": gone}, msg.id)
         if isinstance(msg, c.StateQuery):
             return _with_id({"type": "state", "buses": self._state_for(session.principal)}, msg.id)
         return self._request(conn, msg)
 
+    def _visible_topics(self, session: Session, topics: Sequence[c.Topic]) -> list[c.Topic]:
+        """For a token limited to some buses, ``*`` is those buses (``BUS/*`` each)."""
+        principal: Principal = session.principal
+        if not principal.restricted:
+            return list(topics)
+        out: list[c.Topic] = []
+        for topic in topics:
+            if topic.bus is None:
+                out += [c.Topic(bus, None) for bus in principal.visible(self.buses)]
+            else:
+                out.append(topic)
+        return out
+
     def _subscribe(self, session: Session, msg: c.Subscribe) -> None:
         principal: Principal = session.principal
-        topics: list[c.Topic] = []
-        for topic in msg.topics:
-            if topic.bus is None and principal.restricted:  # "*": every bus this client may see
-                topics += [c.Topic(bus, None) for bus in principal.visible(self.buses)]
-                continue
-            if topic.bus is not None and topic.bus not in self.buses:
+        topics = self._visible_topics(session, msg.topics)
+        for topic in topics:
+            # a bus the token may not see is answered like one that does not exist: a limited
+            # token learns nothing of the others
+            if topic.bus is not None and not (
+                topic.bus in self.buses and principal.may_see(topic.bus, topic.addr)
+            ):
                 raise ContractError(c.BAD_VALUE, f"no bus named {topic.bus!r}", msg.id)
-            if topic.bus is not None and not principal.may_see(topic.bus, topic.addr):
-                raise ContractError(c.FORBIDDEN, f"topic {topic} is not allowed", msg.id)
-            topics.append(topic)
         since = {b: p for b, p in msg.since.items() if principal.may_see(b, None)}
         result = self.hub.subscribe(session, topics, since, self.clock())
+        recovered = dict(result.recovered)
+        for bus in msg.since.keys() - since.keys():
+            recovered[bus] = False  # as for an unknown bus
         answer = _with_id({"type": "subscribed"}, msg.id)
-        answer.update(topics=result.topics, recovered=result.recovered)
+        answer.update(topics=result.topics, recovered=recovered)
         # the answer, then the replay, then live messages: all queued before any other publish
         session.force([c.dumps(answer), *result.replay])
         if msg.since:
@@ -368,7 +396,9 @@ class BridgeServer:
         assert isinstance(msg, c.Request)
         session = conn.session
         bus = self.buses.get(msg.bus)
-        if bus is None:  # not labelled with the client's bus name: labels must stay few
+        if bus is None or not session.principal.may_see(msg.bus, None):
+            # not labelled with the client's bus name (labels must stay few); a bus the token
+            # may not see is answered like one that does not exist
             self.metrics.requests.labels("", "bad_request").inc()
             return c.reply_error("bad_request", f"no bus named {msg.bus!r}", msg.id)
         if not session.principal.may_request(msg.bus, msg.addr):
@@ -379,18 +409,23 @@ class BridgeServer:
             return c.reply_error("busy", "bridge is shutting down", msg.id)
         future = bus.submit(msg)
 
-        def done(fut: asyncio.Future[dict[str, Any]]) -> None:
+        def reply_for(fut: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
             if fut.cancelled():
                 reply = c.reply_error("bus_down", "request cancelled (bridge stopping)", msg.id)
             else:
                 reply = _with_id({"type": "reply"}, msg.id)
                 reply.update(fut.result())
-            ok = bool(reply.get("ok"))
-            outcome = "ok" if ok else str(reply["error"]["code"])
+            outcome = "ok" if reply.get("ok") else str(reply["error"]["code"])
             self.metrics.requests.labels(msg.bus, outcome).inc()
+            return reply
+
+        def done(fut: asyncio.Future[dict[str, Any]]) -> None:
+            reply = reply_for(fut)
             if not session.closing:
                 session.force([c.dumps(reply)])
 
+        if future.done():  # refused at once (bad_request, busy, bus_down): answer in this turn,
+            return reply_for(future)  # so the reader's back-pressure check counts it
         future.add_done_callback(done)
         return None
 
@@ -443,9 +478,7 @@ class BridgeServer:
             status = "stopping"
         elif not self.ready:
             status = "starting"  # listening, the buses' first open not yet tried
-        elif up and not any(up):
-            status = "down"  # nothing to relay: a balancer should send clients elsewhere
-        else:
+        else:  # a bus that is down is retried, and its clients stay: still ready, not healthy
             status = "ok" if all(up) else "degraded"
         ready = status in ("ok", "degraded")
         body = {

@@ -95,22 +95,28 @@ class Session:
             if not n:
                 self.wake()
             return True
+        self.dropped += 1
+        self.overflow()
+        return False
+
+    def overflow(self) -> None:
+        """Give up on this client: drop its queue and wake the server, which closes it with
+        4000 (it resumes from history). Used when an offer does not fit, and by the writer when
+        the client has not read anything for ``stall_timeout_s``."""
         if self.overflowed or self.closing:
-            self.dropped += 1
-            return False
+            return
         self.overflowed = True
-        self.dropped += 1 + n
-        queue.clear()
+        self.dropped += len(self._queue)
+        self._queue.clear()
         self.queued_bytes = 0
         self.wake()
-        return False
 
     def force(self, texts: Iterable[str]) -> None:
         """Queue direct answers and replays past the bound: the client asked for them, and
         refusing a large replay would turn a resume into a 4000 loop. What keeps answers
-        bounded is the reader, not this: the server stops reading a client's messages while
-        :meth:`over_bound` (see :meth:`bridge.server.BridgeServer._handler`), so the queue holds
-        at most its bound plus one answer or one replay, plus replies of requests in flight."""
+        bounded is the reader, not this: the server reads no more of a client's messages while
+        it is :meth:`backlogged`, so answers take at most half the bound plus one answer or one
+        replay, and live traffic keeps the other half."""
         if self.overflowed or self.closing:
             return
         queue = self._queue
@@ -121,10 +127,12 @@ class Session:
         if was_empty and queue:
             self.wake()
 
-    def over_bound(self) -> bool:
-        """At or over the bound: read no more from this client until the writer catches up."""
+    def backlogged(self) -> bool:
+        """Half the bound or more is waiting: read no more from this client for now."""
         limits = self.limits
-        return len(self._queue) >= limits.max_messages or self.queued_bytes >= limits.max_bytes
+        return (
+            2 * len(self._queue) >= limits.max_messages or 2 * self.queued_bytes >= limits.max_bytes
+        )
 
     def take_batch(self) -> list[str]:
         """Up to ``batch_messages`` / ``batch_bytes`` of queued messages, oldest first."""

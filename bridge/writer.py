@@ -67,9 +67,11 @@ class Writer:
         clock: Callable[[], float],
         *,
         flush_clients: int = 100,
+        stall_timeout: float = 30.0,
     ) -> None:
         self.out = out
         self.flush_clients = flush_clients  # clients written per loop turn
+        self.stall_timeout = stall_timeout  # blocked this long: the client is given up (4000)
         self.spawn = spawn  # runs a task the server owns (and cancels at shutdown)
         self.clock = clock
         self._dirty: list[Conn] = []
@@ -174,14 +176,22 @@ class Writer:
             out.frames += frames
             out.bytes += size
             room = conn.room
-            if room is not None and not session.over_bound():
+            if room is not None and not session.backlogged():
                 conn.room = None
                 if not room.done():
                     room.set_result(None)
 
     async def _drain(self, conn: Conn) -> None:
+        """Wait for the socket to take more; a client that reads nothing for ``stall_timeout``
+        is given up (its session overflows: the server closes it with 4000). Without this a
+        client that stops reading would hold its connection and queue for good, since
+        websockets' own keepalive pings wait behind the full buffer too."""
         try:
-            await conn.ws.drain()
+            await asyncio.wait_for(conn.ws.drain(), self.stall_timeout)
+        except TimeoutError:
+            log.info("event=stalled session=%s peer=%s", conn.session.id, conn.peer)
+            conn.session.overflow()
+            return
         except Exception:  # the connection was lost; its handler cleans up
             return
         finally:

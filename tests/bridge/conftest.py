@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from bridge import contract as c
 from bridge.config import BridgeConfig, BusConfig, Limits, ServerConfig
 from bridge.fanout import InMemoryHub
 from bridge.server import BridgeServer
+from bridge.writer import Conn
 
 TIMEOUT = 5.0
 
@@ -182,6 +186,58 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         history_ttl_s=hist.kwargs.get("ttl_s", 300.0) if hist else 300.0,
     ) as h:
         yield h
+
+
+SLOW_LIMITS = {  # small bounds so a client that stops reading overflows within milliseconds
+    "queue_messages": 50,
+    "queue_bytes": 20_000,
+    "write_limit_bytes": 1024,
+    "close_timeout_s": 2.0,  # long enough to read out what was sent before the 4000
+}
+
+
+async def stalled_client(h: Harness, hello: bool = True) -> tuple[ClientConnection, Conn]:
+    """A client that stops reading (after its welcome, or before any hello): a 4 KB receive
+    buffer and a one-message queue, so the kernel buffers between it and the server fill after
+    a few KB. Returns the server's side of it too (``Conn``)."""
+    url = urlsplit(h.url)
+    assert url.hostname is not None and url.port is not None
+    before = set(h.server.conns)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(loop.sock_connect(sock, (url.hostname, url.port)), TIMEOUT)
+    ws = await connect(h.url, sock=sock, compression=None, max_queue=1, open_timeout=TIMEOUT)
+    if hello:
+        await ws.send(json.dumps({"type": "hello", "token": "t"}))
+        welcome = await recv(ws)
+        assert welcome["type"] == "welcome"
+        conn = next(c for c in h.server.conns.values() if c.session.id == welcome["session"])
+    else:
+        await h.wait_for(lambda: len(set(h.server.conns) - before) == 1)
+        (sid,) = set(h.server.conns) - before
+        conn = h.server.conns[sid]
+    # and the server's send buffer for it small: Linux grows it to megabytes on loopback
+    # otherwise (autotuning), which would take thousands of messages to fill
+    server_sock = conn.ws.transport.get_extra_info("socket")
+    server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return ws, conn
+
+
+async def read_until_closed(ws: ClientConnection) -> list[dict[str, Any]]:
+    """Everything the server sent before it closed the connection (each read bounded)."""
+    got: list[dict[str, Any]] = []
+    with pytest.raises(ConnectionClosed):
+        while True:
+            got.extend(await recv_raw(ws))
+    return got
+
+
+def slow_closes(h: Harness) -> float:
+    value = h.server.metrics.registry.get_sample_value("framebridge_slow_consumer_closes_total")
+    assert value is not None
+    return float(value)
 
 
 def pytest_configure(config: pytest.Config) -> None:

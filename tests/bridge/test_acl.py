@@ -68,6 +68,7 @@ def test_config_reads_strings_and_tables() -> None:
         ([{"token": "v", "buses": "bus0"}], "server.tokens[0].buses"),
         ([{"token": "v", "read_only": "yes"}], "server.tokens[0].read_only"),
         (["ok", {"token": "v", "colour": "red"}], "server.tokens[1]"),
+        (["a", {"token": "a", "read_only": True}], "server.tokens[1]"),  # the same secret twice
     ],
 )
 def test_config_names_the_bad_token_entry(tokens: list[Any], where: str) -> None:
@@ -94,21 +95,29 @@ async def test_viewer_sees_only_its_bus_and_may_not_request(harness: Harness) ->
     got = await recv(ws)
     assert got["bus"] == "bus0" and got["addr"] == 6
 
-    await ws.send(json.dumps({"type": "subscribe", "id": 2, "topics": ["bus1/*"]}))
-    err = await recv(ws)
-    assert err == {
-        "type": "error",
-        "id": 2,
-        "code": "forbidden",
-        "message": "topic bus1/* is not allowed",
-    }
+    # a hidden bus is answered exactly like one that does not exist
+    for n, bus in enumerate(["bus1", "nope"]):
+        await ws.send(json.dumps({"type": "subscribe", "id": n, "topics": [f"{bus}/3"]}))
+        err = await recv(ws)
+        assert err == {
+            "type": "error",
+            "id": n,
+            "code": "bad_value",
+            "message": f"no bus named {bus!r}",
+        }
     await ws.send(
         json.dumps({"type": "request", "id": 3, "bus": "bus0", "addr": 1, "cmd": "identify"})
     )
     reply = await recv(ws)
     assert reply["type"] == "reply" and reply["ok"] is False
-    assert reply["error"]["code"] == "forbidden"
-    assert harness.bus.requests.empty()  # never reached the bus
+    assert reply["error"]["code"] == "forbidden"  # read-only, on a bus it sees
+    for bus in ("bus1", "nope"):
+        await ws.send(json.dumps({"type": "request", "id": 5, "bus": bus, "addr": 1, "cmd": 1}))
+        assert (await recv(ws))["error"] == {
+            "code": "bad_request",
+            "message": f"no bus named {bus!r}",
+        }
+    assert harness.bus.requests.empty() and harness.buses["bus1"].requests.empty()
 
     await ws.send(json.dumps({"type": "state", "id": 4}))
     state = await recv(ws)
@@ -123,7 +132,7 @@ async def test_resume_of_a_hidden_bus_replays_nothing(harness: Harness) -> None:
     since = {"bus0": {"epoch": 1000, "seq": 0}, "bus1": {"epoch": 2000, "seq": 0}}
     await ws.send(json.dumps({"type": "subscribe", "id": 1, "topics": ["*"], "since": since}))
     answer = await recv(ws)
-    assert answer["recovered"] == {"bus0": True}  # bus1 is not even named
+    assert answer["recovered"] == {"bus0": True, "bus1": False}  # as for an unknown bus
     await ws.send(json.dumps({"type": "ping", "id": "p"}))
     assert await recv(ws) == {"type": "pong", "id": "p"}  # nothing of bus1 came before it
 
@@ -132,7 +141,7 @@ async def test_resume_of_a_hidden_bus_replays_nothing(harness: Harness) -> None:
 async def test_operator_requests_on_its_bus_only(harness: Harness) -> None:
     ws, _ = await _hello(harness, "op-1")
     await ws.send(json.dumps({"type": "request", "id": 1, "bus": "bus0", "addr": 1, "cmd": 1}))
-    assert (await recv(ws))["error"]["code"] == "forbidden"
+    assert (await recv(ws))["error"]["code"] == "bad_request"  # bus0 is hidden from it
     await ws.send(json.dumps({"type": "request", "id": 2, "bus": "bus1", "addr": 1, "cmd": 1}))
     req, fut = await harness.buses["bus1"].requests.get()
     assert req.id == 2
@@ -147,3 +156,17 @@ async def test_full_token_sees_every_bus(harness: Harness) -> None:
     assert sorted(welcome["buses"]) == ["bus0", "bus1"]
     await ws.send(json.dumps({"type": "subscribe", "id": 1, "topics": ["*"]}))
     assert (await recv(ws))["topics"] == ["*"]
+
+
+@pytest.mark.tokens("full", VIEWER)
+async def test_unsubscribe_star_undoes_subscribe_star_for_a_limited_token(
+    harness: Harness,
+) -> None:
+    ws, _ = await _hello(harness, "view-0")
+    await ws.send(json.dumps({"type": "subscribe", "id": 1, "topics": ["*"]}))
+    assert (await recv(ws))["topics"] == ["bus0/*"]
+    await ws.send(json.dumps({"type": "unsubscribe", "id": 2, "topics": ["*"]}))
+    assert await recv(ws) == {"type": "unsubscribed", "id": 2, "topics": ["bus0/*"]}
+    harness.bus.frame(addr=1)  # no longer for this client
+    await ws.send(json.dumps({"type": "ping", "id": "p"}))
+    assert await recv(ws) == {"type": "pong", "id": "p"}

@@ -79,7 +79,6 @@ ERROR_CODES = {  # ``error`` message codes of the contract
     c.BAD_VALUE,
     c.HELLO_REQUIRED,
     c.ALREADY_HELLO,
-    c.FORBIDDEN,
 }
 
 # A fuzzed request is a valid one (for a device that exists) plus a few mutations, each of one
@@ -326,8 +325,18 @@ def check_reply(request: c.Request, reply: dict[str, Any]) -> None:
 
 def live_request(msg_id: str) -> str:
     args = {"start": 0, "count": 5}
+    # its own timeout, well above the bus's 50 ms (kept short so that fuzzed requests to absent
+    # devices are quick): a loaded CI machine must not fail the check that the bus still works
     return json.dumps(
-        {"type": "request", "id": msg_id, "bus": "bus0", "addr": 1, "cmd": 3, "args": args}
+        {
+            "type": "request",
+            "id": msg_id,
+            "bus": "bus0",
+            "addr": 1,
+            "cmd": 3,
+            "args": args,
+            "timeout_s": 2.0,
+        }
     )
 
 
@@ -371,7 +380,7 @@ def check_one_message(client: LiveClient, live: LiveBridge, message: Any, n: int
         assert order.index(answer) < order.index(pong), order
     kind, code = expected[key]
     if kind == "subscribed" and answer["type"] == "error":
-        assert answer["code"] in (c.BAD_VALUE, c.FORBIDDEN), answer
+        assert answer["code"] == c.BAD_VALUE, answer
     else:
         assert answer["type"] == kind, (answer, kind)
     if answer["type"] == "error":
@@ -410,13 +419,18 @@ def test_fuzzed_requests_over_the_real_bus_get_one_answer_each(live: LiveBridge)
         # After all of it: the same connection still gets answers, the bus is up, every device
         # online, and polling goes on (a fresh poll frame, with no request of ours in flight).
         client.send(live_request("final"))
-        client.send(json.dumps({"type": "state", "id": "state"}))
-        by_key = client.collect({"final", "state"}, set(), 5.0)[0]
+        by_key = client.collect({"final"}, set(), 5.0)[0]
         assert by_key["final"][0]["ok"] is True, by_key
-        bus = by_key["state"][0]["buses"]["bus0"]
-        assert bus["up"] and all(bus["devices"][str(a)]["online"] for a in range(1, DEVICES + 1)), (
-            bus
-        )
+        # every device online again (a poll that missed its 50 ms on a loaded machine marks a
+        # device offline until the next one: ask until all are back, within a bound)
+        deadline = time.monotonic() + 10.0
+        for n in itertools.count():
+            client.send(json.dumps({"type": "state", "id": f"state-{n}"}))
+            bus = client.collect({f"state-{n}"}, set(), 5.0)[0][f"state-{n}"][0]["buses"]["bus0"]
+            devices = bus["devices"]
+            if bus["up"] and all(devices[str(a)]["online"] for a in range(1, DEVICES + 1)):
+                break
+            assert time.monotonic() < deadline, bus
         since = time.time()
         client.send(json.dumps({"type": "subscribe", "id": "sub", "topics": ["bus0/*"]}))
         client.collect({"sub"}, set(), 5.0)
