@@ -403,7 +403,7 @@ class BridgeServer:
             return c.reply_error("bad_request", f"no bus named {msg.bus!r}", msg.id)
         if not session.principal.may_request(msg.bus, msg.addr):
             self.metrics.requests.labels(msg.bus, "forbidden").inc()
-            return c.reply_error("forbidden", "not allowed on this device", msg.id)
+            return c.reply_error("forbidden", "this token may not send requests here", msg.id)
         if self.draining:
             self.metrics.requests.labels(msg.bus, "busy").inc()
             return c.reply_error("busy", "bridge is shutting down", msg.id)
