@@ -345,15 +345,16 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
     history = HistoryConfig(**_dataclass_from(ht, HistoryConfig))
     ht.done()
     buses = tuple(_bus(b, f"bus[{i}]", base) for i, b in enumerate(top.get("bus", list, [])))
-    if len({b.name for b in buses}) != len(buses):
-        raise ConfigError("bus", "bus names must be unique")
     names = {b.name for b in buses}
-    secrets = [r.token if isinstance(r, TokenRule) else r for r in server.tokens]
-    for i, secret in enumerate(secrets):
-        if secret in secrets[:i]:  # the first would win and silently void the other's limits
+    if len(names) != len(buses):
+        raise ConfigError("bus", "bus names must be unique")
+    seen: set[str] = set()
+    for i, entry in enumerate(server.tokens):
+        rule = entry if isinstance(entry, TokenRule) else TokenRule(entry)
+        if rule.token in seen:  # the first would win and silently void the other's limits
             raise ConfigError(f"server.tokens[{i}]", "the same token is listed twice")
-    for i, rule in enumerate(server.tokens):
-        unknown = sorted((rule.buses or set()) - names) if isinstance(rule, TokenRule) else []
+        seen.add(rule.token)
+        unknown = sorted((rule.buses or set()) - names)
         if unknown:
             raise ConfigError(f"server.tokens[{i}].buses", f"no bus named {unknown[0]!r}")
     top.done()

@@ -205,19 +205,15 @@ class BridgeServer:
         Answers (pongs, replies, replays) are queued past the bound, so a client that sends
         faster than it reads is slowed down here instead: its messages wait in the socket
         buffers (TCP back-pressure) and none is dropped. A client that reads nothing at all is
-        given up by the writer after ``stall_timeout_s`` (4000), which ends this wait too.
+        given up by the writer after ``stall_timeout_s`` (4000), which ends this wait too: a
+        backlogged client is always either being written or blocked in the writer's drain.
         """
         room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         conn.room = room
-        backstop = self.limits.stall_timeout_s + self.limits.close_timeout_s
         try:
-            _done, pending = await asyncio.wait(
-                (room, conn.ws.connection_lost_waiter),
-                timeout=backstop,
-                return_when=asyncio.FIRST_COMPLETED,
+            await asyncio.wait(
+                (room, conn.ws.connection_lost_waiter), return_when=asyncio.FIRST_COMPLETED
             )
-            if len(pending) == 2:  # neither: the writer never got the queue down
-                conn.session.overflow()
         finally:
             conn.room = None
 
