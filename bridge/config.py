@@ -119,6 +119,8 @@ class Limits:
     max_handshakes_per_source: int = 32  # not yet answered, per source; over it: closed at once
     limit_loopback: bool = False  # apply the per-source limits to 127.0.0.0/8 and ::1 too
     fd_reserve: int = 64  # descriptors kept below RLIMIT_NOFILE; WebSocket clients get 503
+    log_burst: int = 20  # the same log message at most this often per log_interval_s
+    log_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)

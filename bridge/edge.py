@@ -220,7 +220,7 @@ class Edge:
         self.guard = BrowserGuard.build(
             config.server.host, config.server.allowed_origins, config.server.allowed_hosts
         )
-        self.log_filter = lograte.RateLimitFilter()
+        self.log_filter = lograte.RateLimitFilter(lim.log_burst, lim.log_interval_s)
         self._filtered: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous_handler: Any = None

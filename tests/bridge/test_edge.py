@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,6 +147,18 @@ def test_origin_and_host_settings_are_validated() -> None:
         parse_config({"server": {"allowed_origins": ["a.example/path"]}})
     with pytest.raises(ConfigError, match=r"server\.allowed_hosts\[1\]"):
         parse_config({"server": {"allowed_hosts": ["ok", "http://x/"]}})
+
+
+def test_new_settings_are_documented() -> None:
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "bridge.md").read_text(encoding="utf-8")
+    example = (root / "examples" / "bridge.toml").read_text(encoding="utf-8")
+    keys = ["allowed_origins", "allowed_hosts", "max_connections_per_source"]
+    keys += ["max_handshakes_per_source", "limit_loopback", "fd_reserve", "log_burst"]
+    keys += ["log_interval_s"]
+    for key in keys:
+        assert f"`{key}`" in docs, key
+        assert f"\n{key} = " in example, key
 
 
 # -- break 3: per-source limits --------------------------------------------------------------------

@@ -127,3 +127,23 @@ async def test_out_of_descriptors_refuses_cleanly_and_keeps_healthz(tmp_path: Pa
     size = log.stat().st_size
     assert size < 32 * 1024, f"log grew to {size} bytes:\n{log.read_text()[:2000]}"
     assert "Traceback" not in log.read_text()
+
+
+def test_soft_limit_is_raised_to_the_hard_one_and_logged_once() -> None:
+    """Fails on the old code: the bridge kept whatever soft limit it was started with."""
+    code = (
+        "import logging, resource, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))\n"
+        "from bridge.edge import raise_nofile_limit\n"
+        "print('now', raise_nofile_limit(), raise_nofile_limit(), hard)\n"
+        "print('soft', resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.splitlines()
+    hard = out[1].split()[3]
+    assert out[0] == f"event=fd_limit raised_from=64 soft={hard}"  # one line for two calls
+    assert out[1] == f"now {hard} {hard} {hard}"
+    assert out[2] == f"soft {hard}"
