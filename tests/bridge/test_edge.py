@@ -241,10 +241,28 @@ async def test_pipelined_requests_get_an_answer_and_no_traceback(
     upgrade = get("/ws", extra=UPGRADE_HEADERS)
     answer = await raw_http(harness, get("/healthz") + upgrade)
     assert status_of(answer) == 200 and answer.count(b"HTTP/1.1") == 1
-    # a client that writes a frame right behind its upgrade request still gets it read
-    async with connect(harness.url, compression=None, open_timeout=TIMEOUT) as ws:
-        await ws.send(json.dumps({"type": "hello", "token": "t"}))
-        assert (await recv(ws))["type"] == "welcome"
+    # a frame written right behind an upgrade request is held back, then read after the 101
+    host, port = _split(harness.http)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(
+            get("/ws", extra=UPGRADE_HEADERS) + _masked_text(b'{"type":"hello","token":"t"}')
+        )
+        seen = b""
+        while b'"welcome"' not in seen:
+            chunk = await asyncio.wait_for(reader.read(4096), TIMEOUT)
+            assert chunk, seen
+            seen += chunk
+        assert seen.startswith(b"HTTP/1.1 101 ")
+    finally:
+        writer.close()
+
+
+def _masked_text(payload: bytes) -> bytes:
+    """One client text frame (masked, as RFC 6455 requires of clients); payload < 126 bytes."""
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + body
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
