@@ -158,6 +158,8 @@ class BridgeClient:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._fail_pending(ClientClosed("client closed"))
+        if self._ended is None:  # the reader was cancelled before it saw the end
+            self._end(ClientClosed("client closed"))
 
     async def __aenter__(self) -> BridgeClient:
         await self.connect()
@@ -344,6 +346,7 @@ class BridgeClient:
                     ClientError,
                 ) as exc:
                     log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
+                    self._connected.clear()  # a hello that worked before the resume failed
                     rule = close_rule(1006)
 
     async def _resume(self) -> None:

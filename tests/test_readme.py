@@ -166,3 +166,19 @@ def test_the_top_two_commands_stay() -> None:
     text = README.read_text()
     assert "make demo   # simulated devices + bridge + dashboard" in text
     assert "make test   # ruff, mypy --strict and the whole test suite" in text
+
+
+def test_every_framebridge_line_names_a_real_subcommand() -> None:
+    from bridge.cli import build_parser
+
+    parser = build_parser()
+    sh = "".join(re.findall(r"^```sh\n(.*?)^```", README.read_text(), re.S | re.M))
+    lines = [ln.split("#")[0].strip() for ln in sh.splitlines() if "framebridge " in ln]
+    assert len(lines) >= 8
+    for line in lines:
+        words = line.split("|")[-1].split()
+        sub = words[words.index("framebridge") + 1]
+        with pytest.raises(SystemExit) as ok:  # `SUB --help` exits 0 only for a real one
+            parser.parse_args([sub, "--help"])
+        assert ok.value.code == 0, line
+    assert "`. .venv/bin/activate`" in README.read_text()  # says where framebridge lives

@@ -232,6 +232,26 @@ async def test_bus_reset_reloads_state_in_both_spellings(
         assert client.reloads == [state]
 
 
+@pytest.mark.history(size=3)
+async def test_a_resume_the_history_cannot_cover_reloads_state(harness: Harness) -> None:
+    reloaded: asyncio.Queue[tuple[str | None, str]] = asyncio.Queue()
+    client = BridgeClient(
+        harness.url,
+        reconnect_min_s=0.2,
+        on_reload=lambda bus, state, reason: reloaded.put_nowait((bus, reason)),
+    )
+    async with client:
+        await client.subscribe(["bus0/*"])
+        harness.bus.frame()
+        await frames_until(client, 1)
+        await server_side_close(harness, client, 4000)
+        for _ in range(5):  # more than the history keeps
+            harness.bus.frame()
+        assert await asyncio.wait_for(reloaded.get(), 5) == ("bus0", "not_recovered")
+        assert client.resumes[0]["recovered"]["bus0"] is False
+        assert client.reloads[0]["buses"]["bus0"]["seq"] == 6
+
+
 def test_an_unsequenced_bus_reset_forgets_the_position() -> None:
     t = ResumeTracker()
     t.welcome({"buses": {"b": {"epoch": 1, "seq": 5}, "c": {"epoch": 1, "seq": 2}}})
