@@ -60,6 +60,15 @@ _ANSWERS = frozenset({"welcome", "subscribed", "unsubscribed", "reply", "pong", 
 ReloadHook = Callable[[str | None, dict[str, Any], str], Awaitable[None] | None]
 
 
+HISTORY_KEPT = 64  # the newest entries of close_codes, delays, resumes and reloads
+
+
+def _remember(log_list: list[Any], item: Any) -> None:
+    """Append, keeping only the newest HISTORY_KEPT: a client may live for months."""
+    log_list.append(item)
+    del log_list[:-HISTORY_KEPT]
+
+
 class BridgeClient:
     """One connection to a bridge, kept alive and resumed; see the module docstring."""
 
@@ -129,7 +138,7 @@ class BridgeClient:
             await asyncio.wait_for(self._hello(ws), self.open_timeout_s)
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else ws.close_code
-            self.close_codes.append(code)
+            _remember(self.close_codes, code)
             raise closed_error(code, exc.rcvd.reason if exc.rcvd is not None else "") from None
         except BaseException:
             ws.transport.abort()  # a failed hello: nothing worth a close handshake
@@ -310,7 +319,7 @@ class BridgeClient:
         while True:
             assert self.ws is not None
             code = await self._read_one_connection(self.ws)
-            self.close_codes.append(code)
+            _remember(self.close_codes, code)
             self._connected.clear()
             self._fail_pending(ClientError(f"connection closed ({code})"))
             rule = close_rule(code)
@@ -325,7 +334,7 @@ class BridgeClient:
                 if rule.slow:
                     self.backoff.attempts = max(self.backoff.attempts, SLOW_BACKOFF_STEPS)
                 delay = self.backoff.next_delay()
-                self.delays.append(delay)
+                _remember(self.delays, delay)
                 await asyncio.sleep(delay)
                 try:
                     await self._open()
@@ -365,7 +374,7 @@ class BridgeClient:
         def record(f: asyncio.Future[dict[str, Any]]) -> None:
             if not f.cancelled() and f.exception() is None:
                 answer = f.result()
-                self.resumes.append(answer)
+                _remember(self.resumes, answer)
                 for bus, ok in (answer.get("recovered") or {}).items():
                     if not ok:
                         self._reload(bus, "not_recovered")
@@ -398,7 +407,7 @@ class BridgeClient:
         async def reload() -> None:
             try:
                 st = await self.state()
-                self.reloads.append(st)
+                _remember(self.reloads, st)
                 if self.on_reload is not None:
                     result = self.on_reload(bus, st, reason)
                     if inspect.isawaitable(result):
