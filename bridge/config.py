@@ -36,6 +36,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_listen",
+    "require_positive",
 ]
 
 
@@ -184,10 +185,7 @@ class _Table:
 
     def positive(self, key: str, default: float, *, zero: bool = False) -> Any:
         kind: type = int if isinstance(default, int) else float
-        value = self.get(key, kind, default)
-        if value < 0 or (value == 0 and not zero):
-            raise ConfigError(self.at(key), f"must be {'>=' if zero else '>'} 0, got {value}")
-        return value
+        return require_positive(self.at(key), self.get(key, kind, default), zero=zero)
 
     def done(self) -> None:
         extra = sorted(set(self.raw) - self.used)
@@ -277,16 +275,18 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
     if not url:
         raise ConfigError(t.at("url"), "a bus needs a pyserial URL or device path")
     devices: list[DeviceConfig] = []
+    first_at: dict[int, str] = {}  # address → where it was first given
     for i, d in enumerate(t.get("device", list, [])):
         dt = _Table(d, f"{t.at('device')}[{i}]")
         addr = _addr(dt.get("addr", int, None), dt.at("addr"))
+        if addr in first_at:
+            raise ConfigError(dt.at("addr"), f"address {addr} is already used by {first_at[addr]}")
+        first_at[addr] = dt.where
         profile = dt.get("profile", str, None)
         if profile is not None:
             profile = _resolve_profile(profile, base)
         devices.append(DeviceConfig(addr, profile, dt.get("name", str, "")))
         dt.done()
-    if len({d.addr for d in devices}) != len(devices):
-        raise ConfigError(t.at("device"), "device addresses must be unique")
     polls = tuple(_poll(p, f"{t.at('poll')}[{i}]") for i, p in enumerate(t.get("poll", list, [])))
     fmt = _format(t.get("format", dict, {}), t.at("format"))
     gap = t.get("gap_s", float, None)
@@ -380,3 +380,14 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
             raise ConfigError(f"server.tokens[{i}].buses", f"no bus named {unknown[0]!r}")
     top.done()
     return BridgeConfig(server, limits, history, buses)
+
+
+def require_positive(where: str, value: Any, *, zero: bool = False) -> Any:
+    """The config's rule for every count, size and duration: > 0 (or >= 0 where 0 means off).
+
+    Public so command-line flags that stand for a config key (``demo --interval``) refuse the
+    same values with the same message.
+    """
+    if value < 0 or (value == 0 and not zero):
+        raise ConfigError(where, f"must be {'>=' if zero else '>'} 0, got {value}")
+    return value
