@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from bridge.config import ServerConfig, parse_config
+from bridge.edge import TIGHT_HANDSHAKE_S
 from bridge.errors import ConfigError
 
 from .conftest import TIMEOUT, Harness, make_limits, recv, running_harness
@@ -283,3 +285,35 @@ async def test_head_answers_headers_without_a_body(harness: Harness) -> None:
     assert status_of(answer) == 200 and body == b""
     length = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
     assert length and int(length[0].split(b":")[1]) > 0
+
+
+# -- break 4, in process: the descriptor reserve (the real limit: test_edge_fd.py) ----------------
+
+
+async def test_in_the_descriptor_reserve_websockets_get_503_and_healthz_answers(
+    harness: Harness,
+) -> None:
+    """Pretend the soft limit is just above the next descriptor numbers: WebSocket clients are
+    refused with 503, ``/healthz`` still answers, and an idle connection there is closed
+    within ``TIGHT_HANDSHAKE_S`` instead of ``open_timeout``."""
+    probe = os.dup(0)  # the lowest free descriptor: the next sockets land at or just above it
+    os.close(probe)
+    edge = harness.server.edge
+    edge.soft_limit = probe + edge.fd_reserve - 4  # [probe - 4, probe + 44): the reserve
+    assert await ws_status(harness.url) == 503
+    assert status_of(await raw_http(harness, get("/healthz"))) == 200
+    host, port = _split(harness.http)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), TIGHT_HANDSHAKE_S + TIMEOUT) == b""
+        assert asyncio.get_running_loop().time() - started < TIGHT_HANDSHAKE_S + 1.0
+    finally:
+        writer.close()
+    edge.soft_limit = probe + 2  # the last quarter: closed before anything is read
+    try:
+        answer = await raw_http(harness, get("/healthz"))
+    except ConnectionResetError:  # the request was already in the closed socket's buffer
+        answer = b""
+    assert answer == b""
+    assert harness.server.metrics.rejected.labels("fd_limit")._value.get() == 2
