@@ -8,7 +8,7 @@ a bridge that survives bad and slow clients. Unknown keys are errors: a typo suc
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from frames.errors import FrameValueError
 
 from .acl import TokenRule
 from .errors import ConfigError
+from .guard import normalize_origin, split_host
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,6 +85,8 @@ class ServerConfig:
     node: str = "node-1"
     tokens: tuple[str | TokenRule, ...] = ()  # empty: any hello token is accepted
     compression: bool = False  # permessage-deflate: ~3x memory per connection
+    allowed_origins: tuple[str, ...] = ()  # browser pages besides the bridge's own ("*": any)
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides the listen address ("*": any)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,12 @@ class Limits:
     incoming_messages: int = 16  # client messages read ahead of the handler (websockets max_queue)
     flush_clients: int = 100  # clients written per event-loop turn (bus I/O runs in between)
     stall_timeout_s: float = 30.0  # a client that reads nothing for this long: close 4000
+    max_connections_per_source: int = 256  # per IPv4 address / IPv6 /64; over it: HTTP 429
+    max_handshakes_per_source: int = 32  # not yet answered, per source; over it: closed at once
+    limit_loopback: bool = False  # apply the per-source limits to 127.0.0.0/8 and ::1 too
+    fd_reserve: int = 64  # descriptors kept below RLIMIT_NOFILE; WebSocket clients get 503
+    log_burst: int = 20  # the same log message at most this often per log_interval_s
+    log_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -322,6 +331,16 @@ def _token(raw: Any, where: str) -> str | TokenRule:
     return rule
 
 
+def _strings(t: _Table, key: str, check: Callable[[str], object], what: str) -> tuple[str, ...]:
+    """A list of strings, each ``"*"`` or accepted by ``check`` (not None)."""
+    out = []
+    for i, value in enumerate(t.get(key, list, [])):
+        if not isinstance(value, str) or (value.strip() != "*" and check(value) is None):
+            raise ConfigError(f"{t.at(key)}[{i}]", f'must be {what} or "*", got {value!r}')
+        out.append(value.strip())
+    return tuple(out)
+
+
 def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeConfig:
     """A parsed TOML document → :class:`BridgeConfig` (``base``: where relative paths start)."""
     top = _Table(raw, "")
@@ -336,6 +355,8 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
         node=st.get("node", str, "node-1"),
         tokens=tokens,
         compression=st.get("compression", bool, False),
+        allowed_origins=_strings(st, "allowed_origins", normalize_origin, "an origin"),
+        allowed_hosts=_strings(st, "allowed_hosts", split_host, "a host or host:port"),
     )
     st.done()
     lt = _Table(top.get("limits", dict, {}), "limits")

@@ -33,7 +33,9 @@ PURE_BRIDGE = [
     "devices.py",
     "errors.py",
     "fanout.py",
+    "guard.py",
     "history.py",
+    "lograte.py",
     "schedule.py",
     "session.py",
 ]
