@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from frames.backoff import Backoff
 
@@ -44,6 +44,7 @@ from .client_policy import (
     ResumeTracker,
     close_rule,
     closed_error,
+    http_rule,
     is_bus_reset,
     parse_messages,
     silence_limit,
@@ -346,6 +347,13 @@ class BridgeClient:
                     rule = close_rule(exc.code)
                     if not rule.retry:
                         self._end(exc)
+                        return
+                except InvalidStatus as exc:
+                    status = exc.response.status_code
+                    log.info("event=reconnect_refused url=%s http=%s", self.url, status)
+                    rule = http_rule(status)
+                    if not rule.retry:
+                        self._end(ClientClosed(f"the bridge refused the upgrade: HTTP {status}"))
                         return
                 except (
                     OSError,

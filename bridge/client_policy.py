@@ -28,6 +28,7 @@ __all__ = [
     "ResumeTracker",
     "close_rule",
     "closed_error",
+    "http_rule",
     "is_bus_reset",
     "parse_messages",
     "silence_limit",
@@ -78,6 +79,23 @@ def close_rule(code: int | None) -> CloseRule:
     if code is None:
         return CLOSE_CODES[1006]
     return CLOSE_CODES.get(code, UNKNOWN_CLOSE)
+
+
+# Refusals before the upgrade (docs/websocket.md, "Refused before the upgrade"): 403 is the
+# bridge's Host/Origin check, which no retry changes; 429 (too many from this address) and 503
+# (no descriptors left, draining) ask for time, like 1013.
+HTTP_REFUSALS: Mapping[int, CloseRule] = MappingProxyType(
+    {
+        403: CloseRule("forbidden (Host or Origin refused)", False),
+        429: CloseRule("too many connections from this address", True, slow=True),
+        503: CloseRule("unavailable, try again later", True, slow=True),
+    }
+)
+
+
+def http_rule(status: int) -> CloseRule:
+    """The rule for an HTTP status that refused the WebSocket upgrade."""
+    return HTTP_REFUSALS.get(status, UNKNOWN_CLOSE)
 
 
 def silence_limit(heartbeat_s: object, factor: float = DEAD_AFTER_HEARTBEATS) -> float | None:

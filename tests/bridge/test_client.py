@@ -7,6 +7,7 @@ test stops a real ``framebridge demo`` process with SIGSTOP, the one failure TCP
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import signal
@@ -298,3 +299,52 @@ def test_the_js_client_uses_the_same_silence_factor_and_slow_start() -> None:
     assert factor is not None and float(factor[1]) == DEAD_AFTER_HEARTBEATS
     assert steps is not None and int(steps[1]) == SLOW_BACKOFF_STEPS
     assert "describeClose(ev.code)" in conn  # the retry decision is the shared table's
+
+
+# -- refusals before the upgrade ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "retried"), [(403, False), (503, True)])
+async def test_an_http_refusal_on_reconnect_follows_the_http_table(
+    status: int, retried: bool
+) -> None:
+    # 403 (Host/Origin refused) cannot change by retrying: the client ends, typed. 503 asks
+    # for time: the client retries, with the slow backoff, and gets in when it is answered.
+    from http import HTTPStatus
+
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.http11 import Request
+
+    from bridge.client_policy import http_rule
+
+    upgrades: list[int] = []
+
+    def refuse_after_first(conn: ServerConnection, request: Request) -> Any:
+        upgrades.append(len(upgrades))
+        if len(upgrades) == 2:
+            return conn.respond(HTTPStatus(status), "refused\n")
+        return None
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()  # hello
+        await ws.send('{"type":"welcome","session":"s","buses":{},"heartbeat_s":30}')
+        if len(upgrades) == 1:
+            await ws.close(1012, "restart")
+            return
+        async for raw in ws:  # answer pings, as the bridge does
+            msg = json.loads(raw)
+            await ws.send(json.dumps({"type": "pong", "id": msg.get("id")}))
+
+    async with serve(handler, "127.0.0.1", 0, process_request=refuse_after_first) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = BridgeClient(f"ws://127.0.0.1:{port}/ws", reconnect_min_s=0.01)
+        await client.connect()
+        if retried:
+            await eventually(lambda: len(upgrades) == 3)
+            await asyncio.wait_for(client.ping(), 5)  # answered on the third connection
+            assert client.delays[-1] >= 0.01 and http_rule(status).slow
+            await client.close()
+        else:
+            with pytest.raises(ClientClosed, match=str(status)):
+                await client.recv(5)
+            assert len(upgrades) == 2  # not retried after the 403
