@@ -18,6 +18,7 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES = (
     "frames.cli",
     "frames.io.cli",
+    "frames.io.capture_cli",
     "firmware_sim.cli",
     "bridge.cli_bridge",
 )
