@@ -21,6 +21,7 @@ from typing import Literal
 from .codec import encode_frame
 from .commands import STANDARD, CommandRegistry
 from .errors import FramesError
+from .events import CrcErrorSeen, FrameReceived, FrameSent, TrafficEvent
 from .format import DEFAULT_FORMAT, FrameFormat
 from .frame import Frame
 from .stream import StreamDecoder
@@ -32,6 +33,7 @@ __all__ = [
     "RecordFilter",
     "Status",
     "WireSegmenter",
+    "record_from_event",
     "split_bad_run",
 ]
 
@@ -194,3 +196,17 @@ class RecordFilter:
             bad = frame is None or frame.is_error
             return bad == self.errors
         return True
+
+
+def record_from_event(ev: TrafficEvent, fmt: FrameFormat = DEFAULT_FORMAT) -> Record | None:
+    """A master's traffic event as a record (its link knows the direction); None for link
+    changes. A CRC error carries no bytes (the master keeps none): an empty ``crc_error`` packet
+    whose note gives the count."""
+    if isinstance(ev, FrameSent):
+        return Record(ev.ts, encode_frame(ev.frame, fmt), "ok", "tx", ev.frame)
+    if isinstance(ev, FrameReceived):
+        note = "" if ev.kind == "reply" else ev.kind
+        return Record(ev.ts, encode_frame(ev.frame, fmt), "ok", "rx", ev.frame, note)
+    if isinstance(ev, CrcErrorSeen):
+        return Record(ev.ts, b"", "crc_error", "rx", None, f"count={ev.count}")
+    return None
