@@ -140,13 +140,14 @@ class WireSegmenter:
         return out
 
     def _add_bad(self, chunk: bytes, ts: float, out: list[Record]) -> None:
-        if not chunk:
-            return
-        if not self._bad:
-            self._bad_ts = ts
-        self._bad += chunk
-        if len(self._bad) >= self.max_run:
-            out.extend(self._end_run())
+        while chunk:
+            if not self._bad:
+                self._bad_ts = ts
+            take = self.max_run - len(self._bad)
+            self._bad += chunk[:take]
+            chunk = chunk[take:]
+            if len(self._bad) >= self.max_run:
+                out.extend(self._end_run())
 
     def _end_run(self) -> Iterator[Record]:
         if not self._bad:

@@ -4,7 +4,7 @@ Why pcapng and this layout:
 
 * One Enhanced Packet Block per record, on one interface whose link type is ``LINKTYPE_USER0``
   (147): Wireshark hands such packets to a user dissector (``framebridge dissector``).
-* Timestamps in microseconds (``if_tsresol`` 6, pcapng's default, written out explicitly).
+* Timestamps in microseconds (pcapng's default resolution, so no ``if_tsresol`` option).
 * Direction in the EPB flags (inbound = ``rx``, read by the master; outbound = ``tx``); a tap
   that cannot tell leaves it 0 ("not available").
 * Bad bytes carry the ``err_crc`` flag bit (crc_error) and a packet comment naming the status
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -76,7 +77,6 @@ class CaptureWriter:
             options={
                 "if_name": name,
                 "if_description": json.dumps({"framebridge": 1, "format": format_to_json(fmt)}),
-                "if_tsresol": b"\x06",
             },
         )
         try:
@@ -145,17 +145,21 @@ class CaptureReader:
         self.packets = 0
 
     def __iter__(self) -> Iterator[Record]:
+        blocks_seen = 0
         try:
             for blk in pcapng.FileScanner(self.stream):
+                blocks_seen += 1
                 if isinstance(blk, blocks.InterfaceDescription):
                     self._interface(blk)
                 elif isinstance(blk, blocks.EnhancedPacket):
                     self.packets += 1
                     yield self._record(blk)
-        except (PcapngException, EOFError) as exc:
-            raise CaptureError(f"capture: not a readable pcapng file: {exc}") from None
         except OSError as exc:
             raise CaptureError(f"capture: cannot read: {exc}") from None
+        except (PcapngException, EOFError, ValueError, struct.error) as exc:
+            raise CaptureError(f"capture: not a readable pcapng file: {exc}") from None
+        if not blocks_seen:
+            raise CaptureError("capture: empty file (no pcapng section)")
 
     def _interface(self, blk: Any) -> None:
         self.name = str(blk.options.get("if_name", ""))
