@@ -14,14 +14,14 @@ from pcapng import blocks
 
 from frames.capture import CaptureError, Record, WireSegmenter
 from frames.cli import frame_to_json
-from frames.format import FrameFormat
+from frames.format import DEFAULT_FORMAT, FrameFormat
 from frames.io.capture import CaptureReader, CaptureWriter, read_capture
 from frames.io.capture_rotate import TrafficRecorder
 
 from .helpers import GOOD, noisy_stream, records_of
 
 
-def write(path: Path, recs: list[Record], fmt: FrameFormat = FrameFormat()) -> None:
+def write(path: Path, recs: list[Record], fmt: FrameFormat = DEFAULT_FORMAT) -> None:
     with CaptureWriter.open(path, fmt, name="bus0") as w:
         for r in recs:
             w.write(r)
@@ -39,7 +39,7 @@ def test_round_trip_keeps_bytes_status_direction_note_and_microseconds(tmp_path:
     write(tmp_path / "a.pcapng", recs)
     back = list(read_capture(tmp_path / "a.pcapng"))
     assert len(back) == len(recs)
-    for a, b in zip(recs, back):
+    for a, b in zip(recs, back, strict=True):
         assert (a.wire, a.status, a.direction, a.frame, a.note) == (
             b.wire, b.status, b.direction, b.frame, b.note
         )  # fmt: skip
@@ -56,7 +56,7 @@ def test_blocks_are_user0_with_flags_and_comments(tmp_path: Path) -> None:
     assert idb.link_type == 147 and idb.options["if_name"] == "bus0"
     epbs = [b for b in found if isinstance(b, blocks.EnhancedPacket)]
     assert epbs[0].options["epb_flags"].inout == "outbound"  # outbound: the master sent it
-    for rec, epb in zip(recs[1:], epbs[1:]):
+    for rec, epb in zip(recs[1:], epbs[1:], strict=True):
         comment = epb.options.get("opt_comment")
         assert comment == (None if rec.ok else rec.status)
         if rec.status == "crc_error":
@@ -97,7 +97,7 @@ def test_decode_cli_reads_a_capture(tmp_path: Path) -> None:
     assert out.returncode == 1  # the capture holds bad bytes
     lines = [json.loads(x) for x in out.stdout.splitlines()]
     assert len(lines) == len(recs)
-    for rec, line in zip(recs, lines):
+    for rec, line in zip(recs, lines, strict=True):
         assert line["hex"] == rec.wire.hex()
         if rec.frame is not None:
             want = frame_to_json(rec.frame)
@@ -108,7 +108,9 @@ def test_decode_cli_reads_a_capture(tmp_path: Path) -> None:
 
 def test_rotation_bounds_size_age_and_count(tmp_path: Path) -> None:
     now = [1_700_000_000.0]
-    rec = TrafficRecorder(tmp_path, "bus0", max_bytes=600, max_age_s=10, keep=3, clock=lambda: now[0])
+    rec = TrafficRecorder(
+        tmp_path, "bus0", max_bytes=600, max_age_s=10, keep=3, clock=lambda: now[0]
+    )
     other = tmp_path / "bus0-x-20240101T000000Z-000001.pcapng"
     other.write_bytes(b"another bus's file")
     for r in records_of(GOOD * 3):

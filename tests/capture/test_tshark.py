@@ -16,25 +16,24 @@ import pytest
 from frames.capture import Record, WireSegmenter
 from frames.codec import encode
 from frames.dissector import generate_dissector
-from frames.format import FrameFormat
+from frames.format import DEFAULT_FORMAT, FrameFormat
 from frames.frame import Frame
 from frames.io.capture import CaptureWriter
 
 from .helpers import GOOD, noisy_stream, records_of
 
-TSHARK = shutil.which("tshark")
-pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark missing: scripts/setup-system.sh")
+TSHARK = shutil.which("tshark")  # required: `make test` installs it
 FIELDS = ["status", "addr", "cmd", "name", "len", "crc.status", "fields", "register"]
 
 
 def tshark(lua: Path, capture: Path) -> list[dict[str, str]]:
-    assert TSHARK is not None
+    assert TSHARK is not None, "tshark missing: run scripts/setup-system.sh"
     args = [TSHARK, "-n", "-X", f"lua_script:{lua}", "-r", str(capture), "-T", "fields"]
     args += ["-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
     for f in FIELDS:
         args += ["-e", f"framebridge.{f}"]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True)
-    return [dict(zip(FIELDS, line.split("\t"))) for line in out.stdout.splitlines()]
+    return [dict(zip(FIELDS, line.split("\t"), strict=True)) for line in out.stdout.splitlines()]
 
 
 def decode_lines(capture: Path) -> list[dict[str, object]]:
@@ -45,7 +44,7 @@ def decode_lines(capture: Path) -> list[dict[str, object]]:
     return [json.loads(x) for x in out.stdout.splitlines()]
 
 
-def capture_of(path: Path, recs: list[Record], fmt: FrameFormat = FrameFormat()) -> Path:
+def capture_of(path: Path, recs: list[Record], fmt: FrameFormat = DEFAULT_FORMAT) -> Path:
     with CaptureWriter.open(path, fmt) as w:
         for r in recs:
             w.write(r)
@@ -68,7 +67,7 @@ def test_tshark_fields_match_decode(tmp_path: Path, fmt: FrameFormat) -> None:
     shark, ours = tshark(lua, cap), decode_lines(cap)
     assert len(shark) == len(ours) == len(recs)
     assert sum(1 for r in recs if r.ok) >= len(GOOD)
-    for s, d in zip(shark, ours):
+    for s, d in zip(shark, ours, strict=True):
         if "status" in d:  # bad bytes
             assert s["status"] == d["status"]
             continue
