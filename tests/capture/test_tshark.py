@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,10 @@ def test_a_crc_error_packet_shows_the_bad_check(tmp_path: Path) -> None:
     lua.write_text(generate_dissector())
     (row,) = tshark(lua, cap)
     assert (row["status"], row["crc.status"], row["fields"]) == ("crc_error", "bad", "")
+
+
+def test_the_shipped_dissector_is_the_generated_one() -> None:
+    shipped = resources.files("frames") / "wireshark" / "framebridge.lua"
+    assert shipped.read_text(encoding="utf-8") == generate_dissector(), (
+        "regenerate: framebridge dissector -o frames/wireshark/framebridge.lua"
+    )
