@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from ..capture import Record, RecordFilter, WireSegmenter
 from ..cli import add_format_arguments, format_from_args, frame_to_json
-from ..commands import STANDARD, CommandRegistry, jsonable
+from ..commands import STANDARD, CommandRegistry
 from ..dissector import generate_dissector
 from ..errors import FramesError
 from ..format import FrameFormat
@@ -82,22 +82,16 @@ def record_json(rec: Record, registry: CommandRegistry = STANDARD) -> dict[str, 
 def record_line(rec: Record, registry: CommandRegistry = STANDARD, as_json: bool = True) -> str:
     if as_json:
         return json.dumps(record_json(rec, registry))
+    from .cli import monitor_line  # the monitor's own format (that module imports this one)
+
     stamp = dt.datetime.fromtimestamp(rec.ts).isoformat(timespec="microseconds")
     way = f" {rec.direction}" if rec.direction else ""
     frame = rec.frame
     if frame is None:
         return f"{stamp}{way} {rec.status.upper()} {len(rec.wire)} byte(s) hex={rec.wire.hex()}"
-    command = registry.find(frame.base_cmd)
-    name = command.name if command is not None else "?"
-    if frame.is_error:
-        name += " ERROR"
-    fields = registry.describe(frame)
-    decoded = json.dumps(jsonable(fields)) if fields is not None else f"data={frame.data.hex()}"
+    line = monitor_line(rec.ts, frame, rec.wire, registry, False)
     note = f" [{rec.note}]" if rec.note else ""
-    return (
-        f"{stamp}{way} addr={frame.addr} cmd=0x{frame.cmd:02x} {name} {decoded}"
-        f" hex={rec.wire.hex()}{note}"
-    )
+    return line.replace(" ", way + " ", 1) + note
 
 
 def print_capture(path: str, out: TextIO, keep: RecordFilter, as_json: bool = True) -> int:
