@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import importlib
 import json
 import signal
 import sys
@@ -111,14 +112,14 @@ def print_capture(path: str, out: TextIO, keep: RecordFilter, as_json: bool = Tr
 def register_names(name: str) -> dict[int, str]:
     """Register address → name from a device map (or, until frames.devicemap exists, a
     simulator profile of that name or path)."""
-    try:
-        from .. import devicemap  # type: ignore[attr-defined]
+    try:  # frames.devicemap is being built on another branch; the profile loader meanwhile
+        devicemap: Any = importlib.import_module("frames.devicemap")
+    except ModuleNotFoundError:
+        from firmware_sim.profile import load_profile
 
-        regs: Iterable[Any] = devicemap.load_device_map(name).registers
-    except ImportError:
-        from firmware_sim.profile import load_profile  # switch to frames.devicemap at merge
-
-        regs = load_profile(name).registers
+        regs: Iterable[Any] = load_profile(name).registers
+    else:
+        regs = devicemap.load_device_map(name).registers
     return {int(r.address): str(r.name) for r in regs}
 
 
