@@ -245,8 +245,10 @@ class CaptureMonitor:
         write: str | None = None,
         name: str = "bus",
         idle_flush: float = 0.005,
+        limit: int | None = None,
     ) -> None:
         self.out = out
+        self.limit = limit  # --count: frames printed and written, then nothing more
         self.as_json = as_json
         self.keep = keep or RecordFilter()
         self.idle_flush = idle_flush
@@ -267,7 +269,7 @@ class CaptureMonitor:
 
     def _emit(self, records: list[Record]) -> None:
         for rec in records:
-            if not self.keep(rec):
+            if not self.keep(rec) or (self.limit is not None and self.frames >= self.limit):
                 continue
             self.frames += rec.frame is not None
             if self.writer is not None:

@@ -172,7 +172,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     try:
         if args.write or args.f_addr or args.f_cmd or args.f_errors is not None:
             keep = filter_from_args(args)
-            mon = CaptureMonitor(fmt, sys.stdout, as_json=args.json, keep=keep, write=args.write)
+            mon = CaptureMonitor(
+                fmt, sys.stdout, as_json=args.json, keep=keep, write=args.write, limit=args.count
+            )
     except (FramesError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
