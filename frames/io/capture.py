@@ -159,7 +159,7 @@ class CaptureReader:
         except (PcapngException, EOFError, ValueError, struct.error) as exc:
             raise CaptureError(f"capture: not a readable pcapng file: {exc}") from None
         if not blocks_seen:
-            raise CaptureError("capture: empty file (no pcapng section)")
+            raise CaptureError("capture: no pcapng section (an empty or truncated file)")
 
     def _interface(self, blk: Any) -> None:
         self.name = str(blk.options.get("if_name", ""))
