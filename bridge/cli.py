@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 SUBCOMMAND_MODULES = (
     "frames.cli",
     "frames.io.cli",
+    "frames.io.capture_cli",
     "firmware_sim.cli",
     "bridge.cli_bridge",
 )

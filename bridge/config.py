@@ -28,6 +28,7 @@ else:  # pragma: no cover
 __all__ = [
     "BridgeConfig",
     "BusConfig",
+    "CaptureConfig",
     "DeviceConfig",
     "HistoryConfig",
     "Limits",
@@ -63,6 +64,16 @@ class PollConfig:
 
 
 @dataclass(frozen=True)
+class CaptureConfig:
+    """``[bus.capture]``: record the bus's traffic into rotating pcapng files in ``dir``."""
+
+    dir: str
+    max_bytes: int = 64 * 1024 * 1024  # a file is closed at this size
+    max_age_s: float = 3600.0  # ... or at this age
+    keep: int = 10  # newest files kept per bus (older ones are deleted)
+
+
+@dataclass(frozen=True)
 class BusConfig:
     name: str
     url: str
@@ -76,6 +87,7 @@ class BusConfig:
     reconnect_max_s: float = 2.0
     devices: tuple[DeviceConfig, ...] = ()
     polls: tuple[PollConfig, ...] = ()
+    capture: CaptureConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +302,8 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
     polls = tuple(_poll(p, f"{t.at('poll')}[{i}]") for i, p in enumerate(t.get("poll", list, [])))
     fmt = _format(t.get("format", dict, {}), t.at("format"))
     gap = t.get("gap_s", float, None)
+    capture_raw = t.get("capture", dict, None)
+    capture = None if capture_raw is None else _capture(capture_raw, t.at("capture"), base)
     bus = BusConfig(
         name=name,
         url=url,
@@ -303,9 +317,27 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
         reconnect_max_s=t.positive("reconnect_max_s", 2.0),
         devices=tuple(devices),
         polls=polls,
+        capture=capture,
     )
     t.done()
     return bus
+
+
+def _capture(raw: Any, where: str, base: Path | None) -> CaptureConfig:
+    t = _Table(raw, where)
+    directory = t.get("dir", str, "")
+    if not directory:
+        raise ConfigError(t.at("dir"), "capture needs a directory")
+    if base is not None and not Path(directory).is_absolute():
+        directory = str(base / directory)
+    cap = CaptureConfig(
+        dir=directory,
+        max_bytes=t.positive("max_bytes", CaptureConfig.max_bytes),
+        max_age_s=t.positive("max_age_s", CaptureConfig.max_age_s),
+        keep=t.positive("keep", CaptureConfig.keep),
+    )
+    t.done()
+    return cap
 
 
 def _token(raw: Any, where: str) -> str | TokenRule:

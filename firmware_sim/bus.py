@@ -160,6 +160,7 @@ class _PtyPort:
             self._retry = self.loop.call_later(EIO_RETRY, self._resume)
             return
         now = self.loop.time()
+        self.bus.tap_wire("rx", data)
         self.writer.submit(self.view.receive_data(data, now))
         self._arm_idle()
 
@@ -193,6 +194,7 @@ class _PtyPort:
             except OSError as exc:
                 log.debug("%s: write failed: %s", self.bus, exc)
                 return False
+            self.bus.tap_wire("tx", bytes(view[:n]))
             view = view[n:]
         return not self.closed
 
@@ -234,6 +236,7 @@ class _TcpConnection:
                     continue
                 if not data:
                     break
+                self.bus.tap_wire("rx", data)
                 self.writer.submit(self.view.receive_data(data, loop.time()))
         except ConnectionError as exc:
             log.debug("%s: client %s: %s", self.bus, self.peer, exc)
@@ -243,6 +246,7 @@ class _TcpConnection:
     async def _write(self, data: bytes) -> bool:
         if self.stream.is_closing():
             return False
+        self.bus.tap_wire("tx", data)
         self.stream.write(data)
         try:
             await self.stream.drain()
@@ -310,6 +314,13 @@ class SimulatedBus:
         self._port = 0
         self._started = False
         self._plugged = False
+        # Called with ("rx" | "tx", bytes) for every byte read from / written to a host, so a
+        # tap (firmware_sim.tap) can mirror the line; a tap must not block or raise.
+        self.wire_taps: list[Callable[[str, bytes], None]] = []
+
+    def tap_wire(self, direction: str, data: bytes) -> None:
+        for tap in self.wire_taps:
+            tap(direction, data)
 
     def __repr__(self) -> str:
         return f"SimulatedBus({self.name!r}, {self.url if self._plugged else 'unplugged'})"
