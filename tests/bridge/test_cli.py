@@ -187,3 +187,22 @@ def test_a_duplicate_device_address_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(cfg)
     assert str(info.value) == "bus[0].device[2].addr: address 2 is already used by bus[0].device[1]"
+
+
+def test_a_pipe_closed_by_the_reader_ends_quietly() -> None:
+    # ``framebridge decode FILE | head -1``: the reader leaves early; no BrokenPipe traceback
+    hexes = "\n".join(["aa010202010239e9"] * 50000)  # 50,000 ECHO frames: 4 MB of JSON out
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "decode", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(hexes.encode())
+    proc.stdin.close()
+    proc.stdout.readline()
+    proc.stdout.close()  # like head: read one line, then leave
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.wait(30)
+    assert "Traceback" not in err and "BrokenPipe" not in err

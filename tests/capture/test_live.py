@@ -131,7 +131,7 @@ async def test_replay_into_the_bridge_gives_clients_the_frames_in_order(tmp_path
         await asyncio.wait_for(master.finished.wait(), WAIT)  # type: ignore[union-attr]
         pos = bridge.hub.position("bus0")
         async with BridgeClient(bridge.ws_url) as client:
-            client.tracker.positions.clear()  # it took the welcome's seq as seen: we want the history
+            client.tracker.positions.clear()  # it took the welcome's seq: we want the history
             await client.subscribe(["bus0/*"], since={"bus0": {"epoch": pos.epoch, "seq": 0}})
             frames: list[dict[str, object]] = []
             while len(frames) < len(recs):
