@@ -12,6 +12,7 @@ Writing C from Python here means the firmware needs no JSON parser.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,12 @@ def generate(cfg: dict[str, int]) -> str:
         f"static const vec_payload bad_payloads[] = {{{', '.join(bad) or '{0}'}}};",
         f"#define N_BAD_PAYLOADS {len(bad)}",
         f"#define N_SKIPPED {skipped}",
+    ]
+    # Counts as const variables too, so a loop bound of 0 draws no "always false" warning.
+    tail = [
+        re.sub(r"#define N_(\w+) (\d+)", lambda m: f"static const size_t n_{m[1].lower()} = {m[2]};", t)
+        if t.startswith("#define") else t
+        for t in tail
     ]
     return "\n".join(head + w.lines + tail) + "\n"
 

@@ -35,7 +35,7 @@ static void test_crc(void)
 {
     static const uint8_t check[] = {'1', '2', '3', '4', '5', '6', '7', '8', '9'};
     size_t i;
-    for (i = 0; i < N_CRC_CHECKS; i++) {
+    for (i = 0; i < n_crc_checks; i++) {
         CHECK(fb_crc16(FB_CRC_INIT, check, sizeof check) == crc_checks[i], "crc check value");
     }
 }
@@ -43,7 +43,7 @@ static void test_crc(void)
 static void test_frames(void)
 {
     size_t i;
-    for (i = 0; i < N_FRAME_VECTORS; i++) {
+    for (i = 0; i < n_frame_vectors; i++) {
         const vec_frame *v = &frame_vectors[i];
         uint8_t out[FB_MAX_FRAME];
         fb_frame f;
@@ -75,7 +75,7 @@ static void test_frames(void)
 static void test_streams(void)
 {
     size_t i;
-    for (i = 0; i < N_STREAM_VECTORS; i++) {
+    for (i = 0; i < n_stream_vectors; i++) {
         const vec_stream *v = &stream_vectors[i];
         static fb_parser p; /* static: a 260-byte parser is fine on the stack too */
         size_t got = 0;
@@ -116,7 +116,7 @@ static void test_streams(void)
 static void test_devices(void)
 {
     size_t i;
-    for (i = 0; i < N_DEVICE_VECTORS; i++) {
+    for (i = 0; i < n_device_vectors; i++) {
         const vec_device *d = &device_vectors[i];
         static fb_slave s;
         fb_identity id;
@@ -159,7 +159,7 @@ static void test_bad_payloads(void)
     regs.values = values;
     regs.count = 2;
     fb_slave_init(&s, 1, &id, regs, NULL, 0, 1);
-    for (i = 0; i < N_BAD_PAYLOADS; i++) {
+    for (i = 0; i < n_bad_payloads; i++) {
         fb_frame req;
         uint8_t tx[FB_MAX_FRAME];
         size_t n;
@@ -182,9 +182,9 @@ int main(void)
     test_streams();
     test_devices();
     test_bad_payloads();
-    printf("vectors: %d checks, %d failed (frames %d, streams %d, devices %d, payloads %d, "
-           "%d skipped for this configuration)\n",
-           checks, failures, N_FRAME_VECTORS, N_STREAM_VECTORS, N_DEVICE_VECTORS, N_BAD_PAYLOADS,
-           N_SKIPPED);
+    printf("vectors: %d checks, %d failed (frames %u, streams %u, devices %u, payloads %u, "
+           "%u skipped for this configuration)\n",
+           checks, failures, (unsigned)n_frame_vectors, (unsigned)n_stream_vectors,
+           (unsigned)n_device_vectors, (unsigned)n_bad_payloads, (unsigned)n_skipped);
     return failures ? 1 : 0;
 }
