@@ -4,7 +4,8 @@
  *   fb-master [--timeout-ms N] TTY
  *
  * Input lines:  ADDR CMD HEXDATA [TAG]   encode and send a request (HEXDATA "-" = empty)
- *               raw HEXBYTES              send bytes as they are (corrupted/split frames)
+ *               raw HEXBYTES              send bytes as they are (corrupted frames, noise)
+ *               split ADDR CMD HEXDATA    as the first form, written one byte per write()
  * After each line it waits up to N ms (default 500) for a frame from ADDR (any frame for raw)
  * and prints it as a JSON line {"addr":..,"cmd":..,"tag":..,"data":".."}, or {"timeout":true}.
  * A broadcast (ADDR 0) waits for nothing and prints {"sent":true}.
@@ -113,13 +114,15 @@ int main(int argc, char **argv)
         unsigned cmd;
         unsigned tag = 0;
         int fields;
+        int split;
         if (sscanf(line, "raw %1023s", hex) == 1) {
             size_t n = unhex(hex, wire, sizeof wire);
             if (fbp_write_all(fd, wire, n, 1000) != 0) {
                 return 1;
             }
             await_reply(fd, &parser, -1, timeout_ms);
-        } else if ((fields = sscanf(line, "%u %u %1023s %u", &addr, &cmd, hex, &tag)) >= 3) {
+        } else if ((split = strncmp(line, "split ", 6) == 0 ? 6 : 0),
+                   (fields = sscanf(line + split, "%u %u %1023s %u", &addr, &cmd, hex, &tag)) >= 3) {
             fb_frame f;
             int32_t size;
             f.addr = (uint8_t)addr;
@@ -128,7 +131,18 @@ int main(int argc, char **argv)
             f.len = (uint8_t)unhex(hex, data, FB_MAX_PAYLOAD);
             f.data = data;
             size = fb_encode(&f, wire, sizeof wire);
-            if (size < 0 || fbp_write_all(fd, wire, (size_t)size, 1000) != 0) {
+            if (size > 0 && split) {
+                int32_t k;
+                for (k = 0; k < size - 1 && fbp_write_all(fd, wire + k, 1, 1000) == 0; k++) {
+                }
+                size = fbp_write_all(fd, wire + size - 1, 1, 1000) == 0 ? size : -4;
+                if (size > 0) {
+                    size = 0; /* written */
+                }
+            } else if (size > 0) {
+                size = fbp_write_all(fd, wire, (size_t)size, 1000) == 0 ? 0 : -4;
+            }
+            if (size < 0) {
                 printf("{\"error\":%d}\n", (int)size);
             } else if (addr == FB_BROADCAST) {
                 printf("{\"sent\":true}\n");

@@ -69,7 +69,9 @@ def _noisy(seed: int, fmt: FrameFormat, n: int) -> list[bytes | None]:
         r = rnd.random()
         if r < 0.5:
             size = rnd.randint(0, min(20, fmt.max_payload))
-            w = bytearray(encode(rnd.randint(0, 255), rnd.randint(0, 255), rnd.randbytes(size), fmt))
+            w = bytearray(
+                encode(rnd.randint(0, 255), rnd.randint(0, 255), rnd.randbytes(size), fmt)
+            )
             if rnd.random() < 0.25:
                 w[rnd.randrange(len(w))] ^= 1 << rnd.randrange(8)
             if rnd.random() < 0.1:
@@ -112,20 +114,46 @@ def streams() -> list[dict[str, Any]]:
         _stream("a frame cut by an idle gap is lost", [good[:4], None, good[4:], good]),
         _stream("a run of start bytes before a frame", [b"\xaa" * 20 + good]),
         _stream("start bytes with lengths running past the end", [b"\xaa\x01\x01\xff" * 3]),
-        _stream("valid frame nested in a valid frame, no lookahead: only the outer", [encode(3, 2, inner)], lookahead=False),
-        {**_stream("nested frame, byte at a time: lookahead takes the inner (its documented blind spot)", [encode(3, 2, inner)]), "any_split": False},
+        _stream(
+            "valid frame nested in a valid frame, no lookahead: only the outer",
+            [encode(3, 2, inner)],
+            lookahead=False,
+        ),
+        {
+            **_stream(
+                "nested frame, byte at a time: lookahead takes the inner (its known blind spot)",
+                [encode(3, 2, inner)],
+            ),
+            "any_split": False,
+        },
         _stream("max payload in odd chunks", [big[:7], big[7:100], big[100:]]),
         _stream("header split after the start byte", [good[:1], good[1:2], good[2:]]),
-        _stream("variant: length above max_payload", [b"\x7e\x01\x02\x11" + encode(1, 2, b"ab", vfmt)], variant),
-        _stream("variant: start 0x7E, CRC big-endian over the start byte", [encode(9, 6, b"\x01\x00\x2a\x00", vfmt)], variant),
-        _stream("variant: corrupted then intact", [encode(9, 6, b"\x01", vfmt)[:-1] + b"\x00" + encode(9, 6, b"\x02", vfmt)], variant),
-    ]  # fmt: skip
+        _stream(
+            "variant: length above max_payload",
+            [b"\x7e\x01\x02\x11" + encode(1, 2, b"ab", vfmt)],
+            variant,
+        ),
+        _stream(
+            "variant: start 0x7E, CRC big-endian over the start byte",
+            [encode(9, 6, b"\x01\x00\x2a\x00", vfmt)],
+            variant,
+        ),
+        _stream(
+            "variant: corrupted then intact",
+            [encode(9, 6, b"\x01", vfmt)[:-1] + b"\x00" + encode(9, 6, b"\x02", vfmt)],
+            variant,
+        ),
+    ]
     for seed in range(6):
         out.append(_stream(f"noisy stream, seed {seed}", _noisy(seed, FrameFormat(), 40)))
     for seed in range(3):
         out.append(
-            _stream(f"noisy stream without lookahead, seed {seed}", _noisy(seed, FrameFormat(), 40), lookahead=False)
-        )  # fmt: skip
+            _stream(
+                f"noisy stream without lookahead, seed {seed}",
+                _noisy(seed, FrameFormat(), 40),
+                lookahead=False,
+            )
+        )
     for seed in range(2):
         out.append(_stream(f"variant noisy stream, seed {seed}", _noisy(seed, vfmt, 40), variant))
     out += tagged_streams()
@@ -150,8 +178,13 @@ def tagged_streams() -> list[dict[str, Any]]:
             "lookahead": True,
             "chunks": [(b"\x01" + a + b"\x02\x03" + b).hex(), (c[:5]).hex(), c[5:].hex()],
             "frames": frames,
-            "stats": {"frames": 3, "crc_errors": 0, "length_errors": 0, "abandoned": 0,
-                      "discarded_bytes": 3},
+            "stats": {
+                "frames": 3,
+                "crc_errors": 0,
+                "length_errors": 0,
+                "abandoned": 0,
+                "discarded_bytes": 3,
+            },
         },
         {
             "description": "tagged: a frame with a bad CRC costs its start byte only",
@@ -159,10 +192,15 @@ def tagged_streams() -> list[dict[str, Any]]:
             "lookahead": True,
             "chunks": [(bytes(broken) + a).hex()],
             "frames": frames[:1],
-            "stats": {"frames": 1, "crc_errors": 1, "length_errors": 0, "abandoned": 0,
-                      "discarded_bytes": len(broken)},
+            "stats": {
+                "frames": 1,
+                "crc_errors": 1,
+                "length_errors": 0,
+                "abandoned": 0,
+                "discarded_bytes": len(broken),
+            },
         },
-    ]  # fmt: skip
+    ]
 
 
 REGISTERS = [
@@ -199,19 +237,39 @@ def slave_vectors() -> list[dict[str, Any]]:
         ("read 65535 and past the end: illegal register", _req(a, 3, b"\xff\xff\x02")),
         ("read 65535", _req(a, 3, b"\xff\xff\x01")),
         ("write_reg setpoint", _req(a, 6, b"\x02\x00\x10\x27"[:2] + (3000).to_bytes(2, "little"))),
-        ("write_reg negative setpoint within min", _req(a, 6, b"\x02\x00" + (-400 & 0xFFFF).to_bytes(2, "little"))),
-        ("write_reg below min (signed): illegal value", _req(a, 6, b"\x02\x00" + (-501 & 0xFFFF).to_bytes(2, "little"))),
-        ("write_reg above max: illegal value", _req(a, 6, b"\x02\x00" + (3501).to_bytes(2, "little"))),
+        (
+            "write_reg negative setpoint within min",
+            _req(a, 6, b"\x02\x00" + (-400 & 0xFFFF).to_bytes(2, "little")),
+        ),
+        (
+            "write_reg below min (signed): illegal value",
+            _req(a, 6, b"\x02\x00" + (-501 & 0xFFFF).to_bytes(2, "little")),
+        ),
+        (
+            "write_reg above max: illegal value",
+            _req(a, 6, b"\x02\x00" + (3501).to_bytes(2, "little")),
+        ),
         ("write_reg read-only: illegal register", _req(a, 6, b"\x00\x00\x01\x00")),
         ("write_reg missing: illegal register", _req(a, 6, b"\x07\x00\x01\x00")),
         ("write_reg 3-byte payload: illegal value", _req(a, 6, b"\x03\x00\x01")),
         ("write_reg 65535", _req(a, 6, b"\xff\xff\x34\x12")),
         ("read back", _req(a, 3, b"\x00\x00\x06")),
         ("write_regs 3..5", _req(a, 0x10, b"\x03\x00\x03\x01\x00\x63\x00\x64\x00")),
-        ("write_regs with 3 out of limits: none written", _req(a, 0x10, b"\x03\x00\x03\x00\x00\x01\x00\x02\x00" [:3] + b"\x02\x00\x09\x00\x09\x00")),
-        ("write_regs into a read-only register: illegal register", _req(a, 0x10, b"\x05\x00\x02\x01\x00\x01\x00")),
+        (
+            "write_regs with 3 out of limits: none written",
+            _req(
+                a, 0x10, b"\x03\x00\x03\x00\x00\x01\x00\x02\x00"[:3] + b"\x02\x00\x09\x00\x09\x00"
+            ),
+        ),
+        (
+            "write_regs into a read-only register: illegal register",
+            _req(a, 0x10, b"\x05\x00\x02\x01\x00\x01\x00"),
+        ),
         ("read back: unchanged", _req(a, 3, b"\x03\x00\x03")),
-        ("write_regs count disagrees with payload: illegal value", _req(a, 0x10, b"\x03\x00\x02\x01\x00")),
+        (
+            "write_regs count disagrees with payload: illegal value",
+            _req(a, 0x10, b"\x03\x00\x02\x01\x00"),
+        ),
         ("write_regs count 0", _req(a, 0x10, b"\x03\x00\x00")),
         ("write_regs 2-byte payload: illegal value", _req(a, 0x10, b"\x03\x00")),
         ("unknown command: illegal command", _req(a, 0x42, b"\x01")),
@@ -225,7 +283,7 @@ def slave_vectors() -> list[dict[str, Any]]:
         ("noise, a stray start byte, then a request", "0102aa0503ff" + _req(a, 2, b"ok")),
         ("partial request, ended by the idle gap", _req(a, 2, b"lost")[:8]),
         ("the next request is served", _req(a, 2, b"next")),
-    ]  # fmt: skip
+    ]
     vector: dict[str, Any] = {
         "description": "a device at address 5 with a gap in its map and limits",
         "format": {},
@@ -235,7 +293,7 @@ def slave_vectors() -> list[dict[str, Any]]:
         "steps": [{"description": d, "request": r} for d, r in steps],
     }
     fmt = FrameFormat()
-    for step, (_, reply) in zip(vector["steps"], slave_replies(vector, fmt)):
+    for step, (_, reply) in zip(vector["steps"], slave_replies(vector, fmt), strict=True):
         step["reply"] = reply.hex()
     tagged = {
         "description": "tagged: replies echo the request's tag, error replies too",
@@ -244,18 +302,33 @@ def slave_vectors() -> list[dict[str, Any]]:
         "identity": {"model": "T", "firmware": [0, 0, 1], "uid": 1},
         "registers": [{"address": 0, "writable": True, "initial": 5}],
         "steps": [
-            {"description": "echo, tag 0x42", "request": tagged_wire(9, 2, 0x42, b"t").hex(),
-             "reply": tagged_wire(9, 2, 0x42, b"t").hex()},
-            {"description": "read, tag 255", "request": tagged_wire(9, 3, 255, b"\x00\x00\x01").hex(),
-             "reply": tagged_wire(9, 3, 255, b"\x01\x05\x00").hex()},
-            {"description": "missing register, tag 0", "request": tagged_wire(9, 3, 0, b"\x01\x00\x01").hex(),
-             "reply": tagged_wire(9, 0x83, 0, b"\x02").hex()},
-            {"description": "broadcast: no reply", "request": tagged_wire(0, 6, 3, b"\x00\x00\x06\x00").hex(),
-             "reply": ""},
-            {"description": "read back the broadcast, tag 1", "request": tagged_wire(9, 3, 1, b"\x00\x00\x01").hex(),
-             "reply": tagged_wire(9, 3, 1, b"\x01\x06\x00").hex()},
+            {
+                "description": "echo, tag 0x42",
+                "request": tagged_wire(9, 2, 0x42, b"t").hex(),
+                "reply": tagged_wire(9, 2, 0x42, b"t").hex(),
+            },
+            {
+                "description": "read, tag 255",
+                "request": tagged_wire(9, 3, 255, b"\x00\x00\x01").hex(),
+                "reply": tagged_wire(9, 3, 255, b"\x01\x05\x00").hex(),
+            },
+            {
+                "description": "missing register, tag 0",
+                "request": tagged_wire(9, 3, 0, b"\x01\x00\x01").hex(),
+                "reply": tagged_wire(9, 0x83, 0, b"\x02").hex(),
+            },
+            {
+                "description": "broadcast: no reply",
+                "request": tagged_wire(0, 6, 3, b"\x00\x00\x06\x00").hex(),
+                "reply": "",
+            },
+            {
+                "description": "read back the broadcast, tag 1",
+                "request": tagged_wire(9, 3, 1, b"\x00\x00\x01").hex(),
+                "reply": tagged_wire(9, 3, 1, b"\x01\x06\x00").hex(),
+            },
         ],
-    }  # fmt: skip
+    }
     return [vector, tagged]
 
 
@@ -267,38 +340,71 @@ def payload_vectors() -> list[dict[str, Any]]:
         ("write_reg", "request", {"reg": 2, "value": 0xBEEF}),
         ("write_regs", "request", {"start": 3, "count": 2, "values": [1, 2]}),
         ("write_regs", "response", {"start": 3, "count": 2}),
-        ("identify", "response", {"model": "THERMO-1", "firmware": [1, 4, 2], "uid": 0x54480001, "register_count": 6}),
+        (
+            "identify",
+            "response",
+            {"model": "THERMO-1", "firmware": [1, 4, 2], "uid": 0x54480001, "register_count": 6},
+        ),
         ("echo", "request", {"data": b"\x00\xaa\xff"}),
-    ]  # fmt: skip
+    ]
     out: list[dict[str, Any]] = []
     for name, direction, fields in cases:
         cmd = STANDARD.get(name)
         data = cmd.encode_request(fields) if direction == "request" else cmd.encode_response(fields)
         shown = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in fields.items()}
-        out.append({"command": name, "code": cmd.code, "direction": direction, "fields": shown,
-                    "hex": data.hex(), "valid": True})  # fmt: skip
+        out.append(
+            {
+                "command": name,
+                "code": cmd.code,
+                "direction": direction,
+                "fields": shown,
+                "hex": data.hex(),
+                "valid": True,
+            }
+        )
     bad = [
-        ("identify", "00"), ("read_regs", "000000"), ("read_regs", "000079"), ("read_regs", "0000"),
-        ("read_regs", "00000101"), ("write_reg", "000001"), ("write_reg", "0000010000"),
-        ("write_regs", "0000"), ("write_regs", "00000201000200ff"), ("write_regs", "0000020100"),
-    ]  # fmt: skip
+        ("identify", "00"),
+        ("read_regs", "000000"),
+        ("read_regs", "000079"),
+        ("read_regs", "0000"),
+        ("read_regs", "00000101"),
+        ("write_reg", "000001"),
+        ("write_reg", "0000010000"),
+        ("write_regs", "0000"),
+        ("write_regs", "00000201000200ff"),
+        ("write_regs", "0000020100"),
+    ]
     for name, hexdata in bad:
-        out.append({"command": name, "code": STANDARD.get(name).code, "direction": "request",
-                    "hex": hexdata, "valid": False})  # fmt: skip
+        out.append(
+            {
+                "command": name,
+                "code": STANDARD.get(name).code,
+                "direction": "request",
+                "hex": hexdata,
+                "valid": False,
+            }
+        )
     return out
 
 
 def main() -> None:
     files = {
-        "streams.json": {"comment": "Byte streams (null = idle gap) and the frames in them; "
-                         "stats hold for one byte at a time. See tests/firmware/vectors.py.",
-                         "streams": streams()},
-        "slave.json": {"comment": "Slave request -> reply steps on one device each "
-                       "(reply '' = none). See tests/firmware/vectors.py.",
-                       "devices": slave_vectors()},
-        "payloads.json": {"comment": "Standard command payloads; valid=false requests get "
-                          "error code 3 from a slave.", "payloads": payload_vectors()},
-    }  # fmt: skip
+        "streams.json": {
+            "comment": "Byte streams (null = idle gap) and the frames in them; "
+            "stats hold for one byte at a time. See tests/firmware/vectors.py.",
+            "streams": streams(),
+        },
+        "slave.json": {
+            "comment": "Slave request -> reply steps on one device each "
+            "(reply '' = none). See tests/firmware/vectors.py.",
+            "devices": slave_vectors(),
+        },
+        "payloads.json": {
+            "comment": "Standard command payloads; valid=false requests get "
+            "error code 3 from a slave.",
+            "payloads": payload_vectors(),
+        },
+    }
     for name, data in files.items():
         (VECTORS / name).write_text(json.dumps(data, indent=1) + "\n")
         log.info("wrote %s", VECTORS / name)

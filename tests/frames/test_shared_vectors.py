@@ -67,7 +67,7 @@ def test_stream_in_any_split(vector: dict[str, Any]) -> None:
                 pieces.append(None)
                 continue
             cuts = sorted(rnd.randrange(len(chunk) + 1) for _ in range(rnd.randint(0, 4)))
-            pieces += [chunk[a:b] for a, b in zip([0, *cuts], [*cuts, len(chunk)])]
+            pieces += [chunk[a:b] for a, b in zip([0, *cuts], [*cuts, len(chunk)], strict=True)]
         dec = StreamDecoder(fmt, lookahead=vector["lookahead"])
         assert [frame_json(f) for f in decode_stream(dec, pieces)] == _frames(vector)
 
@@ -81,7 +81,7 @@ def test_the_stream_table_covers_every_counter() -> None:
 @pytest.mark.parametrize("vector", DEVICES, ids=_ids(DEVICES))
 def test_slave_request_reply_pairs(vector: dict[str, Any]) -> None:
     fmt = _format_or_skip(vector["format"])
-    for (description, got), step in zip(slave_replies(vector, fmt), vector["steps"]):
+    for (description, got), step in zip(slave_replies(vector, fmt), vector["steps"], strict=True):
         assert got.hex() == step["reply"], description
 
 
