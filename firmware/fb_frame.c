@@ -134,6 +134,7 @@ void fb_parser_reset(fb_parser *p)
     p->stats.discarded_bytes += p->n;
     p->n = 0;
     p->ready = 0;
+    p->inner = 0;
     p->more = false;
 }
 
@@ -154,6 +155,8 @@ static size_t drop(fb_parser *p, size_t k)
         memmove(p->buf, p->buf + to, n - to);
     }
     p->n = (uint16_t)(n - to);
+    next = p->n > 1 ? memchr(p->buf + 1, FB_START, p->n - 1u) : NULL;
+    p->inner = next != NULL ? (uint16_t)(next - p->buf) : 0;
     return to;
 }
 
@@ -171,7 +174,10 @@ static size_t lookahead_start(const fb_parser *p)
 {
     const uint8_t *buf = p->buf;
     size_t n = p->n;
-    size_t j = 1;
+    size_t j = p->inner; /* no start byte before it can begin a frame */
+    if (j == 0) {
+        return 0;
+    }
     while (n >= FB_MIN_FRAME && j + FB_MIN_FRAME <= n) {
         const uint8_t *s = memchr(buf + j, FB_START, n - FB_MIN_FRAME + 1 - j);
         size_t len;
@@ -268,17 +274,44 @@ bool fb_parser_next(fb_parser *p, fb_frame *out)
     return scan(p, false, out);
 }
 
-bool fb_parser_feed(fb_parser *p, uint8_t byte, fb_frame *out)
+#if defined(__GNUC__)
+#define FB_COLD __attribute__((noinline, cold)) /* keeps the per-byte path free of its frame */
+#else
+#define FB_COLD
+#endif
+
+/* Release the frame handed out last time; frames the caller did not fetch with
+ * fb_parser_next() are counted as unread. */
+FB_COLD static void drain(fb_parser *p)
 {
     fb_frame lost;
-    while (fb_parser_next(p, &lost)) { /* the caller skipped fb_parser_next(): count, go on */
+    while (fb_parser_next(p, &lost)) {
         p->stats.unread++;
     }
-    if (p->n == 0 && byte != (uint8_t)FB_START) {
+}
+
+bool fb_parser_feed(fb_parser *p, uint8_t byte, fb_frame *out)
+{
+    size_t n;
+    if (p->ready > 0 || p->more) {
+        drain(p);
+    }
+    n = p->n;
+    if (n == 0 && byte != (uint8_t)FB_START) {
         p->stats.discarded_bytes++;
         return false;
     }
-    p->buf[p->n++] = byte; /* n < FB_MAX_FRAME here: a candidate resolves at its last byte */
+    p->buf[n] = byte; /* n < FB_MAX_FRAME here: a candidate resolves at its last byte */
+    p->n = (uint16_t)++n;
+    if (byte == (uint8_t)FB_START && p->inner == 0 && n > 1) {
+        p->inner = (uint16_t)(n - 1);
+    }
+    /* Fast path, most bytes: the header was checked on an earlier byte, the candidate is still
+     * incomplete, and no start byte after it could begin a frame that lookahead would see. */
+    if (n > FB_HEADER_SIZE && n < (size_t)FB_MIN_FRAME + p->buf[LEN_AT] &&
+        (!FB_LOOKAHEAD || p->inner == 0)) {
+        return false;
+    }
     return scan(p, false, out);
 }
 

@@ -116,6 +116,7 @@ typedef struct {
     uint8_t buf[FB_MAX_FRAME]; /* buf[0] is the candidate's start byte when n > 0 */
     uint16_t n;                /* bytes held */
     uint16_t ready;            /* size of the frame handed out at buf[0], dropped next call */
+    uint16_t inner;            /* first start byte in buf[1..n), 0: none (lookahead's fast path) */
     bool more;                 /* bytes after the handed-out frame still wait to be scanned */
     fb_parser_stats stats;
 } fb_parser;
