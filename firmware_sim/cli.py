@@ -19,6 +19,7 @@ from frames.cli import add_format_arguments, format_from_args
 from frames.errors import FramesError
 
 from .bus import SimulatedBus
+from .c_device import CDeviceRelay, serve_with_c_device
 from .config import BusSpec, load_config, uniform_devices
 from .errors import SimError
 from .faults import FaultConfig, OfflineWindow
@@ -56,6 +57,15 @@ def add_parsers(sub: Any) -> None:
         default=[],
         metavar="START:DURATION",
         help="devices are off during this window (repeatable)",
+    )
+    p.add_argument(
+        "--c-device",
+        type=int,
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="also put the C firmware (make -C firmware: firmware/build/fb-device) at ADDR on "
+        "the first bus, relayed on a new pty that is announced instead (repeatable)",
     )
     p.add_argument("--list-profiles", action="store_true", help="list shipped profiles, exit")
     p.add_argument("--show-profile", metavar="NAME", help="print a profile's map as JSON, exit")
@@ -111,6 +121,13 @@ def _announce(buses: list[SimulatedBus]) -> None:
         print(f"{bus.url}\t{bus.name}\t{bus.path or '-'}\taddresses={addrs}", flush=True)
 
 
+def _announce_c(buses: list[SimulatedBus], relay: CDeviceRelay) -> None:
+    """The first bus is announced at the relay's pty, with the C device's addresses too."""
+    addrs = ",".join(str(a) for a in sorted([*buses[0].devices, *relay.addresses]))
+    print(f"{relay.path}\t{buses[0].name}\t{relay.path}\taddresses={addrs}", flush=True)
+    _announce(buses[1:])
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     try:
         if args.list_profiles:
@@ -134,7 +151,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
             )
             return 0
         specs = specs_from_args(args)
-        buses = asyncio.run(serve(specs, on_ready=_announce))
+        if args.c_device:
+            buses = asyncio.run(serve_with_c_device(specs, args.c_device, on_ready=_announce_c))
+        else:
+            buses = asyncio.run(serve(specs, on_ready=_announce))
     except (SimError, FramesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
