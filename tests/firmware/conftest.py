@@ -68,9 +68,9 @@ class Device:
 
 
 @contextlib.contextmanager
-def run_device(firmware: Path, *args: str) -> Iterator[Device]:
+def run_device(firmware: Path, *args: str, program: str = "fb-device") -> Iterator[Device]:
     proc = subprocess.Popen(
-        [str(firmware / "fb-device"), *args],
+        [str(firmware / program), *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

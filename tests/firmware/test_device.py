@@ -7,6 +7,8 @@ corrupted and split frames a master would never send.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from frames.commands import ErrorCode
 from frames.io import AsyncMaster, Master
 
 from .conftest import RawPty, run_device
+from .vectors import frame_format
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -94,3 +97,35 @@ def test_corrupted_split_and_noisy_requests(firmware: Path, raw_pty: RawPty) -> 
         raw_pty.write(encode(5, 2, b"x") + encode(4, 0x82, b"\x01"))  # not for it / error frame
         assert raw_pty.read_frames(1, timeout=0.3) == []
         assert dev.stop()[0] == 0
+
+
+def test_tagged_device_echoes_the_masters_tags(firmware: Path) -> None:
+    """The transaction-tag variant end to end: fb-device built with FB_TAGGED=1."""
+    fmt = frame_format({"tagged": True})
+    if fmt is None:
+        pytest.skip("frames has no FrameFormat(tagged=True) yet (the frames branch adds it)")
+    with run_device(firmware, "--pty", "5", program="fb-device-tagged") as dev:
+        with Master(dev.path, fmt=fmt, **FAST) as m:
+            for i in range(300):  # past 255: the tag wraps
+                assert m.echo(5, bytes([i & 0xFF])) == bytes([i & 0xFF])
+            assert m.read_registers(5, 2, 1) == [2200]
+            assert m.stats.unexpected == 0
+        assert dev.stop()[0] == 0
+
+
+def test_tagged_builds_talk_to_each_other(firmware: Path) -> None:
+    """fb-master and fb-device built with FB_TAGGED=1, on a pty: replies echo each tag."""
+    with run_device(firmware, "--pty", "5", program="fb-device-tagged") as dev:
+        done = subprocess.run(
+            [str(firmware / "fb-master-tagged"), dev.path],
+            input=b"5 2 6869 77\n5 3 020001 255\n5 3 090001 0\n",
+            capture_output=True,
+            timeout=10,
+            check=True,
+        )
+        assert dev.stop()[0] == 0
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        {"addr": 5, "cmd": 2, "tag": 77, "data": "6869"},
+        {"addr": 5, "cmd": 3, "tag": 255, "data": "019808"},
+        {"addr": 5, "cmd": 0x83, "tag": 0, "data": "02"},
+    ]
