@@ -4,12 +4,13 @@ refuse exactly the words the host's register logic refuses."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from firmware_sim.errors import RegisterError
+from firmware_sim.errors import ProfileError, RegisterError
 from firmware_sim.profile import available_profiles, load_profile
 from frames.codegen_c import CRegister, c_identifier, raw_limits, render_header
 from frames.errors import FrameValueError
@@ -113,3 +114,32 @@ def test_bad_maps_are_refused() -> None:
     assert c_identifier("2nd stage/ß") == "R_2ND_STAGE"
     with pytest.raises(FrameValueError):
         c_identifier("//")
+
+
+def test_cli_uses_load_device_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``framebridge codegen c NAME``: the map comes from frames.devicemap.load_device_map (a
+    stand-in here until the frames branch lands; it must accept what the profile loader does)."""
+    import argparse
+    import types
+
+    from frames import codegen_cli
+
+    def load_device_map(name: str) -> object:
+        try:
+            return load_profile(name)
+        except ProfileError as exc:  # the real one raises under frames.FramesError
+            raise FrameValueError(str(exc)) from exc
+
+    fake = types.ModuleType("frames.devicemap")
+    fake.load_device_map = load_device_map  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "frames.devicemap", fake)
+    parser = argparse.ArgumentParser()
+    codegen_cli.add_parsers(parser.add_subparsers())
+    args = parser.parse_args(["codegen", "c", "thermo", "-o", str(tmp_path / "t.h")])
+    assert args.func(args) == 0
+    assert "#define THERMO_SETPOINT_MAX_RAW (3500)" in (tmp_path / "t.h").read_text()
+    args = parser.parse_args(["codegen", "c", "no-such-profile"])
+    assert args.func(args) == 2
+    assert "no-such-profile" in capsys.readouterr().err
