@@ -170,6 +170,9 @@ int main(int argc, char **argv)
             }
             last_tick = now;
         }
+        if (now - last_tick > (uint64_t)gap_ms + 1u) { /* after a long stall: just the gap */
+            last_tick = now - (uint64_t)gap_ms - 1u;
+        }
         for (; last_tick < now; last_tick++) { /* one tick per millisecond of quiet */
             for (i = 0; i < ndev; i++) {
                 uint8_t tx[2 * FB_MAX_FRAME];

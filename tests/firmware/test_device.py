@@ -129,3 +129,21 @@ def test_tagged_builds_talk_to_each_other(firmware: Path) -> None:
         {"addr": 5, "cmd": 3, "tag": 255, "data": "019808"},
         {"addr": 5, "cmd": 0x83, "tag": 0, "data": "02"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--pty", "0"], 2, "bad address 0"),
+        (["--pty", "248"], 2, "bad address 248"),
+        (["--pty"], 2, "usage"),
+        (["/nonexistent/tty", "1"], 1, "cannot open /nonexistent/tty"),
+    ],
+)
+def test_bad_arguments_exit_with_a_message(
+    firmware: Path, args: list[str], code: int, message: str
+) -> None:
+    done = subprocess.run(
+        [str(firmware / "fb-device"), *args], capture_output=True, timeout=10, check=False
+    )
+    assert done.returncode == code and message in done.stderr.decode()
