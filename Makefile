@@ -18,6 +18,7 @@ test:
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/python -m pytest -q
+	$(MAKE) -C firmware test
 
 bench:
 	@bash scripts/setup-venv.sh test,bench

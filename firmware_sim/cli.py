@@ -19,6 +19,7 @@ from frames.cli import add_format_arguments, format_from_args
 from frames.errors import FramesError
 
 from .bus import SimulatedBus
+from .c_device import CDeviceRelay, serve_with_c_device
 from .config import BusSpec, load_config, uniform_devices
 from .errors import SimError
 from .faults import FaultConfig, OfflineWindow
@@ -62,6 +63,15 @@ def add_parsers(sub: Any) -> None:
         default=[],
         metavar="START:DURATION",
         help="devices are off during this window (repeatable)",
+    )
+    p.add_argument(
+        "--c-device",
+        type=int,
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="also put the C firmware (make -C firmware: firmware/build/fb-device) at ADDR on "
+        "the first bus, relayed on a new pty that is announced instead (repeatable)",
     )
     p.add_argument("--list-profiles", action="store_true", help="list shipped profiles, exit")
     p.add_argument("--show-profile", metavar="NAME", help="print a profile's map as JSON, exit")
@@ -117,6 +127,13 @@ def _announce(buses: list[SimulatedBus]) -> None:
         print(f"{bus.url}\t{bus.name}\t{bus.path or '-'}\taddresses={addrs}", flush=True)
 
 
+def _announce_c(buses: list[SimulatedBus], relay: CDeviceRelay) -> None:
+    """The first bus is announced at the relay's pty, with the C device's addresses too."""
+    addrs = ",".join(str(a) for a in sorted([*buses[0].devices, *relay.addresses]))
+    print(f"{relay.path}\t{buses[0].name}\t{relay.path}\taddresses={addrs}", flush=True)
+    _announce(buses[1:])
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     try:
         if args.list_profiles:
@@ -140,23 +157,34 @@ def cmd_sim(args: argparse.Namespace) -> int:
             )
             return 0
         specs = specs_from_args(args)
-        taps: list[PtyTap] = []
-
-        def ready(buses: list[SimulatedBus]) -> None:
-            for bus in buses if args.tap else []:
-                path = args.tap if len(buses) == 1 else f"{args.tap}.{bus.name}"
-                taps.append(PtyTap(bus, path).open())
-                print(f"tap\t{bus.name}\t{path}", flush=True)
-            _announce(buses)
-
-        try:
-            buses = asyncio.run(serve(specs, on_ready=ready))
-        finally:
-            for tap in taps:
-                tap.close()
+        if args.c_device:
+            if args.tap:  # the relay sits in front of the bus: a tap would miss the C replies
+                print("error: --tap and --c-device cannot be combined yet", file=sys.stderr)
+                return 2
+            buses = asyncio.run(serve_with_c_device(specs, args.c_device, on_ready=_announce_c))
+        else:
+            buses = _serve_with_taps(specs, args.tap)
     except (SimError, FramesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for bus in buses:
         print(f"{bus.name}: {json.dumps(bus.counters.as_dict())}", file=sys.stderr)
     return 0
+
+
+def _serve_with_taps(specs: list[BusSpec], tap: str | None) -> list[SimulatedBus]:
+    """Serve the buses; with ``tap``, a read-only mirror pty of each (``PATH`` or ``PATH.BUS``)."""
+    taps: list[PtyTap] = []
+
+    def ready(buses: list[SimulatedBus]) -> None:
+        for bus in buses if tap else []:
+            path = tap if len(buses) == 1 else f"{tap}.{bus.name}"
+            taps.append(PtyTap(bus, path).open())
+            print(f"tap\t{bus.name}\t{path}", flush=True)
+        _announce(buses)
+
+    try:
+        return asyncio.run(serve(specs, on_ready=ready))
+    finally:
+        for mirror in taps:
+            mirror.close()

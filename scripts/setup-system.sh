@@ -8,6 +8,14 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)  # the capture tests run the dissector
+# make -C firmware test: clang (and libFuzzer), the s390x cross compiler and qemu-user for the
+# big-endian run, the Cortex-M0 toolchain with newlib for the size build.
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v s390x-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-s390x-linux-gnu)
+[ -f /usr/s390x-linux-gnu/include/stdio.h ] || need+=(libc6-dev-s390x-cross)
+command -v qemu-s390x >/dev/null 2>&1 || need+=(qemu-user)
+command -v arm-none-eabi-gcc >/dev/null 2>&1 || need+=(gcc-arm-none-eabi)
+[ -f /usr/lib/arm-none-eabi/include/stdio.h ] || need+=(libnewlib-arm-none-eabi)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup-system: installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -18,6 +26,11 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
-for tool in redis-server socat /usr/bin/chromium tshark; do
+for tool in redis-server socat /usr/bin/chromium tshark clang s390x-linux-gnu-gcc qemu-s390x \
+  arm-none-eabi-gcc /usr/s390x-linux-gnu/include/stdio.h /usr/lib/arm-none-eabi/include/stdio.h; do
+  if [[ $tool == */include/* ]]; then
+    [ -f "$tool" ] || { echo "setup-system: $tool is still missing" >&2; exit 1; }
+    continue
+  fi
   command -v "$tool" >/dev/null 2>&1 || { echo "setup-system: $tool is still missing" >&2; exit 1; }
 done

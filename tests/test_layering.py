@@ -24,7 +24,15 @@ IO_MODULES = {
 # Everything in these packages is pure except the listed adapter folders/modules.
 PURE = {
     "frames": {"io", "cli.py"},
-    "firmware_sim": {"bus.py", "threaded.py", "cli.py", "__main__.py", "run.py", "tap.py"},
+    "firmware_sim": {
+        "bus.py",
+        "threaded.py",
+        "cli.py",
+        "__main__.py",
+        "run.py",
+        "tap.py",
+        "c_device.py",
+    },
 }
 PURE_BRIDGE = [
     "acl.py",
