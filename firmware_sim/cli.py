@@ -177,7 +177,10 @@ def _serve_with_taps(specs: list[BusSpec], tap: str | None) -> list[SimulatedBus
     taps: list[PtyTap] = []
 
     def ready(buses: list[SimulatedBus]) -> None:
-        for bus in buses if tap else []:
+        if tap is None:
+            _announce(buses)
+            return
+        for bus in buses:
             path = tap if len(buses) == 1 else f"{tap}.{bus.name}"
             taps.append(PtyTap(bus, path).open())
             print(f"tap\t{bus.name}\t{path}", flush=True)
