@@ -32,7 +32,15 @@ Timing rules (why each exists):
   ``cmd | 0x80``, an error reply), and for the standard commands its payload must agree with the
   request (read count, echoed register...). Anything else is counted and reported as
   ``unexpected``; a frame that answers an earlier timed-out or cancelled request is ``late``.
-  Neither is ever taken for the current reply.
+* **Late replies and the guard time.** The default frame carries no transaction id, so a reply
+  to a timed-out request that arrives while an *identical* request waits looks exactly like its
+  reply. So after a transaction ends with attempts unanswered (timeout, cancel, or a reply to
+  one of several attempts), the bus stays quiet for ``guard`` seconds (default: that
+  transaction's timeout) and whatever arrives meanwhile is ``late``. A reply later than
+  timeout + guard can still be taken for the next identical request's: only the tagged format
+  (``FrameFormat(tagged=True)``) rules that out. There every transaction gets the next tag
+  (0..255, wrapping), retries keep it, the slave echoes it, and a reply with another tag is
+  ``late`` whenever it arrives.
 * **Broadcast** (address 0) expects no reply: the transaction ends after ``turnaround`` seconds,
   which gives slaves time to act before the next request.
 * **Cancel** of a request already on the wire keeps the bus busy until its reply or its timeout,
@@ -71,7 +79,7 @@ from .events import (
     RequestFailed,
 )
 from .format import DEFAULT_FORMAT, FrameFormat
-from .frame import BROADCAST, ERROR_FLAG, Frame
+from .frame import BROADCAST, ERROR_FLAG, Frame, TaggedFrame
 from .payloads import (
     parse_read_registers,
     read_registers_request,
@@ -153,6 +161,7 @@ class MasterCore:
         discard_echo: bool = False,
         idle_flush: float | None = None,
         late_window: float | None = None,
+        guard: float | None = None,
         max_queue: int = 1024,
         connected: bool = True,
         wall_offset: float = 0.0,
@@ -161,6 +170,8 @@ class MasterCore:
             raise FrameValueError("baudrate must be positive")
         if timeout <= 0 or retries < 0 or turnaround < 0 or max_queue < 1:
             raise FrameValueError("timeout must be > 0, retries/turnaround >= 0, max_queue >= 1")
+        if guard is not None and guard < 0:
+            raise FrameValueError("guard must be >= 0")
         self.fmt = fmt
         self.registry = registry
         self.timeout = timeout
@@ -174,6 +185,8 @@ class MasterCore:
         self.turnaround = turnaround
         self.discard_echo = discard_echo
         self.late_window = late_window
+        # Quiet time after a transaction ends with attempts unanswered; None: its timeout.
+        self.guard = guard
         self.max_queue = max_queue
         self.wall_offset = wall_offset  # added to ``now`` for traffic events' wall-clock ``ts``
         self.stats = MasterStats()
@@ -185,6 +198,8 @@ class MasterCore:
         self._out = bytearray()
         self._events: list[MasterEvent] = []
         self._next_token = 1
+        self._next_tag = 0  # the tagged format's transaction tag, 0..255 wrapping
+        self._quiet_until = float("-inf")  # end of the guard time after an unanswered attempt
         self._line_busy_until = float("-inf")  # end of our last transmission
         self._last_rx = float("-inf")
         self._connected = connected
@@ -234,7 +249,14 @@ class MasterCore:
         r = self.retries if retries is None else retries
         if t <= 0 or r < 0:
             raise FrameValueError("timeout must be > 0 and retries >= 0")
-        txn = _Txn(self._next_token, Frame(addr, code, bytes(data)), wire, t, r)
+        if self.fmt.tagged:
+            tag = self._next_tag
+            self._next_tag = (tag + 1) & 0xFF
+            request: Frame = TaggedFrame(addr, code, bytes(data), tag)
+            wire = encode(addr, code, data, self.fmt, tag=tag)
+        else:
+            request = Frame(addr, code, bytes(data))
+        txn = _Txn(self._next_token, request, wire, t, r)
         self._next_token += 1
         self._queue.append(txn)
         self.stats.requests += 1
@@ -317,6 +339,7 @@ class MasterCore:
         self.decoder.reset()
         self._last_rx = float("-inf")
         self._line_busy_until = float("-inf")
+        self._quiet_until = float("-inf")
         self._events.append(LinkStateChanged(now + self.wall_offset, True))
 
     def close(self, now: float) -> None:
@@ -342,7 +365,7 @@ class MasterCore:
         self.decoder.reset()
 
     def _line_free_at(self) -> float:
-        return max(self._line_busy_until, self._last_rx) + self.gap
+        return max(max(self._line_busy_until, self._last_rx) + self.gap, self._quiet_until)
 
     def _ts(self, now: float) -> float:
         return now + self.wall_offset
@@ -415,6 +438,8 @@ class MasterCore:
         if txn.outstanding > 0:
             window = txn.timeout * 2 if self.late_window is None else self.late_window
             self._stale.append(_Stale(txn.request, txn.outstanding, now + window))
+            guard = txn.timeout if self.guard is None else self.guard
+            self._quiet_until = max(self._quiet_until, now + guard)
         if self._current is txn:
             self._current = None
 
@@ -445,6 +470,7 @@ class MasterCore:
         elif (
             cur is not None
             and cur.outstanding > 0
+            and frame.tag == cur.request.tag
             and reply_fits(cur.request, frame, self.registry)
         ):
             self._echo = None
@@ -461,7 +487,7 @@ class MasterCore:
                 self._finish(cur, now)
                 return
             self._finish(cur, now)
-        elif self._claim_stale(frame, now):
+        elif self._claim_stale(frame, now) or self._is_late(frame, now):
             self.stats.late += 1
             kind = "late"
         else:
@@ -488,9 +514,22 @@ class MasterCore:
         while stale and stale[0].expires <= now:
             stale.popleft()
         for entry in stale:
-            if reply_fits(entry.request, frame, self.registry):
+            if entry.request.tag == frame.tag and reply_fits(entry.request, frame, self.registry):
                 entry.outstanding -= 1
                 if entry.outstanding <= 0:
                     stale.remove(entry)
                 return True
         return False
+
+    def _is_late(self, frame: Frame, now: float) -> bool:
+        """Late without a stale entry to claim: it arrived in the guard time with no
+        transaction on the wire, or (tagged format) it fits the current request but carries
+        another transaction's tag."""
+        cur = self._current
+        if cur is None or not cur.awaiting:
+            return now < self._quiet_until
+        return (
+            frame.tag is not None
+            and frame.tag != cur.request.tag
+            and reply_fits(cur.request, frame, self.registry)
+        )
