@@ -41,7 +41,7 @@ __all__ = [
 @dataclass(frozen=True)
 class DeviceConfig:
     addr: int
-    profile: str | None = None  # firmware_sim profile name or path: names and scales registers
+    profile: str | None = None  # frames device map name or path: names and scales registers
     name: str = ""
 
 
