@@ -218,6 +218,7 @@ def _format(raw: Any, where: str) -> FrameFormat:
             crc_byteorder=t.get("crc_byteorder", str, "little"),
             crc_covers_start=t.get("crc_covers_start", bool, False),
             max_payload=t.get("max_payload", int, 255),
+            tagged=t.get("tagged", bool, False),
         )
     except (FrameValueError, ValueError, KeyError) as exc:
         raise ConfigError(where, str(exc)) from None
