@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from frames.errors import FrameValueError
-from frames.register import REGISTER_TYPES, RegisterDef, Value
+from frames.register import INT_RANGE, REGISTER_TYPES, RegisterDef, Value
 
 from .behaviours import Behaviour, Constant
 from .errors import RegisterError
@@ -26,16 +26,6 @@ TYPES = REGISTER_TYPES
 
 ILLEGAL_VALUE = 3
 _F32_MAX = 3.4028234663852886e38
-# (lowest, highest) integer the integer-valued types hold, for clamping live signals.
-_RANGE: dict[str, tuple[int, int]] = {
-    "u16": (0, 0xFFFF),
-    "i16": (-0x8000, 0x7FFF),
-    "u32": (0, 0xFFFFFFFF),
-    "i32": (-0x80000000, 0x7FFFFFFF),
-    "bool": (0, 1),
-    "enum": (0, 0xFFFF),
-    "bitfield": (0, 0xFFFF),
-}
 
 
 @dataclass(frozen=True)
@@ -68,7 +58,7 @@ class Register(RegisterDef):
         if self.type == "f32":
             finite = value if math.isfinite(value) else 0.0
             return self.encode(min(max(finite / self.scale, -_F32_MAX), _F32_MAX) * self.scale)
-        low, high = _RANGE[self.type]
+        low, high = INT_RANGE[self.type]
         n = round(value / self.scale) if math.isfinite(value) else 0
         return self.raw_words(min(max(n, low), high))
 

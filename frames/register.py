@@ -29,11 +29,11 @@ from typing import Any
 
 from .errors import FrameValueError
 
-__all__ = ["REGISTER_TYPES", "RegisterDef", "Value"]
+__all__ = ["INT_RANGE", "REGISTER_TYPES", "RegisterDef", "Value"]
 
 Value = int | float | bool | None
 # (lowest, highest) integer of the integer types; bool/enum/bitfield are u16 words.
-_INT_RANGE: dict[str, tuple[int, int]] = {
+INT_RANGE: dict[str, tuple[int, int]] = {
     "u16": (0, 0xFFFF),
     "i16": (-0x8000, 0x7FFF),
     "u32": (0, 0xFFFFFFFF),
@@ -141,7 +141,7 @@ class RegisterDef:
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise FrameValueError(f"{self.name}: {value!r} is not a finite number")
         n = round(value / self.scale)
-        low, high = _INT_RANGE[kind]
+        low, high = INT_RANGE[kind]
         if not low <= n <= high or (kind in _UNSCALED and n != value):
             raise FrameValueError(
                 f"{self.name}: {value} does not fit {kind}"
