@@ -36,7 +36,8 @@ Timing rules (why each exists):
   to a timed-out request that arrives while an *identical* request waits looks exactly like its
   reply. So after a transaction ends with attempts unanswered (timeout, cancel, or a reply to
   one of several attempts), the bus stays quiet for ``guard`` seconds (default: that
-  transaction's timeout) and whatever arrives meanwhile is ``late``. A reply later than
+  transaction's timeout, at least the master's ``timeout``) and whatever arrives meanwhile is
+  ``late``. A reply later than
   timeout + guard can still be taken for the next identical request's: only the tagged format
   (``FrameFormat(tagged=True)``) rules that out. There every transaction gets the next tag
   (0..255, wrapping), retries keep it, the slave echoes it, and a reply with another tag is
@@ -185,7 +186,8 @@ class MasterCore:
         self.turnaround = turnaround
         self.discard_echo = discard_echo
         self.late_window = late_window
-        # Quiet time after a transaction ends with attempts unanswered; None: its timeout.
+        # Quiet time after a transaction ends with attempts unanswered; None: its timeout (at
+        # least ``timeout``).
         self.guard = guard
         self.max_queue = max_queue
         self.wall_offset = wall_offset  # added to ``now`` for traffic events' wall-clock ``ts``
@@ -438,7 +440,8 @@ class MasterCore:
         if txn.outstanding > 0:
             window = txn.timeout * 2 if self.late_window is None else self.late_window
             self._stale.append(_Stale(txn.request, txn.outstanding, now + window))
-            guard = txn.timeout if self.guard is None else self.guard
+            # A request may carry a tiny timeout of its own; the device is no faster for it.
+            guard = max(txn.timeout, self.timeout) if self.guard is None else self.guard
             self._quiet_until = max(self._quiet_until, now + guard)
         if self._current is txn:
             self._current = None

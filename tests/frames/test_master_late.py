@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from frames import FrameFormat, Slave
+from frames import DEFAULT_FORMAT, FrameFormat, Slave
 from frames.events import FrameReceived
 from frames.master import (
     MasterCore,
@@ -41,7 +41,7 @@ def counting_device(fmt: FrameFormat) -> Slave:
     return slave
 
 
-def pair(fmt: FrameFormat = FrameFormat(), **kw: Any) -> Pair:
+def pair(fmt: FrameFormat = DEFAULT_FORMAT, **kw: Any) -> Pair:
     p = Pair(MasterCore(fmt=fmt, timeout=0.1, retries=0, gap=0.001, **kw), [])
     p.group = SlaveGroup([counting_device(fmt)], fmt)
     return p
@@ -121,3 +121,16 @@ def test_tagged_retries_keep_their_tag_and_error_replies_echo_it() -> None:
     outcome = p.outcome(token)
     assert isinstance(outcome, RequestFailed) and "illegal command" in str(outcome.error)
     assert {w[3] for w in p.wire_out} == {0}  # both attempts carry tag 0
+
+
+def test_a_tiny_request_timeout_does_not_shrink_the_guard() -> None:
+    """A request with a timeout of its own far below the device's answer time (a fuzzing client
+    sent 1e-59 s): its reply, an error reply that fits any read, must not complete the next."""
+    p = pair()  # master timeout 0.1
+    p.delay = 0.01
+    first = p.request(1, "read_regs", READ, timeout=1e-9)
+    assert isinstance(first, RequestFailed)
+    second = p.request(1, "read_regs", READ)
+    assert isinstance(second, ReplyReceived)
+    assert parse_read_registers(second.frame.data) == [2]
+    assert [e.kind for e in p.events if isinstance(e, FrameReceived)] == ["late", "reply"]
