@@ -42,7 +42,8 @@ def counting_device(fmt: FrameFormat) -> Slave:
 
 
 def pair(fmt: FrameFormat = DEFAULT_FORMAT, **kw: Any) -> Pair:
-    p = Pair(MasterCore(fmt=fmt, timeout=0.1, retries=0, gap=0.001, **kw), [])
+    kw.setdefault("retries", 0)
+    p = Pair(MasterCore(fmt=fmt, timeout=0.1, gap=0.001, **kw), [])
     p.group = SlaveGroup([counting_device(fmt)], fmt)
     return p
 
@@ -134,3 +135,18 @@ def test_a_tiny_request_timeout_does_not_shrink_the_guard() -> None:
     assert isinstance(second, ReplyReceived)
     assert parse_read_registers(second.frame.data) == [2]
     assert [e.kind for e in p.events if isinstance(e, FrameReceived)] == ["late", "reply"]
+
+
+def test_a_damaged_reply_owes_nothing_so_no_guard_follows_its_retry() -> None:
+    """1% of replies corrupted must not cost a guard time each: the damaged frame was the
+    first attempt's reply, the retry's reply completes the transaction, nothing is owed."""
+    p = pair(retries=1)
+    p.delay = 0.001
+    p.corrupt_next = 1
+    first = p.request(1, "read_regs", READ)
+    assert isinstance(first, ReplyReceived) and first.attempts == 2
+    done = p.now
+    second = p.request(1, "read_regs", READ)
+    assert isinstance(second, ReplyReceived)
+    sent = [e.ts for e in p.events if type(e).__name__ == "FrameSent"]
+    assert sent[-1] - done < 0.01  # a gap, not a 0.1 s guard
