@@ -131,7 +131,6 @@ class _Txn:
     outstanding: int = 0  # attempts sent and not yet answered
     cancelled: bool = False
     noisy: bool = False  # garbage or a bad reply arrived: retry as soon as the line is quiet
-    damaged: bool = False  # a whole frame failed its CRC meanwhile: most likely our reply
 
     @property
     def broadcast(self) -> bool:
@@ -386,9 +385,10 @@ class MasterCore:
                 if now >= self._line_free_at():
                     cur.retries_left -= 1
                     self.stats.retries += 1
-                    if cur.damaged and cur.outstanding > 0:
-                        # The damaged frame was the attempt's reply: none is owed for it any
-                        # more, so answering the retry leaves nothing to guard against.
+                    if cur.outstanding > 0:
+                        # What spoiled the wait was, all but always, the attempt's own reply
+                        # damaged on the line: none is owed for it any more, so a reply to the
+                        # retry leaves nothing to guard against.
                         cur.outstanding -= 1
                     self._transmit(cur, now)
             elif not cur.awaiting and now >= self._line_free_at():
@@ -430,7 +430,7 @@ class MasterCore:
         txn.attempts += 1
         txn.sent_at = now
         txn.awaiting = True
-        txn.noisy = txn.damaged = False
+        txn.noisy = False
         if txn.request.addr == BROADCAST:
             txn.deadline = end + self.turnaround
         else:
@@ -462,8 +462,6 @@ class MasterCore:
                 cur.noisy = True
             new_crc = errors - self.stats.crc_errors
             if new_crc > 0:
-                if cur is not None and cur.awaiting:
-                    cur.damaged = True
                 self.stats.crc_errors = errors
                 self._echo = None  # a damaged echo will not come back intact
                 self._events.append(CrcErrorSeen(self._ts(now), new_crc))
