@@ -54,3 +54,13 @@ def test_a_bad_map_is_a_config_error_naming_the_device(tmp_path: Path) -> None:
     cfg = BusConfig("b", "/dev/null", devices=(DeviceConfig(1, str(bad)),))
     with pytest.raises(ConfigError, match=r"device\[0\]\.profile.*bad\.toml.*type"):
         load_register_maps(cfg)
+
+
+def test_bus_format_tagged_is_parsed() -> None:
+    from bridge.config import parse_config
+
+    bus = {"name": "b", "url": "loop://", "format": {"tagged": True}}
+    assert parse_config({"bus": [bus]}).buses[0].format.tagged is True
+    assert parse_config({"bus": [{"name": "b", "url": "loop://"}]}).buses[0].format.tagged is False
+    with pytest.raises(ConfigError, match="tagged"):
+        parse_config({"bus": [{**bus, "format": {"tagged": "yes"}}]})
