@@ -205,6 +205,12 @@ class AsyncMaster:
     def core(self) -> MasterCore:
         return self._core
 
+    @property
+    def backoff(self) -> Backoff:
+        """The reconnect backoff (``attempts`` counts reopen attempts since the link last
+        proved itself)."""
+        return self._backoff
+
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the port is open (after a loss, with ``reconnect``); for callers and tests."""
         loop = asyncio.get_running_loop()

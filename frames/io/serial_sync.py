@@ -153,6 +153,12 @@ class Master:
     def core(self) -> MasterCore:
         return self._core
 
+    @property
+    def backoff(self) -> Backoff:
+        """The reconnect backoff (``attempts`` counts reopen attempts since the link last
+        proved itself)."""
+        return self._backoff
+
     # -- requests -------------------------------------------------------------------------
 
     def request(
