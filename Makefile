@@ -1,9 +1,15 @@
 # The two commands a new user types: `make demo` and `make test`.
+# `make demo PORT=9000`, `make demo HOST=0.0.0.0`, `make demo ARGS="--devices 5 --interval 0.2"`
+# (plain `=`: only the command line overrides them, never a HOST or PORT in the environment).
 .PHONY: demo test lint bench clean
+
+HOST = 127.0.0.1
+PORT = 8765
+ARGS =
 
 demo:
 	@bash scripts/setup-venv.sh
-	.venv/bin/framebridge demo
+	.venv/bin/framebridge demo --listen $(HOST):$(PORT) $(ARGS)
 
 test:
 	@bash scripts/setup-system.sh

@@ -40,6 +40,7 @@ from .devices import DeviceBook, RegisterInfo
 from .errors import ConfigError
 from .fanout import Hub
 from .metrics import BridgeMetrics
+from .replay import ReplayMaster, capture_recorder, is_replay_url
 from .schedule import PollJob, Scheduler
 
 __all__ = ["BusOwner", "load_register_maps"]
@@ -104,7 +105,8 @@ class BusOwner:
             [(d.addr, d.name, d.profile) for d in cfg.devices], maps, offline_after=offline_after
         )
         self.jobs = self._jobs(maps)
-        self.master = AsyncMaster(
+        self.recorder = capture_recorder(cfg)  # None unless [bus.capture] is set
+        self.master: AsyncMaster | ReplayMaster = AsyncMaster(
             cfg.url,
             baudrate=cfg.baudrate,
             timeout=cfg.timeout_s,
@@ -118,6 +120,8 @@ class BusOwner:
             reconnect_max=cfg.reconnect_max_s,
             on_traffic=self._on_traffic,
         )
+        if is_replay_url(cfg.url):  # a capture played back as a live bus (bridge/replay.py)
+            self.master = ReplayMaster(cfg.url, on_traffic=self._on_traffic)
         self._read_start: dict[int, int] = {}  # addr → start of its last read_regs request
         self._requests: deque[_Pending] = deque()
         self._inflight: _Pending | None = None
@@ -191,6 +195,8 @@ class BusOwner:
                 pending.future.set_result(_fail("bus_down", "bridge stopping"))
         self._requests.clear()
         await self.master.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -370,6 +376,8 @@ class BusOwner:
 
     def _on_traffic(self, ev: TrafficEvent) -> None:
         try:
+            if self.recorder is not None:
+                self.recorder.traffic(ev)
             self._traffic(ev)
         except Exception:  # monitoring must never break the bus
             log.exception("event=traffic_error bus=%s", self.name)

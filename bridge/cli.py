@@ -12,12 +12,13 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
-# Modules that contribute subcommands, in help order. Missing ones are skipped so the CLI
-# keeps working while parts are being built.
+# Modules that contribute subcommands, in help order.
 SUBCOMMAND_MODULES = (
     "frames.cli",
     "frames.io.cli",
+    "frames.io.capture_cli",
     "firmware_sim.cli",
     "bridge.cli_bridge",
 )
@@ -31,24 +32,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.add_parsers(sub)
+        importlib.import_module(name).add_parsers(sub)
+    for subparser in sub.choices.values():
+        if "-v" in subparser._option_string_actions:  # a subcommand with its own -v keeps it
+            continue
+        # -v after the subcommand too (``framebridge request … -v``). A separate dest that is
+        # absent unless given: a subparser's default would overwrite the count made before it.
+        subparser.add_argument(
+            "-v",
+            "--verbose",
+            dest="verbose_after",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="more logging (-vv: debug)",
+        )
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's ``version``), one source of truth."""
+    try:
+        return version("framebridge")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def log_level(args: argparse.Namespace) -> int:
+    """WARNING, INFO with -v, DEBUG with -vv; -v counts before and after the subcommand."""
+    verbose: int = args.verbose + getattr(args, "verbose_after", 0)
+    return logging.WARNING - 10 * min(verbose, 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level(args), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from .config import (
     ServerConfig,
     load_config,
     parse_listen,
+    require_positive,
 )
 from .errors import BridgeError
 
@@ -84,6 +85,9 @@ async def _demo(args: argparse.Namespace) -> int:
     from firmware_sim.bus import SimulatedBus
 
     host, port = parse_listen(args.listen)
+    # the flags stand for config keys: the config's rule, so `--interval 0` is refused too
+    require_positive("demo --interval (poll interval_s)", args.interval)
+    require_positive("demo --heartbeat (limits.heartbeat_s)", args.heartbeat)
     async with SimulatedBus(count=args.devices, profile=args.profile, seed=args.seed) as sim:
         _out(f"simulator: {args.devices} {args.profile} device(s) on {sim.url}")
         bus = BusConfig(

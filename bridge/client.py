@@ -1,10 +1,20 @@
 """A Python client for the bridge's wire contract v1, with automatic resume.
 
 It keeps the last ``(epoch, seq)`` seen per bus; when the connection drops for a reason worth
-retrying (1001 going away, 4000 slow consumer, 1013 full, 1011/1006 network), it reconnects
-with backoff, says hello again and re-subscribes with ``since`` so the bridge replays what was
-missed. Messages already seen are dropped, so a consumer sees every seq of a bus once, in order,
-unless the bridge reports ``recovered: false`` (recorded in :attr:`BridgeClient.resumes`).
+retrying (the close-code table in :mod:`bridge.client_policy`, the same one the browser uses),
+it reconnects with full-jitter exponential backoff (:class:`frames.backoff.Backoff`), says hello
+again and re-subscribes with ``since`` so the bridge replays what was missed. Messages already
+seen are dropped, so a consumer sees every seq of a bus once, in order, unless the bridge
+reports ``recovered: false`` (recorded in :attr:`BridgeClient.resumes`; the client then reloads
+``state`` and calls ``on_reload``).
+
+A server that stops talking while TCP stays open (a stopped process, a dead NAT entry) is
+noticed by its missing heartbeats: nothing for ``DEAD_AFTER_HEARTBEATS`` x ``heartbeat_s`` (from
+``welcome``) counts as a lost connection.
+
+Every failure is a :class:`bridge.errors.BridgeError`: a refused token is
+:class:`~bridge.errors.Unauthorized`, an end for good :class:`~bridge.errors.ClientClosed`
+(with the close ``code``), a call without answer :class:`~bridge.errors.ClientTimeout`.
 
 The inbound queue is bounded: a consumer that stops reading stops the socket reader too, and
 the bridge then treats this client as a slow consumer — the same back-pressure a browser gets.
@@ -14,27 +24,55 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from .errors import ClientClosed, ClientError
+from frames.backoff import Backoff
 
-__all__ = ["RETRY_CLOSE_CODES", "BridgeClient"]
+from .client_policy import (
+    DEAD_AFTER_HEARTBEATS,
+    SLOW_BACKOFF_STEPS,
+    ResumeTracker,
+    close_rule,
+    closed_error,
+    http_rule,
+    is_bus_reset,
+    parse_messages,
+    silence_limit,
+)
+from .errors import ClientClosed, ClientError, ClientTimeout
+
+__all__ = ["BridgeClient", "ReloadHook"]
 
 log = logging.getLogger("bridge.client")
 
-RETRY_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 4000})
 _ANSWERS = frozenset({"welcome", "subscribed", "unsubscribed", "reply", "pong", "state"})
+
+# on_reload(bus, state, reason): bus None = every bus; reason "bus_reset" or "not_recovered"
+ReloadHook = Callable[[str | None, dict[str, Any], str], Awaitable[None] | None]
+
+
+HISTORY_KEPT = 64  # the newest entries of close_codes, delays, resumes and reloads
+
+
+def _remember(log_list: list[Any], item: Any) -> None:
+    """Append, keeping only the newest HISTORY_KEPT: a client may live for months."""
+    log_list.append(item)
+    del log_list[:-HISTORY_KEPT]
 
 
 class BridgeClient:
+    """One connection to a bridge, kept alive and resumed; see the module docstring."""
+
     def __init__(
         self,
         url: str,
@@ -44,6 +82,9 @@ class BridgeClient:
         max_reconnects: int = 20,
         reconnect_min_s: float = 0.05,
         reconnect_max_s: float = 2.0,
+        rng: random.Random | None = None,
+        dead_after_heartbeats: float = DEAD_AFTER_HEARTBEATS,
+        on_reload: ReloadHook | None = None,
         max_queue: int = 10_000,
         open_timeout_s: float = 5.0,
         **connect_kwargs: Any,
@@ -52,30 +93,40 @@ class BridgeClient:
         self.token = token
         self.reconnect = reconnect
         self.max_reconnects = max_reconnects
-        self.reconnect_min_s = reconnect_min_s
-        self.reconnect_max_s = reconnect_max_s
+        self.backoff = Backoff(reconnect_min_s, reconnect_max_s, rng=rng or random.Random())
+        self.dead_after_heartbeats = dead_after_heartbeats
+        self.on_reload = on_reload
         self.open_timeout_s = open_timeout_s
         self.connect_kwargs: dict[str, Any] = {"compression": None, **connect_kwargs}
-        self.positions: dict[str, tuple[int, int]] = {}  # bus → (epoch, last seq seen)
+        self.tracker = ResumeTracker()  # last (epoch, seq) per bus, duplicates dropped
         self.topics: list[str] = []
         self.welcome: dict[str, Any] = {}
         self.resumes: list[dict[str, Any]] = []  # "subscribed" answers of automatic resumes
         self.close_codes: list[int | None] = []  # every close seen, in order
-        self.duplicates = 0  # replayed messages dropped because already seen
+        self.delays: list[float] = []  # every reconnect delay slept, in order
+        self.reloads: list[dict[str, Any]] = []  # state fetched after bus_reset / lost resume
+        self.silent_drops = 0  # connections given up because the server went silent
         self.ws: ClientConnection | None = None
         self._queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue(max_queue)
-        self._ended: BaseException | None = None  # why the connection ended for good
+        self._ended: ClientClosed | None = None  # why the connection ended for good
         self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # reloads in progress
         self._closed = False
         self._connected = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def connect(self) -> dict[str, Any]:
-        """Open, say hello, and start reading; returns the welcome."""
-        await self._open()
+        """Open, say hello, and start reading; returns the welcome.
+
+        The first connection is not retried: a wrong URL or token fails here, at once.
+        """
+        try:
+            await self._open()
+        except (OSError, asyncio.TimeoutError, InvalidHandshake) as exc:
+            raise ClientError(f"cannot connect to {self.url}: {exc!r}") from exc
         self._reader = asyncio.create_task(self._read_forever())
         return self.welcome
 
@@ -84,15 +135,24 @@ class BridgeClient:
             connect(self.url, open_timeout=self.open_timeout_s, **self.connect_kwargs),
             self.open_timeout_s,
         )
+        try:
+            await asyncio.wait_for(self._hello(ws), self.open_timeout_s)
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else ws.close_code
+            _remember(self.close_codes, code)
+            raise closed_error(code, exc.rcvd.reason if exc.rcvd is not None else "") from None
+        except BaseException:
+            ws.transport.abort()  # a failed hello: nothing worth a close handshake
+            raise
+
+    async def _hello(self, ws: ClientConnection) -> None:
         await ws.send(json.dumps({"type": "hello", "token": self.token}))
         while True:
-            raw = await asyncio.wait_for(ws.recv(), self.open_timeout_s)
-            for msg in _messages(raw):
+            for msg in parse_messages(await ws.recv()):
                 if msg.get("type") == "welcome":
                     self.ws = ws
                     self.welcome = msg
-                    for bus, pos in msg.get("buses", {}).items():
-                        self.positions.setdefault(bus, (pos["epoch"], pos["seq"]))
+                    self.tracker.welcome(msg)
                     self._connected.set()
                     return
                 if msg.get("type") == "error":
@@ -102,11 +162,14 @@ class BridgeClient:
         self._closed = True
         if self.ws is not None:
             await self.ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in [self._reader, *self._tasks]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._fail_pending(ClientClosed("client closed"))
+        if self._ended is None:  # the reader was cancelled before it saw the end
+            self._end(ClientClosed("client closed"))
 
     async def __aenter__(self) -> BridgeClient:
         await self.connect()
@@ -123,17 +186,33 @@ class BridgeClient:
     # -- calls -------------------------------------------------------------------------------
 
     async def call(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-        """Send a message with a fresh id and wait for the answer carrying it."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        """Send a message with a fresh id and wait for the answer carrying it.
+
+        While a reconnect is in progress the call waits for it (within ``timeout``).
+        """
+        if self._ended is not None:
+            raise self._ended
         msg_id = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = fut
         try:
-            assert self.ws is not None
-            await self.ws.send(json.dumps({**message, "id": msg_id}))
-            return await asyncio.wait_for(fut, timeout)
+            return await asyncio.wait_for(self._send_and_wait(message, msg_id, fut), timeout)
+        except asyncio.TimeoutError:
+            raise ClientTimeout(f"no answer to {message.get('type')} in {timeout} s") from None
+        except ConnectionClosed as exc:
+            raise ClientError(f"connection closed while sending ({exc.rcvd})") from None
         finally:
             self._pending.pop(msg_id, None)
+
+    async def _send_and_wait(
+        self, message: dict[str, Any], msg_id: int, fut: asyncio.Future[dict[str, Any]]
+    ) -> dict[str, Any]:
+        await self._connected.wait()
+        if self._ended is not None:  # _end sets _connected too, so no call waits for nothing
+            raise self._ended
+        assert self.ws is not None
+        await self.ws.send(json.dumps({**message, "id": msg_id}))
+        return await fut
 
     async def subscribe(
         self, topics: Iterable[str], *, since: dict[str, dict[str, int]] | None = None
@@ -175,21 +254,37 @@ class BridgeClient:
         return await self.call({"type": "ping"})
 
     async def recv(self, timeout: float | None = None) -> dict[str, Any]:
-        """The next frame, event, heartbeat or unsolicited error. Raises ClientClosed at the end."""
+        """The next frame, event, heartbeat or unsolicited error.
+
+        Raises the :class:`ClientClosed` (or :class:`Unauthorized`) that ended the connection
+        once everything before it was read, and :class:`ClientTimeout` after ``timeout``.
+        """
         if self._ended is not None and self._queue.empty():
             raise self._ended
-        item = await asyncio.wait_for(self._queue.get(), timeout)
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:
+            raise ClientTimeout(f"nothing received in {timeout} s") from None
         if isinstance(item, BaseException):
             self._queue.put_nowait(item)  # keep the end visible to later calls
             raise item
         return item
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        """Every message, in order. Ends when :meth:`close` was called; raises any other end."""
         while True:
             try:
                 yield await self.recv()
             except ClientClosed:
-                return
+                if self._closed:
+                    return
+                raise
+
+    async def frames(self, bus: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Only the ``frame`` messages (of one bus), as ``async for frame in client.frames()``."""
+        async for msg in self:
+            if msg.get("type") == "frame" and (bus is None or msg.get("bus") == bus):
+                yield msg
 
     # -- reading and resuming ----------------------------------------------------------------
 
@@ -201,53 +296,81 @@ class BridgeClient:
         except Exception as exc:  # e.g. a server text that is not JSON: end, never hang
             log.warning("event=client_reader_failed url=%s error=%r", self.url, exc)
             self._fail_pending(ClientError(f"reader failed: {exc!r}"))
-            await self._end(ClientClosed(f"reader failed: {exc!r}", None))
+            self._end(ClientClosed(f"reader failed: {exc!r}", None))
+
+    async def _read_one_connection(self, ws: ClientConnection) -> int | None:
+        """Read until the connection ends; its close code (1006 when the server fell silent)."""
+        limit = silence_limit(self.welcome.get("heartbeat_s"), self.dead_after_heartbeats)
+        try:
+            while True:
+                raw = await asyncio.wait_for(ws.recv(), limit)
+                for msg in parse_messages(raw):
+                    await self._handle(msg)
+                self.backoff.reset()
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd is not None else ws.close_code
+        except asyncio.TimeoutError:
+            self.silent_drops += 1
+            log.warning("event=client_server_silent url=%s after_s=%s", self.url, limit)
+            ws.transport.abort()  # no close handshake with a peer that does not answer
+            return 1006
 
     async def _read_and_reconnect(self) -> None:
-        attempts = 0
+        failures = 0
         while True:
-            ws = self.ws
-            assert ws is not None
-            try:
-                async for raw in ws:
-                    for msg in _messages(raw):
-                        await self._handle(msg)
-                    attempts = 0
-            except ConnectionClosed:
-                pass
-            code = ws.close_code
-            self.close_codes.append(code)
+            assert self.ws is not None
+            code = await self._read_one_connection(self.ws)
+            _remember(self.close_codes, code)
             self._connected.clear()
             self._fail_pending(ClientError(f"connection closed ({code})"))
-            if self._closed or not self.reconnect or code not in RETRY_CLOSE_CODES:
-                await self._end(ClientClosed(f"closed by the bridge ({code})", code))
+            rule = close_rule(code)
+            if self._closed or not self.reconnect or not rule.retry:
+                self._end(closed_error(code))
                 return
-            delay = self.reconnect_min_s
             while True:
-                attempts += 1
-                if attempts > self.max_reconnects:
-                    await self._end(ClientClosed(f"gave up after {attempts - 1} reconnects", code))
+                failures += 1
+                if failures > self.max_reconnects:
+                    self._end(ClientClosed(f"gave up after {failures - 1} reconnects", code))
                     return
+                if rule.slow:
+                    self.backoff.attempts = max(self.backoff.attempts, SLOW_BACKOFF_STEPS)
+                delay = self.backoff.next_delay()
+                _remember(self.delays, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.reconnect_max_s)
                 try:
                     await self._open()
                     await self._resume()
+                    failures = 0
                     break
+                except ClientClosed as exc:
+                    log.info("event=reconnect_refused url=%s code=%s", self.url, exc.code)
+                    rule = close_rule(exc.code)
+                    if not rule.retry:
+                        self._end(exc)
+                        return
+                except InvalidStatus as exc:
+                    status = exc.response.status_code
+                    log.info("event=reconnect_refused url=%s http=%s", self.url, status)
+                    rule = http_rule(status)
+                    if not rule.retry:
+                        self._end(ClientClosed(f"the bridge refused the upgrade: HTTP {status}"))
+                        return
                 except (
                     OSError,
-                    TimeoutError,
+                    asyncio.TimeoutError,
                     InvalidHandshake,
                     ConnectionClosed,
                     ClientError,
                 ) as exc:
                     log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
+                    self._connected.clear()  # a hello that worked before the resume failed
+                    rule = close_rule(1006)
 
     async def _resume(self) -> None:
         if not self.topics:
             return
         assert self.ws is not None
-        since = {bus: {"epoch": e, "seq": s} for bus, (e, s) in self.positions.items()}
+        since = self.tracker.since()
         msg_id = f"resume-{next(self._ids)}"
         await self.ws.send(
             json.dumps({"type": "subscribe", "id": msg_id, "topics": self.topics, "since": since})
@@ -258,7 +381,11 @@ class BridgeClient:
 
         def record(f: asyncio.Future[dict[str, Any]]) -> None:
             if not f.cancelled() and f.exception() is None:
-                self.resumes.append(f.result())
+                answer = f.result()
+                _remember(self.resumes, answer)
+                for bus, ok in (answer.get("recovered") or {}).items():
+                    if not ok:
+                        self._reload(bus, "not_recovered")
 
         fut.add_done_callback(record)
 
@@ -266,33 +393,45 @@ class BridgeClient:
         kind = msg.get("type")
         msg_id = msg.get("id")
         if kind == "subscribed":
-            # A refused resume (epoch changed, gap too old): forget that bus's position, so
-            # the next resume does not ask for it again. Before the answer goes to its caller.
-            for bus, ok in (msg.get("recovered") or {}).items():
-                if not ok:
-                    self.positions.pop(bus, None)
+            # Before the answer goes to its caller: the next resume must not ask again for a
+            # bus whose resume was refused (epoch changed, gap too old).
+            self.tracker.refused(msg)
         if msg_id is not None and (kind in _ANSWERS or kind == "error"):
             fut = self._pending.pop(msg_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
                 return
-        if kind == "subscribed":
+        if kind == "subscribed" or not self.tracker.accept(msg):
             return
-        if kind in ("frame", "event"):
+        if is_bus_reset(msg):
             bus = msg.get("bus")
-            epoch, seq = msg.get("epoch"), msg.get("seq")
-            if isinstance(bus, str) and isinstance(epoch, int) and isinstance(seq, int):
-                last = self.positions.get(bus)
-                if last is not None and last[0] == epoch and seq <= last[1]:
-                    self.duplicates += 1
-                    return
-                self.positions[bus] = (epoch, seq)
+            self._reload(bus if isinstance(bus, str) else None, "bus_reset")
         await self._queue.put(msg)
 
-    async def _end(self, exc: BaseException) -> None:
+    def _reload(self, bus: str | None, reason: str) -> None:
+        """Fetch ``state`` and hand it to ``on_reload``, in a task: the answer comes through
+        the reader, which is the caller here."""
+
+        async def reload() -> None:
+            try:
+                st = await self.state()
+                _remember(self.reloads, st)
+                if self.on_reload is not None:
+                    result = self.on_reload(bus, st, reason)
+                    if inspect.isawaitable(result):
+                        await result
+            except ClientError as exc:  # the connection went again: the next resume retries
+                log.info("event=client_reload_failed url=%s bus=%s error=%r", self.url, bus, exc)
+
+        task = asyncio.get_running_loop().create_task(reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _end(self, exc: ClientClosed) -> None:
         # Remembered as well as queued: with a full queue the sentinel would be lost and a
         # reader would wait forever once it has drained what is queued.
         self._ended = exc
+        self._connected.set()
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(exc)
 
@@ -301,11 +440,3 @@ class BridgeClient:
             if not fut.done():
                 fut.set_exception(exc)
         self._pending.clear()
-
-
-def _messages(raw: str | bytes) -> list[dict[str, Any]]:
-    """One server text → its messages (a batch is a JSON array)."""
-    data = json.loads(raw)
-    if isinstance(data, list):
-        return [m for m in data if isinstance(m, dict)]
-    return [data] if isinstance(data, dict) else []

@@ -8,7 +8,7 @@ a bridge that survives bad and slow clients. Unknown keys are errors: a typo suc
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from frames.errors import FrameValueError
 
 from .acl import TokenRule
 from .errors import ConfigError
+from .guard import normalize_origin, split_host
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,6 +28,7 @@ else:  # pragma: no cover
 __all__ = [
     "BridgeConfig",
     "BusConfig",
+    "CaptureConfig",
     "DeviceConfig",
     "HistoryConfig",
     "Limits",
@@ -35,6 +37,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_listen",
+    "require_positive",
 ]
 
 
@@ -61,6 +64,16 @@ class PollConfig:
 
 
 @dataclass(frozen=True)
+class CaptureConfig:
+    """``[bus.capture]``: record the bus's traffic into rotating pcapng files in ``dir``."""
+
+    dir: str
+    max_bytes: int = 64 * 1024 * 1024  # a file is closed at this size
+    max_age_s: float = 3600.0  # ... or at this age
+    keep: int = 10  # newest files kept per bus (older ones are deleted)
+
+
+@dataclass(frozen=True)
 class BusConfig:
     name: str
     url: str
@@ -74,6 +87,7 @@ class BusConfig:
     reconnect_max_s: float = 2.0
     devices: tuple[DeviceConfig, ...] = ()
     polls: tuple[PollConfig, ...] = ()
+    capture: CaptureConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class ServerConfig:
     node: str = "node-1"
     tokens: tuple[str | TokenRule, ...] = ()  # empty: any hello token is accepted
     compression: bool = False  # permessage-deflate: ~3x memory per connection
+    allowed_origins: tuple[str, ...] = ()  # browser pages besides the bridge's own ("*": any)
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides the listen address ("*": any)
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,12 @@ class Limits:
     incoming_messages: int = 16  # client messages read ahead of the handler (websockets max_queue)
     flush_clients: int = 100  # clients written per event-loop turn (bus I/O runs in between)
     stall_timeout_s: float = 30.0  # a client that reads nothing for this long: close 4000
+    max_connections_per_source: int = 256  # per IPv4 address / IPv6 /64; over it: HTTP 429
+    max_handshakes_per_source: int = 32  # not yet answered, per source; over it: closed at once
+    limit_loopback: bool = False  # apply the per-source limits to 127.0.0.0/8 and ::1 too
+    fd_reserve: int = 64  # descriptors kept below RLIMIT_NOFILE; WebSocket clients get 503
+    log_burst: int = 20  # the same log message at most this often per log_interval_s
+    log_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -175,10 +197,7 @@ class _Table:
 
     def positive(self, key: str, default: float, *, zero: bool = False) -> Any:
         kind: type = int if isinstance(default, int) else float
-        value = self.get(key, kind, default)
-        if value < 0 or (value == 0 and not zero):
-            raise ConfigError(self.at(key), f"must be {'>=' if zero else '>'} 0, got {value}")
-        return value
+        return require_positive(self.at(key), self.get(key, kind, default), zero=zero)
 
     def done(self) -> None:
         extra = sorted(set(self.raw) - self.used)
@@ -269,19 +288,23 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
     if not url:
         raise ConfigError(t.at("url"), "a bus needs a pyserial URL or device path")
     devices: list[DeviceConfig] = []
+    first_at: dict[int, str] = {}  # address → where it was first given
     for i, d in enumerate(t.get("device", list, [])):
         dt = _Table(d, f"{t.at('device')}[{i}]")
         addr = _addr(dt.get("addr", int, None), dt.at("addr"))
+        if addr in first_at:
+            raise ConfigError(dt.at("addr"), f"address {addr} is already used by {first_at[addr]}")
+        first_at[addr] = dt.where
         profile = dt.get("profile", str, None)
         if profile is not None:
             profile = _resolve_profile(profile, base)
         devices.append(DeviceConfig(addr, profile, dt.get("name", str, "")))
         dt.done()
-    if len({d.addr for d in devices}) != len(devices):
-        raise ConfigError(t.at("device"), "device addresses must be unique")
     polls = tuple(_poll(p, f"{t.at('poll')}[{i}]") for i, p in enumerate(t.get("poll", list, [])))
     fmt = _format(t.get("format", dict, {}), t.at("format"))
     gap = t.get("gap_s", float, None)
+    capture_raw = t.get("capture", dict, None)
+    capture = None if capture_raw is None else _capture(capture_raw, t.at("capture"), base)
     bus = BusConfig(
         name=name,
         url=url,
@@ -295,9 +318,27 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
         reconnect_max_s=t.positive("reconnect_max_s", 2.0),
         devices=tuple(devices),
         polls=polls,
+        capture=capture,
     )
     t.done()
     return bus
+
+
+def _capture(raw: Any, where: str, base: Path | None) -> CaptureConfig:
+    t = _Table(raw, where)
+    directory = t.get("dir", str, "")
+    if not directory:
+        raise ConfigError(t.at("dir"), "capture needs a directory")
+    if base is not None and not Path(directory).is_absolute():
+        directory = str(base / directory)
+    cap = CaptureConfig(
+        dir=directory,
+        max_bytes=t.positive("max_bytes", CaptureConfig.max_bytes),
+        max_age_s=t.positive("max_age_s", CaptureConfig.max_age_s),
+        keep=t.positive("keep", CaptureConfig.keep),
+    )
+    t.done()
+    return cap
 
 
 def _token(raw: Any, where: str) -> str | TokenRule:
@@ -323,6 +364,16 @@ def _token(raw: Any, where: str) -> str | TokenRule:
     return rule
 
 
+def _strings(t: _Table, key: str, check: Callable[[str], object], what: str) -> tuple[str, ...]:
+    """A list of strings, each ``"*"`` or accepted by ``check`` (not None)."""
+    out = []
+    for i, value in enumerate(t.get(key, list, [])):
+        if not isinstance(value, str) or (value.strip() != "*" and check(value) is None):
+            raise ConfigError(f"{t.at(key)}[{i}]", f'must be {what} or "*", got {value!r}')
+        out.append(value.strip())
+    return tuple(out)
+
+
 def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeConfig:
     """A parsed TOML document → :class:`BridgeConfig` (``base``: where relative paths start)."""
     top = _Table(raw, "")
@@ -337,6 +388,8 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
         node=st.get("node", str, "node-1"),
         tokens=tokens,
         compression=st.get("compression", bool, False),
+        allowed_origins=_strings(st, "allowed_origins", normalize_origin, "an origin"),
+        allowed_hosts=_strings(st, "allowed_hosts", split_host, "a host or host:port"),
     )
     st.done()
     lt = _Table(top.get("limits", dict, {}), "limits")
@@ -360,3 +413,14 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
             raise ConfigError(f"server.tokens[{i}].buses", f"no bus named {unknown[0]!r}")
     top.done()
     return BridgeConfig(server, limits, history, buses)
+
+
+def require_positive(where: str, value: Any, *, zero: bool = False) -> Any:
+    """The config's rule for every count, size and duration: > 0 (or >= 0 where 0 means off).
+
+    Public so command-line flags that stand for a config key (``demo --interval``) refuse the
+    same values with the same message.
+    """
+    if value < 0 or (value == 0 and not zero):
+        raise ConfigError(where, f"must be {'>=' if zero else '>'} 0, got {value}")
+    return value

@@ -6,7 +6,9 @@ Catch :class:`BridgeError` to catch them all. The tree::
     ├── ConfigError        the configuration file is invalid (carries the location, e.g. bus[0].url)
     ├── ContractError      a client message breaks the wire contract (carries code, id)
     └── ClientError        the Python client library failed (closed, timed out, refused)
-        └── ClientClosed   the connection is closed and will not be resumed
+        ├── ClientTimeout  no answer in time (also a TimeoutError)
+        └── ClientClosed   the connection is closed and will not be resumed (``code``)
+            └── Unauthorized   the bridge refused the token (close code 4003)
 
 Bad client input never escapes as an exception from the server: :class:`ContractError` becomes
 an ``error`` reply on the same connection.
@@ -14,7 +16,15 @@ an ``error`` reply on the same connection.
 
 from __future__ import annotations
 
-__all__ = ["BridgeError", "ClientClosed", "ClientError", "ConfigError", "ContractError"]
+__all__ = [
+    "BridgeError",
+    "ClientClosed",
+    "ClientError",
+    "ClientTimeout",
+    "ConfigError",
+    "ContractError",
+    "Unauthorized",
+]
 
 
 class BridgeError(Exception):
@@ -49,3 +59,14 @@ class ClientClosed(ClientError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ClientTimeout(ClientError, TimeoutError):
+    """No answer (or no connection) within the call's timeout; ``except TimeoutError`` works."""
+
+
+class Unauthorized(ClientClosed):
+    """The bridge closed with 4003: the token is not accepted. Not retried with the same token."""
+
+    def __init__(self, message: str = "the bridge refused the token (4003)") -> None:
+        super().__init__(message, 4003)

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from . import contract as c
 from .acl import Principal, check_token
 from .config import BridgeConfig
+from .edge import Edge
 from .errors import ContractError
 from .fanout import Hub
 from .metrics import BridgeMetrics
@@ -68,6 +69,7 @@ class BridgeServer:
         self.conns: dict[str, Conn] = {}
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
         self.routes = routes or HttpRoutes(self.health, self.metrics.render, self.state_json)
+        self.edge = Edge(config, lambda reason: self.metrics.rejected.labels(reason).inc())
         self.queue_limits = QueueLimits(
             max_messages=self.limits.queue_messages,
             max_bytes=self.limits.queue_bytes,
@@ -96,9 +98,11 @@ class BridgeServer:
         lim = self.limits
         self._server = await serve(
             self._handler,
-            host or self.config.server.host,
-            self.config.server.port if port is None else port,
-            process_request=self.routes.process_request,
+            **self.edge.serve_options(
+                host or self.config.server.host,
+                self.config.server.port if port is None else port,
+                self.routes.process_request,
+            ),
             compression="deflate" if self.config.server.compression else None,
             ping_interval=lim.ping_interval_s or None,
             ping_timeout=lim.ping_timeout_s or None,
@@ -154,6 +158,7 @@ class BridgeServer:
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+        self.edge.close()
 
     async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
         """Every close the server starts. The closing handshake gets ``close_timeout_s``, then

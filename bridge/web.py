@@ -51,6 +51,7 @@ def http_response(status: int, body: bytes, content_type: str, **headers: str) -
     h["Content-Type"] = content_type
     h["Content-Length"] = str(len(body))
     h["Cache-Control"] = "no-store"
+    h["Connection"] = "close"  # websockets answers one request per connection, then closes
     for k, v in headers.items():
         h[k.replace("_", "-")] = v
     return Response(status, HTTPStatus(status).phrase, h, body)
@@ -108,10 +109,22 @@ class HttpRoutes:
         self.state = state
         self.static_dir = static_dir
 
-    def route(self, path_and_query: str, headers: Headers | None = None) -> Response | None:
+    def route(
+        self, path_and_query: str, headers: Headers | None = None, method: str = "GET"
+    ) -> Response | None:
+        """The answer to one request; None: go on with the WebSocket handshake."""
         path = unquote(urlsplit(path_and_query).path)
         if path == WS_PATH:
-            return None
+            return None if method == "GET" else _not_allowed("GET")
+        if method not in ("GET", "HEAD"):
+            known = path in _GET_ROUTES or path.startswith("/static/")
+            return _not_allowed("GET, HEAD") if known else _not_found()
+        response = self._get(path, path_and_query, headers)
+        if method == "HEAD":  # the GET's headers (Content-Length included), no body
+            response.body = b""
+        return response
+
+    def _get(self, path: str, path_and_query: str, headers: Headers | None) -> Response:
         if path == "/healthz":
             ready, body = self.health()
             return json_response(200 if ready else 503, body)
@@ -137,5 +150,20 @@ class HttpRoutes:
         return http_response(404, b"not found\n", "text/plain; charset=utf-8")
 
     def process_request(self, _connection: object, request: Request) -> Response | None:
-        """The ``process_request`` hook of :func:`websockets.asyncio.server.serve`."""
-        return self.route(request.path, request.headers)
+        """The ``process_request`` hook of :func:`websockets.asyncio.server.serve`.
+
+        ``Request.method`` exists from websockets 15 on; older versions refuse any other method
+        while parsing, so their requests are all GETs."""
+        return self.route(request.path, request.headers, getattr(request, "method", "GET"))
+
+
+_GET_ROUTES = frozenset({"/healthz", "/metrics", "/api/state", "/", "/index.html"})
+
+
+def _not_found() -> Response:
+    return http_response(404, b"not found\n", "text/plain; charset=utf-8")
+
+
+def _not_allowed(allow: str) -> Response:
+    """405 with ``Allow``: a POST to ``/healthz`` must not look like a health check."""
+    return http_response(405, b"method not allowed\n", "text/plain; charset=utf-8", Allow=allow)

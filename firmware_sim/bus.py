@@ -149,6 +149,7 @@ class _PtyPort:
     # -- the link's protocol --------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        self.bus.tap_wire("rx", data)
         self.writer.submit(self.view.receive_data(data, self.loop.time()))
         self.timer.arm(self.view.next_deadline())
 
@@ -167,6 +168,7 @@ class _PtyPort:
         """Write one piece; waits while the host is not reading (the link buffers it)."""
         if self.closed:
             return False
+        self.bus.tap_wire("tx", data)  # in line order: the link never reorders
         self.link.write(data)
         await self.link.drain()
         return not self.closed and not self.link.closed
@@ -207,6 +209,7 @@ class _TcpConnection:
                     continue
                 if not data:
                     break
+                self.bus.tap_wire("rx", data)
                 self.writer.submit(self.view.receive_data(data, loop.time()))
         except ConnectionError as exc:
             log.debug("%s: client %s: %s", self.bus, self.peer, exc)
@@ -216,6 +219,7 @@ class _TcpConnection:
     async def _write(self, data: bytes) -> bool:
         if self.stream.is_closing():
             return False
+        self.bus.tap_wire("tx", data)
         self.stream.write(data)
         try:
             await self.stream.drain()
@@ -283,6 +287,13 @@ class SimulatedBus:
         self._port = 0
         self._started = False
         self._plugged = False
+        # Called with ("rx" | "tx", bytes) for every byte read from / written to a host, so a
+        # tap (firmware_sim.tap) can mirror the line; a tap must not block or raise.
+        self.wire_taps: list[Callable[[str, bytes], None]] = []
+
+    def tap_wire(self, direction: str, data: bytes) -> None:
+        for tap in self.wire_taps:
+            tap(direction, data)
 
     def __repr__(self) -> str:
         return f"SimulatedBus({self.name!r}, {self.url if self._plugged else 'unplugged'})"

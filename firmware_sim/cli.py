@@ -24,6 +24,7 @@ from .errors import SimError
 from .faults import FaultConfig, OfflineWindow
 from .profile import available_profiles, load_profile
 from .run import serve
+from .tap import PtyTap
 
 
 def add_parsers(sub: Any) -> None:
@@ -39,6 +40,11 @@ def add_parsers(sub: Any) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--link", help="also make this symlink to the pty (e.g. /tmp/ttySIM0)")
     where.add_argument("--tcp", metavar="HOST:PORT", help="serve TCP (socket://) instead")
+    p.add_argument(
+        "--tap", metavar="PATH",
+        help="a read-only mirror of the bus on a second pty linked at PATH (for monitor); "
+        "with several buses, PATH.NAME per bus",
+    )  # fmt: skip
     p.add_argument("--config", help="TOML file describing several buses (overrides the above)")
     p.add_argument("--seed", default="0", help="seed for behaviours and faults (0)")
     p.add_argument("--baudrate", type=int, default=115200, help="for --pacing (115200)")
@@ -134,7 +140,20 @@ def cmd_sim(args: argparse.Namespace) -> int:
             )
             return 0
         specs = specs_from_args(args)
-        buses = asyncio.run(serve(specs, on_ready=_announce))
+        taps: list[PtyTap] = []
+
+        def ready(buses: list[SimulatedBus]) -> None:
+            for bus in buses if args.tap else []:
+                path = args.tap if len(buses) == 1 else f"{args.tap}.{bus.name}"
+                taps.append(PtyTap(bus, path).open())
+                print(f"tap\t{bus.name}\t{path}", flush=True)
+            _announce(buses)
+
+        try:
+            buses = asyncio.run(serve(specs, on_ready=ready))
+        finally:
+            for tap in taps:
+                tap.close()
     except (SimError, FramesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -92,6 +92,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
     failed = False
     if args.frames == ["-"]:
         return _decode_stream(fmt, raw=args.raw)
+    from .capture import RecordFilter
+    from .io.capture_cli import is_capture_file, print_capture
+
+    if len(args.frames) == 1 and is_capture_file(args.frames[0]):  # a .pcapng capture
+        return print_capture(args.frames[0], sys.stdout, RecordFilter(), not args.text)
     for text in args.frames:
         try:
             frame = decode(_hex_bytes(text), fmt)
@@ -137,10 +142,13 @@ def add_parsers(sub: Any) -> None:
     add_format_arguments(p)
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("decode", help="decode frames given in hex, or a byte stream on stdin (-)")
-    p.add_argument(
-        "frames", nargs="+", metavar="HEX", help="one frame per argument, or - for stdin"
+    p = sub.add_parser(
+        "decode", help="decode frames given in hex, a byte stream on stdin (-), or a capture file"
     )
+    p.add_argument(
+        "frames", nargs="+", metavar="HEX", help="one frame per argument, - for stdin, or FILE"
+    )
+    p.add_argument("--text", action="store_true", help="a capture file as text lines, not JSON")
     p.add_argument("--raw", action="store_true", help="stdin is raw bytes, not hex")
     add_format_arguments(p)
     p.set_defaults(func=cmd_decode)

@@ -24,7 +24,7 @@ IO_MODULES = {
 # Everything in these packages is pure except the listed adapter folders/modules.
 PURE = {
     "frames": {"io", "cli.py"},
-    "firmware_sim": {"bus.py", "threaded.py", "cli.py", "__main__.py", "run.py"},
+    "firmware_sim": {"bus.py", "threaded.py", "cli.py", "__main__.py", "run.py", "tap.py"},
 }
 PURE_BRIDGE = [
     "acl.py",
@@ -33,7 +33,9 @@ PURE_BRIDGE = [
     "devices.py",
     "errors.py",
     "fanout.py",
+    "guard.py",
     "history.py",
+    "lograte.py",
     "schedule.py",
     "session.py",
 ]

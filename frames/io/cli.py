@@ -26,6 +26,7 @@ from ..errors import DeviceError, FramesError, LinkDown, Timeout
 from ..format import FrameFormat
 from ..frame import Frame
 from ..stream import StreamDecoder
+from .capture_cli import CaptureMonitor, add_filter_arguments, filter_from_args
 from .serial_sync import Master
 
 EXIT_BAD_ARGS = 2
@@ -167,7 +168,16 @@ class Monitor:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     fmt = format_from_args(args)
-    mon = Monitor(fmt, sys.stdout, as_json=args.json)
+    mon: Monitor | CaptureMonitor = Monitor(fmt, sys.stdout, as_json=args.json)
+    try:
+        if args.write or args.f_addr or args.f_cmd or args.f_errors is not None:
+            keep = filter_from_args(args)
+            mon = CaptureMonitor(
+                fmt, sys.stdout, as_json=args.json, keep=keep, write=args.write, limit=args.count
+            )
+    except (FramesError, argparse.ArgumentTypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_ARGS
     try:
         port = serial.serial_for_url(args.port, baudrate=args.baudrate, timeout=0.05)
     except (serial.SerialException, OSError, ValueError) as exc:
@@ -190,6 +200,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
         mon.idle(time.time())
+        if isinstance(mon, CaptureMonitor):
+            mon.close()
     st = mon.decoder.stats
     print(
         f"{mon.frames} frame(s), {st.crc_errors} CRC error(s), {st.discarded_bytes} byte(s) "
@@ -204,7 +216,10 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _sniff(
-    args: argparse.Namespace, port: serial.SerialBase, mon: Monitor, end: float | None
+    args: argparse.Namespace,
+    port: serial.SerialBase,
+    mon: Monitor | CaptureMonitor,
+    end: float | None,
 ) -> None:
     dirty = False
     while args.count is None or mon.frames < args.count:
@@ -265,5 +280,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--count", type=int, default=None, help="stop after N frames")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--write", metavar="FILE.pcapng", help="also record a pcapng capture")
+    add_filter_arguments(p)
     add_format_arguments(p)
     p.set_defaults(func=cmd_monitor)

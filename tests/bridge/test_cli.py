@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli import build_parser, log_level, package_version
 from bridge.client import BridgeClient
 from bridge.config import ConfigError, load_config
 from firmware_sim.bus import SimulatedBus
@@ -114,6 +116,9 @@ def test_config_errors_name_the_location(tmp_path: Path) -> None:
     [
         (["--devices", "0"], "0 devices"),
         (["--profile", "nope"], "no such profile"),
+        # the config refuses interval_s = 0; the flag standing for it did not
+        (["--interval", "0"], "demo --interval (poll interval_s): must be > 0, got 0.0"),
+        (["--heartbeat", "-1"], "demo --heartbeat (limits.heartbeat_s): must be > 0"),
     ],
 )
 def test_demo_bad_arguments_exit_2_without_traceback(args: list[str], message: str) -> None:
@@ -140,3 +145,45 @@ def test_demo_on_a_taken_port_exits_2_naming_it() -> None:
         )
     assert res.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    res = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 0
+    assert (
+        res.stdout.strip()
+        == f"framebridge {version('framebridge')}"
+        == (f"framebridge {package_version()}")
+    )
+
+
+@pytest.mark.parametrize(
+    "argv,level",
+    [
+        (["encode", "--addr", "1", "--cmd", "3"], logging.WARNING),
+        (["-v", "encode", "--addr", "1", "--cmd", "3"], logging.INFO),
+        (["encode", "--addr", "1", "--cmd", "3", "-v"], logging.INFO),  # was: unrecognized
+        (["decode", "aa", "-vv"], logging.DEBUG),
+        (["-v", "sim", "--verbose"], logging.DEBUG),  # before and after add up
+    ],
+)
+def test_verbose_works_before_and_after_the_subcommand(argv: list[str], level: int) -> None:
+    assert log_level(build_parser().parse_args(argv)) == level
+
+
+def test_a_duplicate_device_address_is_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "dup.toml"
+    cfg.write_text(
+        '[[bus]]\nname = "b"\nurl = "x"\n'
+        "[[bus.device]]\naddr = 1\n[[bus.device]]\naddr = 2\n[[bus.device]]\naddr = 2\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    assert str(info.value) == "bus[0].device[2].addr: address 2 is already used by bus[0].device[1]"

@@ -1,10 +1,22 @@
 // The WebSocket session: hello → welcome → subscribe (with `since` after a reconnect) → live.
-// Reconnects with full-jitter exponential backoff, watches for silence (2 × heartbeat_s),
-// matches replies to requests by id, and reports every state change to `onStatus`.
+// The browser twin of `bridge/client.py`: the same close-code table (`CLOSE_CODES` in wire.js,
+// printed in docs/websocket.md), full-jitter exponential backoff with the same floor as
+// `frames.backoff.Backoff`, dead-server detection after DEAD_AFTER_HEARTBEATS × heartbeat_s of
+// silence, and a state reload on `bus_reset`. Matches replies to requests by id and reports
+// every state change to `onStatus`.
 
 import { ResumeTracker, backoffDelay, describeClose, missedCounts, unbatch } from "./wire.js";
 
 const HELLO_TIMEOUT_MS = 5000;
+/** Silence (no message at all) for this many heartbeats means the server is gone. */
+export const DEAD_AFTER_HEARTBEATS = 2.5;
+/** A `slow` close (1013, node full): the backoff starts this many doublings higher. */
+const SLOW_BACKOFF_STEPS = 3;
+
+/** Both spellings of a reset: an `event` `bus_reset` on the bus stream, or a `bus_reset` message. */
+export function isBusReset(m) {
+  return m.type === "bus_reset" || (m.type === "event" && m.event === "bus_reset");
+}
 
 export class Connection {
   /**
@@ -82,6 +94,7 @@ export class Connection {
         return;
       }
       const passOn = [];
+      let reset = false;
       for (const m of msgs) {
         if (m.type === "welcome") {
           clearTimeout(helloTimer);
@@ -96,11 +109,17 @@ export class Connection {
           // Frames and events share one seq per bus: drop what a replay already delivered.
           if (typeof m.bus === "string" && typeof m.seq === "number") {
             if (this.resume.accept(m.bus, m.epoch, m.seq) === "duplicate") continue;
+          } else if (isBusReset(m)) {
+            // unsequenced: the old position means nothing now
+            if (typeof m.bus === "string") this.resume.buses.delete(m.bus);
+            else this.resume.buses.clear();
           }
+          if (isBusReset(m)) reset = true;
           passOn.push(m);
         }
       }
       if (passOn.length) this.onMessages(passOn);
+      if (reset) this.reloadState();
     };
     ws.onclose = (ev) => {
       clearTimeout(helloTimer);
@@ -149,6 +168,12 @@ export class Connection {
     this.ping();
   }
 
+  /** After a `bus_reset`: fetch `state` and hand it on like any message (the page applies it). */
+  async reloadState() {
+    const r = await this.request({ type: "state" }, 8000);
+    if (r.type === "state") this.onMessages([r]);
+  }
+
   async ping() {
     const t0 = performance.now();
     const r = await this.request({ type: "ping" }, 5000);
@@ -164,7 +189,7 @@ export class Connection {
       if (this.ws) this.ws.close(4002, "silent");
       // Chrome may take a while to fire onclose for a dead peer: treat it as gone now.
       this.dropSocket("no heartbeat");
-    }, 2 * this.heartbeatMs + 1000);
+    }, DEAD_AFTER_HEARTBEATS * this.heartbeatMs);
   }
 
   dropSocket(reason) {
@@ -184,8 +209,9 @@ export class Connection {
 
   scheduleRetry(reason, slow, code) {
     if (this.stopped) return;
-    const attempt = this.attempt + (slow ? 3 : 0);
-    const delay = backoffDelay(attempt, { baseMs: this.baseMs, capMs: this.capMs });
+    if (slow) this.attempt = Math.max(this.attempt, SLOW_BACKOFF_STEPS);
+    // floored at baseMs, as frames.backoff.Backoff floors at min_s: no tight loop on a 0 draw
+    const delay = Math.max(this.baseMs, backoffDelay(this.attempt, { baseMs: this.baseMs, capMs: this.capMs }));
     this.attempt += 1;
     const at = Date.now() + delay;
     this.setStatus({ state: "waiting", reason, code, retryAt: at, attempt: this.attempt });

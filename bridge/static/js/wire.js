@@ -17,17 +17,25 @@ export function backoffDelay(attempt, { baseMs = 500, capMs = 10000, random = Ma
   return Math.floor(random() * ceiling);
 }
 
-/** What each close code means for the page: a label and whether to reconnect. */
+/**
+ * What each close code means: a label, whether to reconnect (and then resume with `since`),
+ * and `slow` when the bridge asked for time (the backoff starts three doublings higher).
+ * The same table as `bridge/client_policy.py` and docs/websocket.md ("Close codes"); a test
+ * holds the three equal. Unknown codes reconnect.
+ */
 export const CLOSE_CODES = {
-  1000: { label: "closed", reconnect: true },
-  1001: { label: "server going away", reconnect: true },
+  1000: { label: "normal closure", reconnect: true },
+  1001: { label: "going away", reconnect: true },
+  1005: { label: "closed without a code", reconnect: true },
   1006: { label: "connection lost", reconnect: true },
-  1008: { label: "policy violation", reconnect: true, slow: true },
-  1009: { label: "message too big", reconnect: true, slow: true },
-  1011: { label: "server error", reconnect: true },
+  1008: { label: "policy violation", reconnect: false },
+  1009: { label: "message too big", reconnect: false },
+  1011: { label: "server error or missed pongs", reconnect: true },
+  1012: { label: "service restart", reconnect: true },
   1013: { label: "node full, try again later", reconnect: true, slow: true },
-  4000: { label: "too slow, resuming", reconnect: true },
-  4001: { label: "hello timeout", reconnect: true },
+  4000: { label: "slow consumer", reconnect: true },
+  4001: { label: "no hello in time", reconnect: true },
+  4002: { label: "server silent (closed by the client)", reconnect: true },
   4003: { label: "unauthorized", reconnect: false },
 };
 
