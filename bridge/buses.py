@@ -21,6 +21,7 @@ from typing import Any
 
 from frames import MAX_SLAVE_ADDR, STANDARD, CommandRegistry, Frame
 from frames.commands import MAX_READ_COUNT, jsonable
+from frames.devicemap import load_device_map
 from frames.errors import (
     DeviceError,
     FramesError,
@@ -48,18 +49,17 @@ log = logging.getLogger("bridge.buses")
 
 
 def load_register_maps(cfg: BusConfig) -> dict[int, dict[int, RegisterInfo]]:
-    """addr → register address → profile register, for devices that name a profile."""
-    from firmware_sim.profile import load_profile
-
+    """addr → word address → the register covering it (``frames`` device maps), for devices
+    that name a profile (a shipped device map name or a path)."""
     maps: dict[int, dict[int, RegisterInfo]] = {}
     for i, dev in enumerate(cfg.devices):
         if dev.profile is None:
             continue
         try:
-            profile = load_profile(dev.profile)
-        except Exception as exc:  # the profile loader has its own error tree; report any
+            device_map = load_device_map(dev.profile)
+        except FramesError as exc:
             raise ConfigError(f"bus {cfg.name} device[{i}].profile", str(exc)) from None
-        maps[dev.addr] = {r.address: r for r in profile.registers}
+        maps[dev.addr] = {r.address + w: r for r in device_map.registers for w in range(r.count)}
     return maps
 
 

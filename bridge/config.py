@@ -44,7 +44,7 @@ __all__ = [
 @dataclass(frozen=True)
 class DeviceConfig:
     addr: int
-    profile: str | None = None  # firmware_sim profile name or path: names and scales registers
+    profile: str | None = None  # frames device map name or path: names and scales registers
     name: str = ""
 
 
@@ -237,6 +237,7 @@ def _format(raw: Any, where: str) -> FrameFormat:
             crc_byteorder=t.get("crc_byteorder", str, "little"),
             crc_covers_start=t.get("crc_covers_start", bool, False),
             max_payload=t.get("max_payload", int, 255),
+            tagged=t.get("tagged", bool, False),
         )
     except (FrameValueError, ValueError, KeyError) as exc:
         raise ConfigError(where, str(exc)) from None

@@ -2,53 +2,29 @@
 
 The bus owner feeds it poll outcomes; it answers which ``device_online``/``device_offline``
 events to emit (only on a change, so a dead device is reported once, not every poll) and keeps
-the values ``state`` requests and ``/api/state`` return. Register names, units and scaling come
-from the device's profile, passed in as plain objects so this module needs no simulator.
+the values ``state`` requests and ``/api/state`` return. Register names, types, units and scaling
+come from the device's map (:class:`frames.register.RegisterDef`, loaded by ``frames``), so this
+module needs no simulator. A map here is keyed by every word address a register covers (a
+two-word register appears under both; its own ``address`` tells the first word), so a read that
+covers the map's words covers every register.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from frames.register import RegisterDef
 
 __all__ = ["DeviceBook", "DeviceState", "RegisterInfo", "describe_register"]
 
-
-class RegisterInfo(Protocol):
-    """What a profile register offers (``firmware_sim.registers.Register`` fits)."""
-
-    @property
-    def address(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def unit(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def scale(self) -> float: ...
-    @property
-    def writable(self) -> bool: ...
-    @property
-    def minimum(self) -> float | None: ...
-    @property
-    def maximum(self) -> float | None: ...
-    def to_value(self, raw: int) -> float | int: ...
+RegisterInfo = RegisterDef  # what a device map's register offers
 
 
 def describe_register(info: RegisterInfo) -> dict[str, Any]:
     """A register of a device's map as ``state`` shows it: what a dashboard may edit."""
-    return {
-        "address": info.address,
-        "name": info.name,
-        "type": info.type,
-        "scale": info.scale,
-        "unit": info.unit,
-        "writable": info.writable,
-        "min": info.minimum,
-        "max": info.maximum,
-    }
+    return info.describe()
 
 
 @dataclass
@@ -101,7 +77,9 @@ class DeviceBook:
         self.devices = {a: DeviceState(a, n, p) for a, n, p in devices}
         for addr, dev in self.devices.items():
             rmap = self.maps.get(addr, {})
-            dev.register_map = [describe_register(rmap[r]) for r in sorted(rmap)]
+            dev.register_map = [
+                describe_register(rmap[r]) for r in sorted(rmap) if rmap[r].address == r
+            ]
         self.offline_after = max(1, offline_after)
 
     def _get(self, addr: int) -> DeviceState:
@@ -146,29 +124,43 @@ class DeviceBook:
         return None
 
     def names(self, addr: int, start: int, raws: Sequence[int]) -> dict[str, Any]:
-        """{name: scaled value} for the registers the device's profile names."""
-        rmap = self.maps.get(addr, {})
-        named: dict[str, Any] = {}
-        for reg_addr, raw in enumerate(raws, start):
-            info = rmap.get(reg_addr)
-            if info is not None:
-                named[info.name] = info.to_value(raw)
-        return named
+        """{name: value} for the registers of the device's map wholly inside ``raws``."""
+        return {info.name: info.decode(words) for info, words in self._cover(addr, start, raws)}
 
     def registers(self, addr: int, start: int, raws: Sequence[int], ts: float) -> dict[str, Any]:
-        """Store raw register words; returns {name: scaled value} for the ones the profile names."""
+        """Store raw register words; returns {name: value} for the ones the map names."""
         dev = self._get(addr)
-        rmap = self.maps.get(addr, {})
-        named: dict[str, Any] = {}
         for reg_addr, raw in enumerate(raws, start):
             dev.registers[reg_addr] = raw
-            info = rmap.get(reg_addr)
-            if info is None:
-                continue
-            value = info.to_value(raw)
+        named: dict[str, Any] = {}
+        for info, words in self._cover(addr, start, raws):
+            value = info.decode(words)
             named[info.name] = value
-            dev.values[info.name] = {"value": value, "unit": info.unit, "raw": raw, "ts": ts}
+            entry: dict[str, Any] = {
+                "value": value,
+                "unit": info.unit,
+                "raw": words[0] if info.count == 1 else list(words),
+                "ts": ts,
+            }
+            if info.labels and isinstance(value, int):
+                entry["label"] = info.label(value)
+            if info.bits and isinstance(value, int):
+                entry["flags"] = info.flags(value)
+            dev.values[info.name] = entry
         return named
+
+    def _cover(
+        self, addr: int, start: int, raws: Sequence[int]
+    ) -> list[tuple[RegisterInfo, Sequence[int]]]:
+        """The map's registers whose every word is in ``raws`` (read from ``start``)."""
+        rmap = self.maps.get(addr, {})
+        out = []
+        end = start + len(raws)
+        for reg_addr in range(start, end):
+            info = rmap.get(reg_addr)
+            if info is not None and info.address == reg_addr and reg_addr + info.count <= end:
+                out.append((info, raws[reg_addr - start : reg_addr - start + info.count]))
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         return {str(a): d.to_json() for a, d in sorted(self.devices.items())}

@@ -3,10 +3,13 @@
 Everything protocol-related happens in the pure :class:`~firmware_sim.core.BusCore`; this
 module only moves bytes and keeps time:
 
-* **pty**: both ends raw (``tty.setraw``) so no byte is translated; the master end is read with
-  ``loop.add_reader`` (non-blocking). The simulator keeps its own handle on the slave end open,
-  so a host closing and reopening the port never hangs the pty up (no EIO storm) and the bus
-  keeps serving; if an EIO does arrive, reading pauses briefly and resumes.
+* **pty**: both ends raw (``tty.setraw``) so no byte is translated; the master end is served by
+  the same non-blocking :class:`~frames.io.fd_link.FdLink` the masters and slave ports use. The
+  simulator keeps its own handle on the slave end open, so a host closing and reopening the port
+  never hangs the pty up (no EIO storm) and the bus keeps serving; if an EIO does arrive,
+  reading pauses briefly and resumes (the link's ``eof_pause``).
+* **time**: the inter-frame gap (a partial frame given up after ``idle_gap`` of silence) is the
+  pure view's rule (``next_deadline()``/``tick(now)``); the adapters keep one timer at it.
 * **tcp**: one server; each client connection is its own view of the bus (its own decoder and
   write queue) over the same devices, for pyserial's ``socket://`` URLs.
 * **replies** go through one bounded queue and writer task per connection, which carries out
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import tty
@@ -31,6 +33,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from frames.format import DEFAULT_FORMAT, FrameFormat
+from frames.io.fd_link import READ_SIZE, DeadlineTimer, FdLink
 
 from .config import device_addresses
 from .core import BusCore, BusCounters, BusView, Outgoing
@@ -46,7 +49,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 WriteFn = Callable[[bytes], Awaitable[bool]]
 
-READ_SIZE = 4096
 EIO_RETRY = 0.05  # seconds to wait before reading a pty again after EIO
 PACE_SLICE = 0.002  # with pacing, bytes go out in slices of about this many seconds
 
@@ -141,72 +143,42 @@ class _PtyPort:
         self.view: BusView = bus.core.open_view()
         self.writer = _ReplyWriter(bus, self._write, f"sim-pty-writer {self.path}")
         self.closed = False
-        self._idle: asyncio.TimerHandle | None = None
-        self._retry: asyncio.TimerHandle | None = None
-        self._writable: asyncio.Future[None] | None = None
-        self.loop.add_reader(self.master, self._on_readable)
+        self.timer = DeadlineTimer(self.loop, self._on_due)
+        self.link = FdLink(self.loop, self.master, self, eof_pause=EIO_RETRY)
 
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self.master, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                log.warning("%s: read failed: %s", self.bus, exc)
-            data = b""
-        if not data:  # nobody has the slave end open: pause instead of spinning on EIO
-            self.loop.remove_reader(self.master)
-            self._retry = self.loop.call_later(EIO_RETRY, self._resume)
-            return
-        now = self.loop.time()
+    # -- the link's protocol --------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
         self.bus.tap_wire("rx", data)
-        self.writer.submit(self.view.receive_data(data, now))
-        self._arm_idle()
+        self.writer.submit(self.view.receive_data(data, self.loop.time()))
+        self.timer.arm(self.view.next_deadline())
 
-    def _resume(self) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.warning("%s: pty failed: %s", self.bus, exc)
+
+    # -- time and replies -----------------------------------------------------------------
+
+    def _on_due(self, now: float) -> None:
         if not self.closed:
-            self.loop.add_reader(self.master, self._on_readable)
-
-    def _arm_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        if self.view.decoder.pending:
-            self._idle = self.loop.call_later(self.bus.idle_gap, self._on_idle)
-
-    def _on_idle(self) -> None:
-        self.writer.submit(self.view.idle(self.loop.time()))
+            self.writer.submit(self.view.tick(now))
+            self.timer.arm(self.view.next_deadline())
 
     async def _write(self, data: bytes) -> bool:
-        view = memoryview(data)
-        while view and not self.closed:
-            try:
-                n = os.write(self.master, view)
-            except BlockingIOError:  # the host is not reading; wait until it does
-                fut: asyncio.Future[None] = self.loop.create_future()
-                self.loop.add_writer(self.master, fut.set_result, None)
-                try:
-                    await fut
-                finally:
-                    if not self.closed:
-                        self.loop.remove_writer(self.master)
-                continue
-            except OSError as exc:
-                log.debug("%s: write failed: %s", self.bus, exc)
-                return False
-            self.bus.tap_wire("tx", bytes(view[:n]))
-            view = view[n:]
-        return not self.closed
+        """Write one piece; waits while the host is not reading (the link buffers it)."""
+        if self.closed:
+            return False
+        self.bus.tap_wire("tx", data)  # in line order: the link never reorders
+        self.link.write(data)
+        await self.link.drain()
+        return not self.closed and not self.link.closed
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        for handle in (self._idle, self._retry):
-            if handle is not None:
-                handle.cancel()
-        self.loop.remove_reader(self.master)
-        self.loop.remove_writer(self.master)
+        self.timer.cancel()
+        self.link.abort()
         await self.writer.close()
         for fd in (self.master, self.slave):
             with contextlib.suppress(OSError):
@@ -228,11 +200,12 @@ class _TcpConnection:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                timeout = self.bus.idle_gap if self.view.decoder.pending else None
+                deadline = self.view.next_deadline()
+                timeout = None if deadline is None else max(0.0, deadline - loop.time())
                 try:
                     data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
                 except TimeoutError:
-                    self.writer.submit(self.view.idle(loop.time()))
+                    self.writer.submit(self.view.tick(max(loop.time(), deadline or 0.0)))
                     continue
                 if not data:
                     break
@@ -300,7 +273,7 @@ class SimulatedBus:
         if max_pending < 1 or idle_gap <= 0:
             raise ConfigError("max_pending must be >= 1 and idle_gap > 0")
         self.name = name
-        self.core = BusCore(devices, fmt=fmt, faults=faults)
+        self.core = BusCore(devices, fmt=fmt, faults=faults, idle_gap=idle_gap)
         self.link = Path(link) if link is not None else None
         self.tcp = parse_tcp(tcp) if tcp is not None else None
         self.baudrate = baudrate

@@ -5,6 +5,10 @@ without a pty. A :class:`BusCore` owns the devices and the bus-wide counters; ea
 the bus (the pty, or one TCP client) is a :class:`BusView` with its own stream decoder, so a
 half-sent frame on one connection never mixes with another's bytes. The frame is decoded once
 and handed to the one device with that address (every device, for a broadcast).
+
+A view is shaped like the master's core: ``receive_data(data, now)``, and ``next_deadline()``/
+``tick(now)`` give up a partial frame after ``idle_gap`` seconds of silence, so the pty and TCP
+adapters only keep a timer. In the tagged frame format every reply carries its request's tag.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 from frames.codec import encode
 from frames.format import DEFAULT_FORMAT, FrameFormat
 from frames.frame import BROADCAST, Frame
-from frames.stream import StreamDecoder
+from frames.stream import IdleFlush, StreamDecoder
 
 from .device import SimulatedDevice
 from .errors import ConfigError
@@ -79,9 +83,13 @@ class BusCore:
         fmt: FrameFormat = DEFAULT_FORMAT,
         faults: FaultConfig | None = None,
         max_buffer: int = 4096,
+        idle_gap: float = 0.05,
     ) -> None:
+        if idle_gap <= 0:
+            raise ConfigError(f"idle_gap: must be > 0, got {idle_gap}")
         self.fmt = fmt
         self.max_buffer = max_buffer
+        self.idle_gap = idle_gap
         self.counters = BusCounters()
         self.devices: dict[int, SimulatedDevice] = {}
         self._own_faults: set[int] = set()
@@ -129,7 +137,7 @@ class BusCore:
         reply = dev.handle(frame, now)
         if reply is None:
             return None
-        wire = encode(reply.addr, reply.cmd, reply.data, self.fmt)
+        wire = encode(reply.addr, reply.cmd, reply.data, self.fmt, tag=reply.tag)
         delivery = dev.injector.plan(wire, dev.faults or NO_FAULTS)
         for kind in delivery.applied:
             dev.counters.faults[kind] += 1
@@ -148,14 +156,23 @@ class BusView:
     def __init__(self, core: BusCore) -> None:
         self.core = core
         self.decoder = StreamDecoder(core.fmt, max_buffer=core.max_buffer)
+        self._line = IdleFlush(self.decoder, core.idle_gap)
         self._crc_seen = 0
 
     def receive_data(self, data: bytes, now: float) -> list[Outgoing]:
         self.core.counters.bytes_in += len(data)
-        return self._dispatch(self.decoder.feed(data), now)
+        return self._dispatch(self._line.feed(data, now), now)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must next run: while a partial frame is held."""
+        return self._line.next_deadline()
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Let time pass: a partial frame the line left idle for ``idle_gap`` is given up."""
+        return self._dispatch(self._line.tick(now), now)
 
     def idle(self, now: float) -> list[Outgoing]:
-        """The line has been quiet for an inter-frame gap: give up any partial frame."""
+        """The line has been quiet for an inter-frame gap, whatever the clock says: flush now."""
         return self._dispatch(self.decoder.flush(), now)
 
     def _dispatch(self, frames: list[Frame], now: float) -> list[Outgoing]:

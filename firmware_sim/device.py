@@ -18,6 +18,7 @@ from frames.commands import STANDARD, CommandRegistry, ErrorCode
 from frames.errors import DeviceFault
 from frames.format import DEFAULT_FORMAT, FrameFormat
 from frames.frame import Frame
+from frames.register import Value
 from frames.slave import Request, Slave
 
 from .behaviours import Signal
@@ -149,64 +150,85 @@ class SimulatedDevice:
 
     # -- registers ------------------------------------------------------------------------
 
-    def _raw(self, reg: Register, now: float) -> int:
+    def _words(self, reg: Register, now: float) -> list[int]:
         sig = self._signals[reg.address]
         value = sig.value(self.elapsed(now))
-        return reg.to_raw(value, wrap=True) if sig.wraps else reg.clamp_raw(value)
+        return reg.to_words(value, wrap=True) if sig.wraps else reg.clamp_words(value)
 
     def read_registers(self, start: int, count: int, now: float | None = None) -> list[int]:
-        """Raw words ``start..start+count-1``; a gap or an address past the map is code 2."""
+        """Raw words ``start..start+count-1``; a gap or an address past the map is code 2.
+        A read may start or end inside a two-word register (it gets that word)."""
         now = self._now(now)
-        out = []
+        out: list[int] = []
+        cache: dict[int, list[int]] = {}  # one value per register per read: its words agree
         for address in range(start, start + count):
-            reg = self.profile.find(address)
-            if reg is None:
+            hit = self.profile.word(address)
+            if hit is None:
                 raise RegisterError(
                     ErrorCode.ILLEGAL_REGISTER, f"{self.profile.name}: no register {address}"
                 )
-            out.append(self._raw(reg, now))
+            reg, i = hit
+            words = cache.get(reg.address)
+            if words is None:
+                words = cache[reg.address] = self._words(reg, now)
+            out.append(words[i])
         return out
 
     def write_registers(
         self, start: int, raws: list[int], now: float | None = None, *, force: bool = False
     ) -> None:
         """Write raw words from ``start``, all or nothing. ``force`` also writes read-only
-        registers and skips min/max (a test setting a sensor reading)."""
+        registers and skips min/max (a test setting a sensor reading). A two-word register
+        must be written whole (code 2 otherwise)."""
         now = self._now(now)
-        regs = []
-        for address, raw in enumerate(raws, start):
-            reg = self.profile.find(address)
+        regs: list[tuple[Register, list[int]]] = []
+        address = start
+        end = start + len(raws)
+        while address < end:
+            hit = self.profile.word(address)
+            reg = hit[0] if hit is not None else None
             if reg is None or not (reg.writable or force):
                 why = "no register" if reg is None else "read-only register"
                 raise RegisterError(
                     ErrorCode.ILLEGAL_REGISTER, f"{self.profile.name}: {why} {address}"
                 )
-            if not 0 <= raw <= 0xFFFF:
-                raise RegisterError(ErrorCode.ILLEGAL_VALUE, f"{raw} is not a u16 word")
+            if reg.address != address or address + reg.count > end:
+                raise RegisterError(
+                    ErrorCode.ILLEGAL_REGISTER,
+                    f"{self.profile.name}: {reg.name} spans {reg.count} registers; write it whole",
+                )
+            words = raws[address - start : address - start + reg.count]
+            if any(not 0 <= w <= 0xFFFF for w in words):
+                raise RegisterError(ErrorCode.ILLEGAL_VALUE, f"{words} are not u16 words")
             if not force:
-                reg.check_write(raw)
-            regs.append((reg, raw))
+                reg.check_write_words(words)
+            regs.append((reg, words))
+            address += reg.count
         elapsed = self.elapsed(now)
-        for reg, raw in regs:
-            self._signals[reg.address].rebase(reg.to_value(raw), elapsed)
+        for reg, words in regs:
+            self._signals[reg.address].rebase(_number(reg.value_of(words)), elapsed)
 
-    def get(self, key: int | str, now: float | None = None) -> float | int:
+    def get(self, key: int | str, now: float | None = None) -> Value:
         """A register's engineering value, by name or address."""
         reg = self.profile.register(key)
-        return reg.to_value(self._raw(reg, self._now(now)))
+        return reg.value_of(self._words(reg, self._now(now)))
 
     def get_raw(self, key: int | str, now: float | None = None) -> int:
-        return self._raw(self.profile.register(key), self._now(now))
+        """A one-word register's raw word (the first word of a two-word one)."""
+        return self._words(self.profile.register(key), self._now(now))[0]
+
+    def get_words(self, key: int | str, now: float | None = None) -> list[int]:
+        return self._words(self.profile.register(key), self._now(now))
 
     def set(self, key: int | str, value: float, now: float | None = None) -> None:
         """Set a register to an engineering value, writable or not (tests, scripted sensors)."""
         reg = self.profile.register(key)
-        self.write_registers(reg.address, [reg.to_raw(value)], now, force=True)
+        self.write_registers(reg.address, reg.to_words(value), now, force=True)
 
-    def snapshot(self, now: float | None = None) -> dict[str, float | int]:
+    def snapshot(self, now: float | None = None) -> dict[str, Value]:
         """Every register's engineering value, by name, in address order."""
         now = self._now(now)
-        return {r.name: r.to_value(self._raw(r, now)) for r in self.profile.registers}
+        return {r.name: r.value_of(self._words(r, now)) for r in self.profile.registers}
 
     # -- protocol -------------------------------------------------------------------------
 
@@ -270,3 +292,8 @@ def _faulted(func: Callable[..., Any], *args: Any) -> Any:
         return func(*args)
     except RegisterError as exc:
         raise DeviceFault(exc.code, str(exc)) from exc
+
+
+def _number(value: Value) -> float:
+    """A decoded value as the number a behaviour holds (NaN/inf were refused before)."""
+    return 0.0 if value is None else float(value)

@@ -9,11 +9,14 @@ Catch :class:`SimError` to catch them all. The tree::
     ├── UnknownRegister     no register by that name or address in the profile (also a KeyError)
     └── BusError            the simulated port cannot be opened, unplugged or replugged
 
-``ProfileError`` and ``ConfigError`` are also :class:`ValueError`. The device turns a
-``RegisterError`` into an error reply with its code.
+``ProfileError`` and ``ConfigError`` are also :class:`ValueError`; ``ProfileError`` is also
+``frames.errors.DeviceMapError``. The device turns a ``RegisterError`` into an error reply
+with its code.
 """
 
 from __future__ import annotations
+
+from frames.errors import DeviceMapError
 
 __all__ = [
     "BusError",
@@ -29,14 +32,10 @@ class SimError(Exception):
     """Root of every error raised by ``firmware_sim``."""
 
 
-class ProfileError(SimError, ValueError):
-    """A profile that cannot be used; the message starts with ``source: key:``."""
-
-    def __init__(self, source: str, key: str, message: str) -> None:
-        where = f"{source}: {key}: " if key else f"{source}: "
-        super().__init__(where + message)
-        self.source = source
-        self.key = key
+class ProfileError(SimError, DeviceMapError):
+    """A profile that cannot be used; the message starts with ``source: key:``. Also the
+    ``frames`` :class:`~frames.errors.DeviceMapError` it usually comes from (a profile is a
+    device map plus the simulator's keys)."""
 
 
 class ConfigError(SimError, ValueError):

@@ -1,49 +1,41 @@
-"""Device profiles: a model, firmware version, uid and register map, loaded from TOML.
+"""Device profiles: a ``frames`` device map brought to life: identity, initial values, behaviour.
 
-A profile is data, validated once when loaded; every problem is a :class:`ProfileError` whose
-message starts with the file and the key (``thermo.toml: registers[2].scale: ...``) so the
-author finds it without reading Python. The bridge loads profiles too, to put names, units and
-scales on the raw words it polls: :meth:`Profile.decode` and :meth:`Profile.encode` do that.
+What a device *is* (model, register map, types, scales, units) is a
+:class:`frames.devicemap.DeviceMap`, loaded by :func:`frames.devicemap.load_device_map` from the
+same TOML files (shipped in ``frames/devices/``). A profile adds what only a simulator needs: a
+firmware version and uid for IDENTIFY, and per register an ``initial`` value and a
+``behaviour``. The map part is parsed by ``frames`` only (no second copy of that parsing here);
+this module reads the simulator's keys. Every problem is a :class:`ProfileError` whose message
+starts with the file and the key (``thermo.toml: registers[2].scale: ...``).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
+from frames.devicemap import (
+    DEVICE_DIR,
+    DeviceMap,
+    available_device_maps,
+    parse_device_map,
+    read_device_file,
+)
+from frames.errors import DeviceMapError
+from frames.register import RegisterDef, Value
+
 from .behaviours import Behaviour, Constant, behaviour_from_table
 from .errors import ProfileError, RegisterError, UnknownRegister
-from .registers import TYPES, Register, RegisterType
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+from .registers import Register
 
 __all__ = ["PROFILE_DIR", "Profile", "available_profiles", "load_profile", "parse_profile"]
 
-PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+PROFILE_DIR = DEVICE_DIR  # the shipped device files: map and simulator keys in one file
 
 _Fail = Callable[[str, str], ProfileError]
-
-_TOP_KEYS = {"model", "firmware", "uid", "description", "registers"}
-_REGISTER_KEYS = {
-    "address",
-    "name",
-    "type",
-    "scale",
-    "unit",
-    "writable",
-    "initial",
-    "behaviour",
-    "min",
-    "max",
-    "description",
-}
 
 
 @dataclass(frozen=True)
@@ -60,8 +52,17 @@ class Profile:
     source: str = "<memory>"
 
     @cached_property
+    def device_map(self) -> DeviceMap:
+        """The map part, as the bridge and dashboards see it."""
+        return DeviceMap(self.name, self.model, self.registers, self.description, self.source)
+
+    @cached_property
     def _by_address(self) -> dict[int, Register]:
         return {r.address: r for r in self.registers}
+
+    @cached_property
+    def _by_word(self) -> dict[int, tuple[Register, int]]:
+        return {r.address + i: (r, i) for r in self.registers for i in range(r.count)}
 
     @cached_property
     def _by_name(self) -> dict[str, Register]:
@@ -80,6 +81,10 @@ class Profile:
             return self._by_address.get(key)
         return self._by_name.get(key)
 
+    def word(self, address: int) -> tuple[Register, int] | None:
+        """The register covering word ``address`` and the word's index in it."""
+        return self._by_word.get(address)
+
     def register(self, key: int | str) -> Register:
         """The register by address or name; :class:`UnknownRegister` when there is none."""
         reg = self.find(key)
@@ -87,17 +92,12 @@ class Profile:
             raise UnknownRegister(f"{self.name}: no register {key!r}")
         return reg
 
-    def decode(self, start: int, raws: Iterable[int]) -> dict[str, float | int]:
+    def decode(self, start: int, raws: Iterable[int]) -> dict[str, Value]:
         """Raw words read from ``start`` onwards → ``{name: engineering value}``.
 
         Addresses the map does not define are skipped, so any READ_REGS reply can be decoded.
         """
-        out: dict[str, float | int] = {}
-        for address, raw in enumerate(raws, start):
-            reg = self._by_address.get(address)
-            if reg is not None:
-                out[reg.name] = reg.to_value(raw)
-        return out
+        return self.device_map.decode(start, list(raws))
 
     def encode(self, values: Mapping[str, float]) -> dict[int, int]:
         """``{name: engineering value}`` → ``{address: raw word}``, ready for WRITE_REG(S).
@@ -105,97 +105,61 @@ class Profile:
         Raises :class:`UnknownRegister` or :class:`~firmware_sim.errors.RegisterError` (code 3,
         value does not fit) before anything is sent.
         """
-        return {self.register(n).address: self.register(n).to_raw(v) for n, v in values.items()}
+        out: dict[int, int] = {}
+        for name, value in values.items():
+            reg = self.register(name)
+            for i, word in enumerate(reg.to_words(value)):
+                out[reg.address + i] = word
+        return out
 
     def describe(self) -> list[dict[str, Any]]:
         """The register map as JSON-ready dicts (for dashboards and ``framebridge sim``)."""
-        return [
-            {
-                "address": r.address,
-                "name": r.name,
-                "type": r.type,
-                "scale": r.scale,
-                "unit": r.unit,
-                "writable": r.writable,
-                "behaviour": r.behaviour.kind,
-                "description": r.description,
-            }
-            for r in self.registers
-        ]
+        return [{**r.describe(), "behaviour": r.behaviour.kind} for r in self.registers]
 
 
 def available_profiles() -> list[str]:
-    """Names of the profiles shipped with the package."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    """Names of the profiles shipped (the device maps ``frames`` ships)."""
+    return available_device_maps()
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
     """A shipped profile by name (``"thermo"``) or any TOML file by path."""
-    text = str(name_or_path)
-    path = Path(text)
-    if not (isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text):
-        path = PROFILE_DIR / f"{text}.toml"
-        if not path.is_file():
-            raise ProfileError(
-                text, "", f"no such profile (shipped: {', '.join(available_profiles())})"
-            )
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ProfileError(str(path), "", f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ProfileError(str(path), "", f"invalid TOML: {exc}") from exc
+        path, data = read_device_file(name_or_path)
+    except DeviceMapError as exc:
+        detail = exc.detail.replace("no such device map", "no such profile")
+        raise ProfileError(exc.source, exc.key, detail) from exc
     return parse_profile(data, name=path.stem, source=str(path))
 
 
 def parse_profile(data: Mapping[str, Any], *, name: str, source: str = "<memory>") -> Profile:
-    """A profile from already-parsed TOML (a dict), validated."""
+    """A profile from already-parsed TOML (a dict), validated: the map by ``frames``, the
+    simulator's keys here."""
 
     def fail(key: str, message: str) -> ProfileError:
         return ProfileError(source, key, message)
 
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise fail(key, f"unknown key (expected {sorted(_TOP_KEYS)})")
-    model = data.get("model")
-    if not isinstance(model, str) or not model or not model.isascii() or len(model) > 255:
-        raise fail("model", "must be a non-empty ASCII string of at most 255 characters")
+    try:
+        device_map = parse_device_map(data, name=name, source=source)
+    except DeviceMapError as exc:
+        raise fail(exc.key, exc.detail) from exc
     firmware = _firmware(data.get("firmware", [1, 0, 0]), fail)
     uid = data.get("uid", 0)
     if not _is_int(uid) or not 0 <= uid <= 0xFFFFFFFF:
         raise fail("uid", f"must be an integer 0..0xFFFFFFFF, got {uid!r}")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise fail("description", "must be a string")
-    tables = data.get("registers")
-    if not isinstance(tables, list) or not tables:
-        raise fail("registers", "must be a non-empty array of tables ([[registers]])")
-    if len(tables) > 0xFFFF:
-        raise fail("registers", "too many registers")
-    registers = [_register(i, t, fail) for i, t in enumerate(tables)]
-    seen_addr: dict[int, int] = {}
-    seen_name: dict[str, int] = {}
-    for i, reg in enumerate(registers):
-        if reg.address in seen_addr:
-            raise fail(
-                f"registers[{i}].address",
-                f"{reg.address} repeats registers[{seen_addr[reg.address]}]",
-            )
-        if reg.name in seen_name:
-            raise fail(
-                f"registers[{i}].name", f"{reg.name!r} repeats registers[{seen_name[reg.name]}]"
-            )
-        seen_addr[reg.address] = i
-        seen_name[reg.name] = i
+    tables = cast(list[dict[str, Any]], data["registers"])
+    index = {t["name"]: i for i, t in enumerate(tables)}
+    registers = tuple(
+        _simulated(reg, index[reg.name], tables[index[reg.name]], fail)
+        for reg in device_map.registers
+    )
     return Profile(
         name=name,
-        model=model,
+        model=device_map.model,
         firmware=firmware,
         uid=uid,
-        registers=tuple(sorted(registers, key=lambda r: r.address)),
-        description=description,
+        registers=registers,
+        description=device_map.description,
         source=source,
     )
 
@@ -227,62 +191,22 @@ def _firmware(value: object, fail: _Fail) -> tuple[int, int, int]:
     return cast(tuple[int, int, int], tuple(parts))
 
 
-def _register(index: int, table: object, fail: _Fail) -> Register:
-    where = f"registers[{index}]"
-    if not isinstance(table, dict):
-        raise fail(where, "must be a table")
-    for key in table:
-        if key not in _REGISTER_KEYS:
-            raise fail(f"{where}.{key}", f"unknown key (expected {sorted(_REGISTER_KEYS)})")
-    address = table.get("address")
-    if not isinstance(address, int) or isinstance(address, bool) or not 0 <= address <= 0xFFFF:
-        raise fail(f"{where}.address", f"must be an integer 0..65535, got {address!r}")
-    name = table.get("name")
-    if not isinstance(name, str) or not name.isidentifier():
-        raise fail(f"{where}.name", f"must be an identifier (letters, digits, _), got {name!r}")
-    where = f"{where} ({name})"
-    rtype = table.get("type", "u16")
-    if rtype not in TYPES:
-        raise fail(f"{where}.type", f"must be one of {sorted(TYPES)}, got {rtype!r}")
-    checks: list[tuple[str, Any, Any]] = [
-        ("scale", 1.0, _is_number),
-        ("unit", "", lambda v: isinstance(v, str)),
-        ("writable", False, lambda v: isinstance(v, bool)),
-        ("initial", 0, _is_number),
-        ("min", None, _is_number),
-        ("max", None, _is_number),
-        ("description", "", lambda v: isinstance(v, str)),
-    ]
-    values: dict[str, Any] = {}
-    for key, default, ok in checks:
-        value = table.get(key, default)
-        if value is not default and not ok(value):
-            raise fail(f"{where}.{key}", f"has the wrong type: {value!r}")
-        values[key] = value
+def _simulated(reg: RegisterDef, index: int, table: Mapping[str, Any], fail: _Fail) -> Register:
+    """The map's register plus the simulator's keys (``initial``, ``behaviour``), validated."""
+    where = f"registers[{index}] ({reg.name})"
+    initial = table.get("initial", 0)
+    if not _is_number(initial) and not isinstance(initial, bool):
+        raise fail(f"{where}.initial", f"has the wrong type: {initial!r}")
     behaviour: Behaviour = Constant()
     if "behaviour" in table:
         try:
             behaviour = behaviour_from_table(table["behaviour"])
         except ValueError as exc:
             raise fail(f"{where}.behaviour", str(exc)) from exc
+    base = {f.name: getattr(reg, f.name) for f in fields(RegisterDef)}
+    sim = Register(**base, initial=float(initial), behaviour=behaviour)
     try:
-        reg = Register(
-            address=address,
-            name=name,
-            type=cast(RegisterType, rtype),
-            scale=float(values["scale"]),
-            unit=values["unit"],
-            writable=values["writable"],
-            initial=float(values["initial"]),
-            behaviour=behaviour,
-            minimum=None if values["min"] is None else float(values["min"]),
-            maximum=None if values["max"] is None else float(values["max"]),
-            description=values["description"],
-        )
-    except ValueError as exc:
-        raise fail(f"{where}.{str(exc).split(':')[0]}", str(exc).split(": ", 1)[-1]) from exc
-    try:
-        reg.to_raw(reg.initial)
+        sim.to_words(sim.initial)
     except RegisterError as exc:
         raise fail(f"{where}.initial", str(exc)) from exc
-    return reg
+    return sim

@@ -1,105 +1,90 @@
-"""One register of a device's map: its wire type, scale and unit, and raw ↔ value conversion.
+"""A simulated register: a ``frames`` register definition plus what the simulator adds.
 
-On the wire every register is a u16 word. A profile gives it meaning: ``i16`` words are two's
-complement, ``scale`` turns the integer into engineering units (raw 2150 * 0.01 = 21.5 °C).
-The bridge uses these to name and scale register fields on dashboards, so the conversions live
-here, in one place, and are exact inverses for every representable value.
+What a register *is* (address, type, scale, unit, limits, words ↔ value) is
+:class:`frames.register.RegisterDef`, shared with the bridge and the dashboard. A simulated
+register adds its ``initial`` value and its ``behaviour`` (how it moves over time), and the
+conversions a device needs on top: values that wrap (counters) or clamp (live signals) instead
+of being refused, and refusals as :class:`~firmware_sim.errors.RegisterError` with the device
+error code (3, illegal value) the device answers with.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+
+from frames.errors import FrameValueError
+from frames.register import INT_RANGE, REGISTER_TYPES, RegisterDef, Value
 
 from .behaviours import Behaviour, Constant
 from .errors import RegisterError
 
-__all__ = ["TYPES", "Register", "RegisterType"]
+__all__ = ["TYPES", "Register"]
 
-RegisterType = Literal["u16", "i16"]
-# (lowest, highest) integer each type can hold.
-TYPES: dict[str, tuple[int, int]] = {"u16": (0, 0xFFFF), "i16": (-0x8000, 0x7FFF)}
+TYPES = REGISTER_TYPES
 
 ILLEGAL_VALUE = 3
+_F32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
-class Register:
-    """A register as a profile declares it. ``initial``, ``minimum`` and ``maximum`` are in
-    engineering units (after ``scale``)."""
+class Register(RegisterDef):
+    """A register as a profile declares it. ``initial``, ``min`` and ``max`` are in engineering
+    units (after ``scale``)."""
 
-    address: int
-    name: str
-    type: RegisterType = "u16"
-    scale: float = 1.0
-    unit: str = ""
-    writable: bool = False
     initial: float = 0.0
     behaviour: Behaviour = field(default_factory=Constant)
-    minimum: float | None = None  # writes outside [minimum, maximum] get "illegal value"
-    maximum: float | None = None
-    description: str = ""
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.address <= 0xFFFF:
-            raise ValueError(f"address: {self.address} is not 0..65535")
-        if self.type not in TYPES:
-            raise ValueError(f"type: {self.type!r} is not one of {sorted(TYPES)}")
-        if not (self.scale > 0 and math.isfinite(self.scale)):
-            raise ValueError(f"scale: must be a positive number, got {self.scale}")
+    # -- words ↔ value, as a device needs them ----------------------------------------------
 
-    @property
-    def signed(self) -> bool:
-        return self.type == "i16"
+    def value_of(self, words: Sequence[int]) -> Value:
+        return self.decode(words)
 
-    def to_int(self, raw: int) -> int:
-        """The u16 word as the register's integer (two's complement for ``i16``)."""
-        raw &= 0xFFFF
-        return raw - 0x10000 if self.signed and raw >= 0x8000 else raw
-
-    def to_value(self, raw: int) -> float | int:
-        """Raw u16 word → engineering value. An int when ``scale`` is 1 (counts stay counts)."""
-        n = self.to_int(raw)
-        if self.scale == 1.0:
-            return n
-        # round() trims binary noise (2150 * 0.01 = 21.500000000000004) to the scale's digits.
-        return round(n * self.scale, _digits(self.scale))
-
-    def to_raw(self, value: float, *, wrap: bool = False) -> int:
-        """Engineering value → u16 word. Out of range raises :class:`RegisterError` (code 3),
-        unless ``wrap`` (counters), which wraps at the register width."""
+    def to_words(self, value: float, *, wrap: bool = False) -> list[int]:
+        """Value → words. Out of range raises :class:`RegisterError` (code 3), unless ``wrap``
+        (counters), which wraps at the register width."""
         if isinstance(value, bool) or not math.isfinite(value):
             raise RegisterError(ILLEGAL_VALUE, f"{self.name}: {value!r} is not a finite number")
-        n = round(value / self.scale)
-        low, high = TYPES[self.type]
-        if wrap:
-            return n & 0xFFFF
-        if not low <= n <= high:
-            raise RegisterError(
-                ILLEGAL_VALUE,
-                f"{self.name}: {value} does not fit {self.type} at scale {self.scale}",
-            )
-        return n & 0xFFFF
+        if wrap and self.type != "f32":
+            return self.raw_words(round(value / self.scale))
+        try:
+            return self.encode(value)
+        except FrameValueError as exc:
+            raise RegisterError(ILLEGAL_VALUE, str(exc)) from exc
+
+    def clamp_words(self, value: float) -> list[int]:
+        """Value → words, clamped to what the type holds (for live signals)."""
+        if self.type == "f32":
+            finite = value if math.isfinite(value) else 0.0
+            return self.encode(min(max(finite / self.scale, -_F32_MAX), _F32_MAX) * self.scale)
+        low, high = INT_RANGE[self.type]
+        n = round(value / self.scale) if math.isfinite(value) else 0
+        return self.raw_words(min(max(n, low), high))
+
+    def check_write_words(self, words: Sequence[int]) -> None:
+        """Refuse words a device would not take with code 3 (illegal value): outside
+        ``[min, max]``, a bool other than 0/1, an enum value without a label, a NaN."""
+        value = self.decode(words)
+        try:
+            if value is None or self.encode(value) != list(words):
+                raise FrameValueError(f"{self.name}: {list(words)} is not a valid {self.type}")
+            self.check_limits(value)
+        except FrameValueError as exc:
+            raise RegisterError(ILLEGAL_VALUE, str(exc)) from exc
+
+    # -- one-word shorthands ----------------------------------------------------------------
+
+    def to_value(self, raw: int) -> Value:
+        """Raw u16 word → value (a one-word register)."""
+        return self.decode([raw & 0xFFFF])
+
+    def to_raw(self, value: float, *, wrap: bool = False) -> int:
+        """Value → raw u16 word (a one-word register); see :meth:`to_words`."""
+        return self.to_words(value, wrap=wrap)[0]
 
     def clamp_raw(self, value: float) -> int:
-        """Engineering value → u16 word, clamped to the type's range (for live signals)."""
-        low, high = TYPES[self.type]
-        n = round(value / self.scale) if math.isfinite(value) else 0
-        return min(max(n, low), high) & 0xFFFF
+        return self.clamp_words(value)[0]
 
     def check_write(self, raw: int) -> None:
-        """Refuse a raw word outside ``[minimum, maximum]`` with code 3 (illegal value)."""
-        value = self.to_value(raw)
-        if self.minimum is not None and value < self.minimum:
-            raise RegisterError(ILLEGAL_VALUE, f"{self.name}: {value} is below {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            raise RegisterError(ILLEGAL_VALUE, f"{self.name}: {value} is above {self.maximum}")
-
-
-def _digits(scale: float) -> int:
-    """Decimal places that represent multiples of ``scale`` (0.01 → 2, 0.5 → 1, 10 → 0)."""
-    for digits in range(12):
-        if abs(round(scale, digits) - scale) < 1e-12 * max(1.0, scale):
-            return digits
-    return 12
+        self.check_write_words([raw])

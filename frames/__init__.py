@@ -5,6 +5,7 @@ Nothing here imports asyncio, serial or sockets except :mod:`frames.io`, the thi
 
 from .codec import decode, encode, encode_frame
 from .commands import STANDARD, Command, CommandRegistry, ErrorCode
+from .devicemap import DeviceMap, load_device_map
 from .errors import (
     BadEnd,
     BadLength,
@@ -12,6 +13,7 @@ from .errors import (
     CrcMismatch,
     DeviceError,
     DeviceFault,
+    DeviceMapError,
     FrameError,
     FramesError,
     FrameValueError,
@@ -26,7 +28,8 @@ from .errors import (
     UnknownCommand,
 )
 from .format import DEFAULT_FORMAT, FrameFormat
-from .frame import BROADCAST, MAX_SLAVE_ADDR, Frame
+from .frame import BROADCAST, MAX_SLAVE_ADDR, Frame, TaggedFrame
+from .register import RegisterDef
 from .slave import Handler, Request, Slave, SlaveGroup, SlaveStats
 from .stream import DecoderStats, StreamDecoder
 
@@ -44,6 +47,8 @@ __all__ = [
     "DecoderStats",
     "DeviceError",
     "DeviceFault",
+    "DeviceMap",
+    "DeviceMapError",
     "ErrorCode",
     "Frame",
     "FrameError",
@@ -56,11 +61,13 @@ __all__ = [
     "MasterError",
     "PayloadError",
     "QueueFull",
+    "RegisterDef",
     "Request",
     "Slave",
     "SlaveGroup",
     "SlaveStats",
     "StreamDecoder",
+    "TaggedFrame",
     "Timeout",
     "TrailingBytes",
     "Truncated",
@@ -68,4 +75,5 @@ __all__ = [
     "decode",
     "encode",
     "encode_frame",
+    "load_device_map",
 ]

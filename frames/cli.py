@@ -29,6 +29,11 @@ def add_format_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--crc-byteorder", choices=["little", "big"], default="little")
     g.add_argument("--crc-covers-start", action="store_true", help="CRC includes the start byte")
     g.add_argument("--max-payload", type=int, default=255)
+    g.add_argument(
+        "--tagged",
+        action="store_true",
+        help="a transaction-tag byte after cmd, echoed by the slave (the device must support it)",
+    )
 
 
 def format_from_args(args: argparse.Namespace) -> FrameFormat:
@@ -39,6 +44,7 @@ def format_from_args(args: argparse.Namespace) -> FrameFormat:
         crc_byteorder=args.crc_byteorder,
         crc_covers_start=args.crc_covers_start,
         max_payload=args.max_payload,
+        tagged=args.tagged,
     )
 
 
@@ -48,6 +54,8 @@ def frame_to_json(
     """One frame as the JSON object the CLI prints (and the bridge sends): hex data, fields."""
     cmd = registry.find(frame.base_cmd)
     out: dict[str, Any] = {"addr": frame.addr, "cmd": frame.cmd}
+    if frame.tag is not None:
+        out["tag"] = frame.tag
     if cmd is not None:
         out["name"] = cmd.name
     out["data"] = frame.data.hex()
@@ -65,14 +73,14 @@ def _hex_bytes(text: str) -> bytes:
     try:
         return bytes.fromhex(cleaned)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not hex: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not hex (e.g. aa0101...)") from None
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
     fmt = format_from_args(args)
     try:
         cmd = STANDARD.resolve_code(args.cmd)
-        print(encode(args.addr, cmd, args.data, fmt).hex())
+        print(encode(args.addr, cmd, args.data, fmt, tag=args.tag if fmt.tagged else None).hex())
     except FramesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -92,7 +100,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
     for text in args.frames:
         try:
             frame = decode(_hex_bytes(text), fmt)
-        except (FrameError, argparse.ArgumentTypeError) as exc:
+        except argparse.ArgumentTypeError as exc:  # not a frame at all: a plain message
+            failed = True
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        except FrameError as exc:  # the defect by name (CrcMismatch, Truncated, ...)
             failed = True
             print(f"error: {text}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
@@ -126,6 +138,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--addr", type=int, required=True, help="slave address 0..255 (0 = broadcast)")
     p.add_argument("--cmd", required=True, help="command number (3, 0x03) or name (read_regs)")
     p.add_argument("--data", type=_hex_bytes, default=b"", help="payload in hex")
+    p.add_argument("--tag", type=int, default=0, help="transaction tag 0..255 (with --tagged)")
     add_format_arguments(p)
     p.set_defaults(func=cmd_encode)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from .commands import STANDARD, CommandRegistry
 from .crc import RawCrc, raw_crc
 from .errors import (
     BadEnd,
@@ -19,7 +20,7 @@ from .errors import (
     Truncated,
 )
 from .format import DEFAULT_FORMAT, FrameFormat
-from .frame import Frame
+from .frame import Frame, TaggedFrame
 
 __all__ = ["decode", "encode", "encode_frame"]
 
@@ -32,7 +33,7 @@ _new_frame = tuple.__new__
 # kept alongside (hashing a dataclass on every call would cost more than the encoding itself).
 _Fast = tuple[
     int, int, int, int, int, int, int, bool, bytes, int, int, int | None, int | None,
-    RawCrc, int, object,
+    RawCrc, int, object, int,
 ]  # fmt: skip
 _FAST: dict[int, tuple[FrameFormat, _Fast]] = {}
 _FAST_MAX = 64
@@ -61,6 +62,7 @@ def _fast(fmt: FrameFormat) -> _Fast:
         cfun,
         cinit,
         ctable,
+        -1 if lay.tag_offset is None else lay.tag_offset,
     )
     if len(_FAST) >= _FAST_MAX:  # formats are long-lived values; this only bounds misuse
         _FAST.clear()
@@ -86,33 +88,56 @@ def crc_residue(fmt: FrameFormat) -> int | None:
 _DEFAULT_FAST = _fast(DEFAULT_FORMAT)  # the common case skips even the cache lookup
 
 
-def encode(addr: int, cmd: int, data: Buffer = b"", fmt: FrameFormat = DEFAULT_FORMAT) -> bytes:
-    """Bytes on the wire for one frame. Raises :class:`FrameValueError` for impossible input."""
+def encode(
+    addr: int,
+    cmd: int | str,
+    data: Buffer = b"",
+    fmt: FrameFormat = DEFAULT_FORMAT,
+    *,
+    tag: int | None = None,
+    registry: CommandRegistry = STANDARD,
+) -> bytes:
+    """Bytes on the wire for one frame. Raises :class:`FrameValueError` for impossible input.
+
+    ``cmd`` is a code or a command name the registry knows (``"read_regs"``), as on the command
+    line. ``tag`` is the transaction tag of a tagged format (0 when not given); an untagged
+    format refuses one.
+    """
+    if type(cmd) is not int:
+        cmd = registry.resolve_code(cmd)
     if not 0 <= addr <= 0xFF:
         raise FrameValueError(f"address {addr} is not 0..255")
     if not 0 <= cmd <= 0xFF:
         raise FrameValueError(f"command {cmd} is not 0..255")
     data = bytes(data)
-    start, _, _, _, _, cfrom, cs, little, tail, _, maxp, _, _, cfun, cinit, ctable = (
+    start, _, _, _, _, cfrom, cs, little, tail, _, maxp, _, _, cfun, cinit, ctable, to = (
         _DEFAULT_FAST if fmt is DEFAULT_FORMAT else _fast(fmt)
     )
     n = len(data)
     if n > maxp:
         raise FrameValueError(f"payload of {n} bytes exceeds max_payload {maxp}")
-    body = bytes((start, addr, cmd, n)) + data
+    if to >= 0:
+        t = 0 if tag is None else tag
+        if not 0 <= t <= 0xFF:
+            raise FrameValueError(f"tag {t} is not 0..255")
+        body = bytes((start, addr, cmd, t, n)) + data
+    elif tag is not None:
+        raise FrameValueError("this frame format has no tag (FrameFormat(tagged=True) has)")
+    else:
+        body = bytes((start, addr, cmd, n)) + data
     crc = cfun(body[cfrom:] if cfrom else body, cinit, ctable)
     return body + crc.to_bytes(cs, "little" if little else "big") + tail
 
 
 def encode_frame(frame: Frame, fmt: FrameFormat = DEFAULT_FORMAT) -> bytes:
-    return encode(frame.addr, frame.cmd, frame.data, fmt)
+    """``frame`` on the wire; a :class:`TaggedFrame`'s tag goes into a tagged format."""
+    return encode(frame.addr, frame.cmd, frame.data, fmt, tag=frame.tag if fmt.tagged else None)
 
 
 def decode(buf: Buffer, fmt: FrameFormat = DEFAULT_FORMAT) -> Frame:
     """Exactly one frame from ``buf``; any defect raises a :class:`~frames.errors.FrameError`."""
-    start, hs, lo, ao, co, cfrom, cs, little, _, mins, maxp, endb, residue, cfun, cinit, ctable = (
-        _DEFAULT_FAST if fmt is DEFAULT_FORMAT else _fast(fmt)
-    )
+    (start, hs, lo, ao, co, cfrom, cs, little, _, mins, maxp, endb, residue, cfun, cinit, ctable,
+     to) = _DEFAULT_FAST if fmt is DEFAULT_FORMAT else _fast(fmt)  # fmt: skip
     buf = bytes(buf)
     n = len(buf)
     if n == 0:
@@ -139,4 +164,6 @@ def decode(buf: Buffer, fmt: FrameFormat = DEFAULT_FORMAT) -> Frame:
             raise CrcMismatch(expected, received)
     if endb is not None and buf[total - 1] != endb:
         raise BadEnd(f"end byte 0x{buf[total - 1]:02x} is not 0x{endb:02x}")
+    if to >= 0:
+        return _new_frame(TaggedFrame, (buf[ao], buf[co], buf[hs:crc_at], buf[to]))
     return _new_frame(Frame, (buf[ao], buf[co], buf[hs:crc_at]))

@@ -118,7 +118,13 @@ def _build(
         raise FrameValueError(f"{name} {what}: true/false is not a number")
     try:
         out: bytes = layout.build(fields)
-    except (ConstructError, KeyError, TypeError, ValueError) as exc:
+    except KeyError as exc:  # construct names only the key: say what is wrong with it
+        missing = _shown(exc.args[0]) if exc.args else "?"
+        needs = f"; it needs {sorted(names)}" if names else ""
+        raise FrameValueError(
+            f"cannot build {name} {what}: missing field {missing}{needs}"
+        ) from exc
+    except (ConstructError, TypeError, ValueError) as exc:
         raise FrameValueError(f"cannot build {name} {what}: {exc}") from exc
     except RecursionError:  # construct formats a value that nests too deeply to print
         raise FrameValueError(f"cannot build {name} {what}: a value nests too deeply") from None

@@ -13,6 +13,7 @@ Catch :class:`FramesError` to catch them all. The tree::
     │   └── PayloadError           payload does not fit the command's declared layout
     ├── FrameValueError            a caller asked to encode something impossible (our fault)
     ├── UnknownCommand             a command name or code is not in the registry
+    ├── DeviceMapError             a device map (TOML) cannot be used (names the file and the key)
     ├── DeviceFault                a slave handler's way to answer with an error reply (``code``)
     └── MasterError                a transaction did not produce a good reply
         ├── Timeout                no matching reply within the timeout after all retries
@@ -33,6 +34,7 @@ __all__ = [
     "CrcMismatch",
     "DeviceError",
     "DeviceFault",
+    "DeviceMapError",
     "FrameError",
     "FrameValueError",
     "FramesError",
@@ -94,6 +96,17 @@ class FrameValueError(FramesError, ValueError):
 class UnknownCommand(FramesError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its argument; we want a readable message
         return str(self.args[0]) if self.args else "unknown command"
+
+
+class DeviceMapError(FramesError, ValueError):
+    """A device map that cannot be used; the message starts with ``source: key:``."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(where + message)
+        self.source = source
+        self.key = key
+        self.detail = message
 
 
 class MasterError(FramesError):

@@ -1,8 +1,13 @@
 """Frame formats as values, and the construct Struct that is the layout's single source of truth.
 
 The default frame is ``0xAA | addr | cmd | len | data[len] | crc16`` (CRC-16/MODBUS over
-addr..data, little-endian). Real devices differ in details, so a :class:`FrameFormat` names the
-variant and :func:`frame_struct` builds the matching ``construct`` Struct from it.
+addr..data, little-endian). The opt-in *tagged* variant (``FrameFormat(tagged=True)``) adds one
+transaction-tag byte after ``cmd`` (``0xAA | addr | cmd | tag | len | data | crc16``, the CRC
+covering the tag like the other header bytes): the slave echoes it, so a master can tell a late
+reply from the one it waits for, which the default format cannot do with certainty.
+
+Real devices differ in details, so a :class:`FrameFormat` names the variant and
+:func:`frame_struct` builds the matching ``construct`` Struct from it.
 
 construct is declarative but slow (~200k frames/s compiled, and ``Checksum``/``RawCopy`` do not
 compile), so the hot paths in :mod:`frames.codec` and :mod:`frames.stream` run on a
@@ -47,6 +52,7 @@ class FrameFormat:
     crc_byteorder: Literal["little", "big"] = "little"
     crc_covers_start: bool = False
     max_payload: int = 255
+    tagged: bool = False  # a transaction-tag byte between cmd and len, echoed by the slave
 
     def __post_init__(self) -> None:
         if not 0 <= self.start <= 0xFF:
@@ -74,8 +80,9 @@ class FrameFormat:
     def describe(self) -> str:
         end = f" | 0x{self.end:02X}" if self.end is not None else ""
         covers = "start..data" if self.crc_covers_start else "addr..data"
+        tag = " tag |" if self.tagged else ""
         return (
-            f"0x{self.start:02X} | addr | cmd | len | data[len<={self.max_payload}] | "
+            f"0x{self.start:02X} | addr | cmd |{tag} len | data[len<={self.max_payload}] | "
             f"{self.crc} over {covers} ({self.crc_byteorder}-endian){end}"
         )
 
@@ -94,6 +101,7 @@ def frame_struct(fmt: FrameFormat) -> Construct:
     body_fields: list[Any] = [
         "addr" / Int8ub,
         "cmd" / Int8ub,
+        *(["tag" / Int8ub] if fmt.tagged else []),
         "length" / Rebuild(Int8ub, len_(this.data)),
         "data" / CBytes(this.length),
     ]
@@ -115,10 +123,11 @@ class Layout:
 
     start: int
     end: int | None
-    header_size: int  # bytes before data: start, addr, cmd, len
+    header_size: int  # bytes before data: start, addr, cmd, (tag,) len
     addr_offset: int
     cmd_offset: int
     length_offset: int
+    tag_offset: int | None  # None: the format has no tag
     crc_from: int  # first byte the CRC covers
     crc_size: int
     crc_little: bool
@@ -138,23 +147,25 @@ class Layout:
         # Build two frames with construct and read the offsets off the bytes, so the Struct
         # stays the one place that says where each field sits.
         struct = fmt.struct
-        probe_a = struct.build({"covered": {"value": _fields(fmt, 0x11, 0x22, b"")}})
-        probe_b = struct.build({"covered": {"value": _fields(fmt, 0x11, 0x22, b"\x5a")}})
-        header_size = probe_a.index(bytes([0x11, 0x22, 0x00])) + 3
+        probe_a = struct.build({"covered": {"value": _fields(fmt, 0x11, 0x22, b"", 0x33)}})
+        probe_b = struct.build({"covered": {"value": _fields(fmt, 0x11, 0x22, b"\x5a", 0x33)}})
+        head = bytes([0x11, 0x22, 0x33, 0x00] if fmt.tagged else [0x11, 0x22, 0x00])
+        header_size = probe_a.index(head) + len(head)
         if probe_b[header_size] != 0x5A:
             raise AssertionError("data does not follow the header in the Struct")
         crc_size = crc_width(fmt.crc)
         end_size = 0 if fmt.end is None else 1
         if len(probe_a) != header_size + crc_size + end_size:
             raise AssertionError("Struct size disagrees with the measured layout")
-        addr_offset = header_size - 3
+        addr_offset = header_size - len(head)
         return cls(
             start=fmt.start,
             end=fmt.end,
             header_size=header_size,
             addr_offset=addr_offset,
             cmd_offset=addr_offset + 1,
-            length_offset=addr_offset + 2,
+            length_offset=header_size - 1,
+            tag_offset=addr_offset + 2 if fmt.tagged else None,
             crc_from=0 if fmt.crc_covers_start else addr_offset,
             crc_size=crc_size,
             crc_little=fmt.crc_byteorder == "little",
@@ -163,14 +174,16 @@ class Layout:
         )
 
 
-def _fields(fmt: FrameFormat, addr: int, cmd: int, data: bytes) -> dict[str, Any]:
+def _fields(fmt: FrameFormat, addr: int, cmd: int, data: bytes, tag: int) -> dict[str, Any]:
     fields: dict[str, Any] = {"addr": addr, "cmd": cmd, "data": data}
+    if fmt.tagged:
+        fields["tag"] = tag
     if fmt.crc_covers_start:
         fields["start"] = bytes([fmt.start])
     return fields
 
 
-def build_with_construct(fmt: FrameFormat, addr: int, cmd: int, data: bytes) -> bytes:
+def build_with_construct(fmt: FrameFormat, addr: int, cmd: int, data: bytes, tag: int = 0) -> bytes:
     """Reference encoder (slow): construct's own ``build``. Used by tests and the docs."""
-    out: bytes = fmt.struct.build({"covered": {"value": _fields(fmt, addr, cmd, data)}})
+    out: bytes = fmt.struct.build({"covered": {"value": _fields(fmt, addr, cmd, data, tag)}})
     return out

@@ -1,8 +1,10 @@
-"""The frame value type."""
+"""The frame value types: :class:`Frame`, and :class:`TaggedFrame` for the tagged format."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
+
+from .errors import FrameValueError
 
 ERROR_FLAG = 0x80
 BROADCAST = 0
@@ -26,6 +28,11 @@ class Frame(NamedTuple):
     addr: int
     cmd: int
     data: bytes = b""
+
+    @property
+    def tag(self) -> int | None:
+        """The transaction tag; None for an untagged format's frame (see :class:`TaggedFrame`)."""
+        return None
 
     @property
     def is_broadcast(self) -> bool:
@@ -54,3 +61,40 @@ class Frame(NamedTuple):
             f"Frame(addr={self.addr} cmd=0x{self.cmd:02x}{kind} len={len(self.data)} "
             f"data={short_hex(self.data)})"
         )
+
+
+class TaggedFrame(Frame):
+    """A frame of the tagged format (``FrameFormat(tagged=True)``): a :class:`Frame` plus the
+    one-byte transaction tag the slave echoes.
+
+    A subclass holding the tag as a fourth tuple item rather than a fourth field of
+    :class:`Frame`: the untagged hot paths keep building 3-item tuples with no per-frame cost,
+    and code that only reads ``addr``/``cmd``/``data`` serves both. ``frame.tag`` is None for a
+    plain :class:`Frame`, an int here. A tagged and an untagged frame are never equal.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, addr: int, cmd: int, data: bytes = b"", tag: int = 0) -> TaggedFrame:
+        if not 0 <= tag <= 0xFF:
+            raise FrameValueError(f"tag {tag} is not 0..255")
+        return tuple.__new__(cls, (addr, cmd, data, tag))
+
+    @property
+    def tag(self) -> int:
+        return cast(int, tuple.__getitem__(self, 3))
+
+    def __repr__(self) -> str:
+        return (
+            f"TaggedFrame(addr={self.addr!r}, cmd={self.cmd!r}, data={self.data!r}, tag={self.tag})"
+        )
+
+    def __str__(self) -> str:
+        return f"{Frame.__str__(self)[:-1]} tag={self.tag})"
+
+
+def with_tag(frame: Frame, tag: int | None) -> Frame:
+    """``frame`` carrying ``tag`` (a :class:`TaggedFrame`), or a plain :class:`Frame` for None."""
+    if tag is None:
+        return frame if type(frame) is Frame else Frame(frame.addr, frame.cmd, frame.data)
+    return TaggedFrame(frame.addr, frame.cmd, frame.data, tag)

@@ -32,7 +32,16 @@ Timing rules (why each exists):
   ``cmd | 0x80``, an error reply), and for the standard commands its payload must agree with the
   request (read count, echoed register...). Anything else is counted and reported as
   ``unexpected``; a frame that answers an earlier timed-out or cancelled request is ``late``.
-  Neither is ever taken for the current reply.
+* **Late replies and the guard time.** The default frame carries no transaction id, so a reply
+  to a timed-out request that arrives while an *identical* request waits looks exactly like its
+  reply. So after a transaction ends with attempts unanswered (timeout, cancel, or a reply to
+  one of several attempts), the bus stays quiet for ``guard`` seconds (default: that
+  transaction's timeout, at least the master's ``timeout``) and whatever arrives meanwhile is
+  ``late``. A reply later than
+  timeout + guard can still be taken for the next identical request's: only the tagged format
+  (``FrameFormat(tagged=True)``) rules that out. There every transaction gets the next tag
+  (0..255, wrapping), retries keep it, the slave echoes it, and a reply with another tag is
+  ``late`` whenever it arrives.
 * **Broadcast** (address 0) expects no reply: the transaction ends after ``turnaround`` seconds,
   which gives slaves time to act before the next request.
 * **Cancel** of a request already on the wire keeps the bus busy until its reply or its timeout,
@@ -46,7 +55,6 @@ Timing rules (why each exists):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Literal
 
 from .codec import encode
@@ -71,7 +79,7 @@ from .events import (
     RequestFailed,
 )
 from .format import DEFAULT_FORMAT, FrameFormat
-from .frame import BROADCAST, ERROR_FLAG, Frame
+from .frame import BROADCAST, ERROR_FLAG, Frame, TaggedFrame
 from .payloads import (
     parse_read_registers,
     read_registers_request,
@@ -80,6 +88,7 @@ from .payloads import (
     write_registers_request,
 )
 from .stream import StreamDecoder
+from .transaction import OwedReplies, Transaction, char_time, default_gap
 
 __all__ = [
     "MasterCore",
@@ -95,46 +104,6 @@ __all__ = [
     "write_register_request",
     "write_registers_request",
 ]
-
-BITS_PER_CHAR = 10  # 8N1: start + 8 data + stop
-
-
-def char_time(baudrate: int, bits_per_char: int = BITS_PER_CHAR) -> float:
-    return bits_per_char / baudrate
-
-
-def default_gap(baudrate: int, bits_per_char: int = BITS_PER_CHAR) -> float:
-    """3.5 character times, the classic RTU frame gap."""
-    return 3.5 * char_time(baudrate, bits_per_char)
-
-
-@dataclass(eq=False, slots=True)
-class _Txn:
-    token: int
-    request: Frame
-    wire: bytes
-    timeout: float
-    retries_left: int
-    attempts: int = 0
-    sent_at: float = 0.0
-    deadline: float = 0.0
-    awaiting: bool = False  # an attempt is on the wire and its time is running
-    outstanding: int = 0  # attempts sent and not yet answered
-    cancelled: bool = False
-    noisy: bool = False  # garbage or a bad reply arrived: retry as soon as the line is quiet
-
-    @property
-    def broadcast(self) -> bool:
-        return self.request.addr == BROADCAST
-
-
-@dataclass(eq=False)
-class _Stale:
-    """A finished transaction whose replies may still arrive (they are then ``late``)."""
-
-    request: Frame
-    outstanding: int
-    expires: float
 
 
 class MasterCore:
@@ -153,6 +122,7 @@ class MasterCore:
         discard_echo: bool = False,
         idle_flush: float | None = None,
         late_window: float | None = None,
+        guard: float | None = None,
         max_queue: int = 1024,
         connected: bool = True,
         wall_offset: float = 0.0,
@@ -161,6 +131,8 @@ class MasterCore:
             raise FrameValueError("baudrate must be positive")
         if timeout <= 0 or retries < 0 or turnaround < 0 or max_queue < 1:
             raise FrameValueError("timeout must be > 0, retries/turnaround >= 0, max_queue >= 1")
+        if guard is not None and guard < 0:
+            raise FrameValueError("guard must be >= 0")
         self.fmt = fmt
         self.registry = registry
         self.timeout = timeout
@@ -173,18 +145,20 @@ class MasterCore:
         self.idle_flush = max(self.gap, 0.005) if idle_flush is None else idle_flush
         self.turnaround = turnaround
         self.discard_echo = discard_echo
-        self.late_window = late_window
         self.max_queue = max_queue
         self.wall_offset = wall_offset  # added to ``now`` for traffic events' wall-clock ``ts``
         self.stats = MasterStats()
         self.decoder = StreamDecoder(fmt)
-        self._queue: deque[_Txn] = deque()
-        self._current: _Txn | None = None
-        self._stale: deque[_Stale] = deque(maxlen=64)
+        self._queue: deque[Transaction] = deque()
+        self._current: Transaction | None = None
+        # Late replies and the guard time: quiet after a transaction ends with attempts
+        # unanswered (``guard``; None: its timeout, at least ``timeout``).
+        self._owed = OwedReplies(registry, timeout=timeout, guard=guard, late_window=late_window)
         self._echo: Frame | None = None
         self._out = bytearray()
         self._events: list[MasterEvent] = []
         self._next_token = 1
+        self._next_tag = 0  # the tagged format's transaction tag, 0..255 wrapping
         self._line_busy_until = float("-inf")  # end of our last transmission
         self._last_rx = float("-inf")
         self._connected = connected
@@ -196,6 +170,11 @@ class MasterCore:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def guard(self) -> float | None:
+        """The guard time setting (None: each transaction's timeout, at least ``timeout``)."""
+        return self._owed.guard
 
     @property
     def closed(self) -> bool:
@@ -234,7 +213,14 @@ class MasterCore:
         r = self.retries if retries is None else retries
         if t <= 0 or r < 0:
             raise FrameValueError("timeout must be > 0 and retries >= 0")
-        txn = _Txn(self._next_token, Frame(addr, code, bytes(data)), wire, t, r)
+        if self.fmt.tagged:
+            tag = self._next_tag
+            self._next_tag = (tag + 1) & 0xFF
+            request: Frame = TaggedFrame(addr, code, bytes(data), tag)
+            wire = encode(addr, code, data, self.fmt, tag=tag)
+        else:
+            request = Frame(addr, code, bytes(data))
+        txn = Transaction(self._next_token, request, wire, t, r)
         self._next_token += 1
         self._queue.append(txn)
         self.stats.requests += 1
@@ -317,6 +303,7 @@ class MasterCore:
         self.decoder.reset()
         self._last_rx = float("-inf")
         self._line_busy_until = float("-inf")
+        self._owed.reset_guard()
         self._events.append(LinkStateChanged(now + self.wall_offset, True))
 
     def close(self, now: float) -> None:
@@ -336,13 +323,13 @@ class MasterCore:
         while self._queue:
             txn = self._queue.popleft()
             self._events.append(RequestFailed(txn.token, txn.request, error, 0))
-        self._stale.clear()
+        self._owed.clear()
         self._echo = None
         self._out.clear()
         self.decoder.reset()
 
     def _line_free_at(self) -> float:
-        return max(self._line_busy_until, self._last_rx) + self.gap
+        return max(max(self._line_busy_until, self._last_rx) + self.gap, self._owed.quiet_until)
 
     def _ts(self, now: float) -> float:
         return now + self.wall_offset
@@ -360,6 +347,11 @@ class MasterCore:
                 if now >= self._line_free_at():
                     cur.retries_left -= 1
                     self.stats.retries += 1
+                    if cur.outstanding > 0:
+                        # What spoiled the wait was, all but always, the attempt's own reply
+                        # damaged on the line: none is owed for it any more, so a reply to the
+                        # retry leaves nothing to guard against.
+                        cur.outstanding -= 1
                     self._transmit(cur, now)
             elif not cur.awaiting and now >= self._line_free_at():
                 self._transmit(cur, now)
@@ -367,7 +359,7 @@ class MasterCore:
             self._current = self._queue.popleft()
             self._transmit(self._current, now)
 
-    def _on_deadline(self, cur: _Txn, now: float) -> None:
+    def _on_deadline(self, cur: Transaction, now: float) -> None:
         cur.awaiting = False
         if cur.cancelled:
             self._finish(cur, now)
@@ -392,7 +384,7 @@ class MasterCore:
             self._events.append(RequestFailed(cur.token, req, err, cur.attempts))
             self._finish(cur, now)
 
-    def _transmit(self, txn: _Txn, now: float) -> None:
+    def _transmit(self, txn: Transaction, now: float) -> None:
         wire = txn.wire
         self._out += wire
         end = now + len(wire) * self.char_time
@@ -410,11 +402,9 @@ class MasterCore:
             self._echo = txn.request
         self._events.append(FrameSent(now + self.wall_offset, txn.request))
 
-    def _finish(self, txn: _Txn, now: float) -> None:
+    def _finish(self, txn: Transaction, now: float) -> None:
         """End ``txn``; replies still owed to it will be reported as late."""
-        if txn.outstanding > 0:
-            window = txn.timeout * 2 if self.late_window is None else self.late_window
-            self._stale.append(_Stale(txn.request, txn.outstanding, now + window))
+        self._owed.finished(txn, now)
         if self._current is txn:
             self._current = None
 
@@ -445,6 +435,7 @@ class MasterCore:
         elif (
             cur is not None
             and cur.outstanding > 0
+            and frame.tag == cur.request.tag
             and reply_fits(cur.request, frame, self.registry)
         ):
             self._echo = None
@@ -461,7 +452,7 @@ class MasterCore:
                 self._finish(cur, now)
                 return
             self._finish(cur, now)
-        elif self._claim_stale(frame, now):
+        elif self._owed.claim(frame, now) or self._owed.is_late(frame, now, cur):
             self.stats.late += 1
             kind = "late"
         else:
@@ -471,7 +462,7 @@ class MasterCore:
                 cur.noisy = True  # the addressed slave said something we cannot use
         self._events.append(FrameReceived(self._ts(now), frame, kind))
 
-    def _complete(self, cur: _Txn, frame: Frame, now: float) -> None:
+    def _complete(self, cur: Transaction, frame: Frame, now: float) -> None:
         if frame.cmd & ERROR_FLAG:
             self.stats.device_errors += 1
             code = frame.error_code if frame.error_code is not None else 0
@@ -482,15 +473,3 @@ class MasterCore:
             self._events.append(
                 ReplyReceived(cur.token, cur.request, frame, now - cur.sent_at, cur.attempts)
             )
-
-    def _claim_stale(self, frame: Frame, now: float) -> bool:
-        stale = self._stale
-        while stale and stale[0].expires <= now:
-            stale.popleft()
-        for entry in stale:
-            if reply_fits(entry.request, frame, self.registry):
-                entry.outstanding -= 1
-                if entry.outstanding <= 0:
-                    stale.remove(entry)
-                return True
-        return False

@@ -13,6 +13,11 @@ A :class:`Slave` is one device address with a handler per command. Why it is sha
   would answer at once.
 * Error-reply frames (``cmd | 0x80``) are never requests, so a slave ignores them; so it does not
   answer another slave's error reply it overhears on RS-485.
+* Shaped like the master: ``receive_data(data, now)`` returns the bytes to send, and
+  ``next_deadline()``/``tick(now)`` give up a partial frame after ``idle_flush`` seconds of
+  silence (the inter-frame gap), so a stray start byte cannot stall the next request and no
+  adapter re-writes that rule.
+* In the tagged format every reply, error replies included, carries the request's tag.
 
 :class:`SlaveGroup` puts several slaves behind one stream of bytes (one RS-485 bus, one port).
 """
@@ -22,17 +27,27 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .codec import encode
 from .commands import MAX_READ_COUNT, READ_REGS, STANDARD, CommandRegistry, ErrorCode
 from .errors import DeviceFault, FrameValueError, PayloadError
 from .format import DEFAULT_FORMAT, FrameFormat
-from .frame import BROADCAST, ERROR_FLAG, Frame
-from .stream import StreamDecoder
+from .frame import BROADCAST, ERROR_FLAG, Frame, TaggedFrame
+from .stream import IdleFlush, StreamDecoder
 
-__all__ = ["Handler", "Request", "Slave", "SlaveGroup", "SlaveStats", "error_reply"]
+__all__ = [
+    "DEFAULT_IDLE_FLUSH",
+    "Handler",
+    "Request",
+    "Slave",
+    "SlaveGroup",
+    "SlaveStats",
+    "error_reply",
+]
+
+DEFAULT_IDLE_FLUSH = 0.005  # seconds of silence that end a partial frame (floor for pty jitter)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +101,49 @@ def error_reply(addr: int, cmd: int, code: int) -> Frame:
     return Frame(addr, (cmd | ERROR_FLAG) & 0xFF, bytes([code]))
 
 
-class Slave:
+class _Responder:
+    """Bytes and time in, reply bytes out: the part :class:`Slave` and :class:`SlaveGroup`
+    share (what a port adapter drives)."""
+
+    def __init__(self, fmt: FrameFormat, idle_flush: float) -> None:
+        self.fmt = fmt
+        self._line = IdleFlush(StreamDecoder(fmt), idle_flush)
+
+    @property
+    def decoder(self) -> StreamDecoder:
+        return self._line.decoder
+
+    @property
+    def idle_flush(self) -> float:
+        return self._line.idle_flush
+
+    def receive_data(self, data: bytes, now: float) -> bytes:
+        """Feed bytes from the line; return the encoded replies to send back."""
+        return self._encode(self._replies(self._line.feed(data, now)))
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must next run; None when nothing is timed."""
+        return self._line.next_deadline()
+
+    def tick(self, now: float) -> bytes:
+        """Let time pass: a partial frame the line left idle is given up."""
+        return self._encode(self._replies(self._line.tick(now)))
+
+    def idle(self) -> bytes:
+        """The line went quiet (an inter-frame gap), whatever the clock says: flush now."""
+        return self._encode(self._replies(self.decoder.flush()))
+
+    def _replies(self, frames: Iterable[Frame]) -> list[Frame]:
+        raise NotImplementedError
+
+    def _encode(self, replies: list[Frame]) -> bytes:
+        if not replies:
+            return b""
+        fmt = self.fmt
+        return b"".join(encode(r.addr, r.cmd, r.data, fmt, tag=r.tag) for r in replies)
+
+
+class Slave(_Responder):
     """One device address and its command handlers."""
 
     def __init__(
@@ -95,15 +152,15 @@ class Slave:
         *,
         registry: CommandRegistry = STANDARD,
         fmt: FrameFormat = DEFAULT_FORMAT,
+        idle_flush: float = DEFAULT_IDLE_FLUSH,
     ) -> None:
         if not 1 <= address <= 0xFF:
             raise FrameValueError(f"slave address {address} is not 1..255 (0 is broadcast)")
+        super().__init__(fmt, idle_flush)
         self.address = address
         self.registry = registry
-        self.fmt = fmt
         self.stats = SlaveStats()
         self._handlers: dict[int, Handler] = {}
-        self._decoder = StreamDecoder(fmt)
 
     # -- handler registry -----------------------------------------------------------------
 
@@ -144,6 +201,8 @@ class Slave:
         reply = self._dispatch(frame, broadcast)
         if broadcast:
             return None
+        if frame.tag is not None:  # the tagged format: every reply echoes the request's tag
+            reply = TaggedFrame(reply.addr, reply.cmd, reply.data, frame.tag)
         if reply.is_error:
             self.stats.error_replies += 1
         else:
@@ -190,47 +249,35 @@ class Slave:
             return error_reply(self.address, frame.cmd, ErrorCode.DEVICE_FAILURE)
         return Frame(self.address, frame.cmd, data)
 
-    # -- bytes ----------------------------------------------------------------------------
-
-    def receive_data(self, data: bytes) -> bytes:
-        """Feed bytes from the line; return the encoded replies to send back."""
-        return self._encode_replies(self._decoder.feed(data))
-
-    def idle(self) -> bytes:
-        """The line went quiet (an inter-frame gap): give up any partial frame."""
-        return self._encode_replies(self._decoder.flush())
-
-    @property
-    def decoder(self) -> StreamDecoder:
-        return self._decoder
-
-    def _encode_replies(self, frames: Iterable[Frame]) -> bytes:
-        out = bytearray()
+    def _replies(self, frames: Iterable[Frame]) -> list[Frame]:
+        out = []
         for frame in frames:
             reply = self.handle(frame)
             if reply is not None:
-                out += encode(reply.addr, reply.cmd, reply.data, self.fmt)
-        return bytes(out)
+                out.append(reply)
+        return out
 
 
-@dataclass
-class SlaveGroup:
+class SlaveGroup(_Responder):
     """Several slaves on one line: every frame is offered to each; replies go out in order.
 
     Addresses must be distinct (two devices answering at once is a bus collision).
     """
 
-    slaves: list[Slave]
-    fmt: FrameFormat = DEFAULT_FORMAT
-    decoder: StreamDecoder = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        slaves: list[Slave],
+        fmt: FrameFormat = DEFAULT_FORMAT,
+        *,
+        idle_flush: float = DEFAULT_IDLE_FLUSH,
+    ) -> None:
         seen: set[int] = set()
-        for slave in self.slaves:
+        for slave in slaves:
             if slave.address in seen:
                 raise FrameValueError(f"two slaves with address {slave.address}")
             seen.add(slave.address)
-        self.decoder = StreamDecoder(self.fmt)
+        super().__init__(fmt, idle_flush)
+        self.slaves = slaves
 
     def handle(self, frame: Frame) -> list[Frame]:
         replies = []
@@ -240,15 +287,5 @@ class SlaveGroup:
                 replies.append(reply)
         return replies
 
-    def receive_data(self, data: bytes) -> bytes:
-        return self._encode(self.decoder.feed(data))
-
-    def idle(self) -> bytes:
-        return self._encode(self.decoder.flush())
-
-    def _encode(self, frames: Iterable[Frame]) -> bytes:
-        out = bytearray()
-        for frame in frames:
-            for reply in self.handle(frame):
-                out += encode(reply.addr, reply.cmd, reply.data, self.fmt)
-        return bytes(out)
+    def _replies(self, frames: Iterable[Frame]) -> list[Frame]:
+        return [reply for frame in frames for reply in self.handle(frame)]

@@ -30,9 +30,9 @@ from .codec import crc_residue
 from .crc import RawCrc, raw_crc
 from .errors import FrameValueError
 from .format import DEFAULT_FORMAT, FrameFormat, Layout
-from .frame import Frame
+from .frame import Frame, TaggedFrame
 
-__all__ = ["DecoderStats", "StreamDecoder"]
+__all__ = ["DecoderStats", "IdleFlush", "StreamDecoder"]
 
 _new_frame = tuple.__new__
 
@@ -88,6 +88,7 @@ class StreamDecoder:
             lay.min_size,
             *_frame_check(fmt),
             _field_readers(lay),
+            Frame if lay.tag_offset is None else TaggedFrame,
         )
 
     @property
@@ -117,7 +118,7 @@ class StreamDecoder:
         # ``tuple.__new__`` from the fields' tuple, skipping ``Frame.__new__``.
         data = self._rest + chunk
         n = len(data)
-        start, hs, lo, cfrom, mins, check, cinit, ctable, residue, fields = self._consts
+        start, hs, lo, cfrom, mins, check, cinit, ctable, residue, fields, cls = self._consts
         final = self._final
         out: list[Frame] = []
         append = out.append
@@ -171,7 +172,7 @@ class StreamDecoder:
                 discarded += 1
                 pos = i + 1
                 continue
-            append(new(Frame, read(data, i)))
+            append(new(cls, read(data, i)))
             pos = end
         st = self.stats
         st.frames += len(out)
@@ -224,6 +225,40 @@ class StreamDecoder:
             j += 1
 
 
+class IdleFlush:
+    """A decoder with the inter-frame-gap rule: ``idle_flush`` seconds of silence give up a
+    partial frame. Pure (``now`` is passed in); the slave-side cores (:class:`~frames.slave.Slave`,
+    the simulator's bus view) keep the rule here so no adapter re-writes it: they call
+    :meth:`feed` with what arrived, :meth:`tick` at :meth:`next_deadline`.
+    """
+
+    def __init__(self, decoder: StreamDecoder, idle_flush: float) -> None:
+        if idle_flush <= 0:
+            raise FrameValueError("idle_flush must be > 0")
+        self.decoder = decoder
+        self.idle_flush = idle_flush
+        self._last_rx = float("-inf")
+
+    def feed(self, data: bytes | bytearray | memoryview, now: float) -> list[Frame]:
+        """Frames completed by ``data``, after giving up a partial frame the line left idle."""
+        dec = self.decoder
+        frames = dec.flush() if dec.pending and now >= self._last_rx + self.idle_flush else []
+        self._last_rx = now
+        if frames:
+            return frames + dec.feed(data)
+        return dec.feed(data)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must run: only while a partial frame is held."""
+        return self._last_rx + self.idle_flush if self.decoder.pending else None
+
+    def tick(self, now: float) -> list[Frame]:
+        """Give up a partial frame if the line has been idle long enough."""
+        if self.decoder.pending and now >= self._last_rx + self.idle_flush:
+            return self.decoder.flush()
+        return []
+
+
 def _frame_check(fmt: FrameFormat) -> tuple[RawCrc, int, object, int]:
     """``(check, init, table, residue)``: ``check(covered + crc, init, table) == residue`` iff the
     CRC bytes are right.
@@ -251,11 +286,30 @@ def _frame_check(fmt: FrameFormat) -> tuple[RawCrc, int, object, int]:
     return check, 0, None, 0
 
 
+_Reader = Callable[[bytes, int], tuple[int, int, bytes] | tuple[int, int, bytes, int]]
+
+
 @cache
-def _field_readers(lay: Layout) -> tuple[Callable[[bytes, int], tuple[int, int, bytes]], ...]:
-    """For each payload length n, a function reading ``(addr, cmd, data)`` of a frame at i."""
+def _field_readers(lay: Layout) -> tuple[_Reader, ...]:
+    """For each payload length n, a function reading ``(addr, cmd, data)`` of a frame at i
+    (``(addr, cmd, data, tag)`` for a tagged format, the tuple a :class:`TaggedFrame` is)."""
     if not lay.addr_offset < lay.cmd_offset < lay.header_size:
         raise AssertionError("the layout's fields are not in addr, cmd, data order")
     gap = lay.cmd_offset - lay.addr_offset - 1
-    head = f"{lay.addr_offset}xB{gap}xB{lay.header_size - lay.cmd_offset - 1}x"
-    return tuple(Struct(f"{head}{n}s").unpack_from for n in range(lay.max_payload + 1))
+    if lay.tag_offset is None:
+        head = f"{lay.addr_offset}xB{gap}xB{lay.header_size - lay.cmd_offset - 1}x"
+        return tuple(Struct(f"{head}{n}s").unpack_from for n in range(lay.max_payload + 1))
+    if lay.tag_offset != lay.cmd_offset + 1 or lay.length_offset != lay.tag_offset + 1:
+        raise AssertionError("the tagged layout is not addr, cmd, tag, len")
+    head = f"{lay.addr_offset}xB{gap}xBBx"
+    return tuple(_tagged_reader(Struct(f"{head}{n}s")) for n in range(lay.max_payload + 1))
+
+
+def _tagged_reader(layout: Struct) -> _Reader:
+    unpack = layout.unpack_from
+
+    def read(buf: bytes, i: int) -> tuple[int, int, bytes, int]:
+        addr, cmd, tag, data = unpack(buf, i)
+        return addr, cmd, data, tag
+
+    return read

@@ -4,6 +4,8 @@
   drive one :class:`~frames.master.MasterCore`; neither has protocol logic of its own.
 * :class:`SlavePort` / :class:`AsyncSlavePort` serve a :class:`~frames.slave.Slave` (or a
   :class:`~frames.slave.SlaveGroup`) on a port, so a Python program can *be* a device.
+* :class:`~frames.io.fd_link.FdLink` is the one non-blocking fd link under all of them (and the
+  simulator's pty); :class:`~frames.io.fd_link.DeadlineTimer` the one timer at a core's deadline.
 
 Any pyserial URL works where a port goes: ``/dev/ttyUSB0``, ``COM3``, ``socket://host:port``,
 ``rfc2217://host:port``, ``spy://PORT?file=...``.

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import serial
 
 from ..cli import _hex_bytes, add_format_arguments, format_from_args, frame_to_json
-from ..codec import encode
+from ..codec import encode_frame
 from ..commands import STANDARD, CommandRegistry, jsonable
 from ..errors import DeviceError, FramesError, LinkDown, Timeout
 from ..format import FrameFormat
@@ -161,7 +161,7 @@ class Monitor:
                 print(f"{stamp} CRC/framing error x{n}", file=self.out)
         for frame in frames:
             self.frames += 1
-            wire = encode(frame.addr, frame.cmd, frame.data, self.fmt)
+            wire = encode_frame(frame, self.fmt)
             print(monitor_line(ts, frame, wire, self.registry, self.as_json), file=self.out)
         self.out.flush()
 
@@ -260,7 +260,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--cmd", required=True, help="command number (3, 0x03) or name (read_regs)")
     p.add_argument("--data", type=_hex_bytes, default=None, help="raw payload in hex")
     p.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("fields", nargs="*", metavar="NAME=VALUE", help="named payload fields")
+    # default=[]: without it argparse lists an empty nargs="*" positional as required.
+    p.add_argument(
+        "fields", nargs="*", default=[], metavar="NAME=VALUE", help="named payload fields"
+    )
     # argparse stops taking positionals once options follow them ("PORT --addr 1 start=0");
     # this parser class collects such trailing NAME=VALUE words instead of rejecting them.
     p.__class__ = _FieldsParser

@@ -9,7 +9,10 @@ Why the lifecycle looks like this:
 
 * A lost port (adapter unplugged, pty closed, socket reset) fails every pending request with
   :class:`~frames.errors.LinkDown`; while it is down, requests fail immediately instead of piling
-  up. With ``reconnect`` a background task reopens it with exponential backoff.
+  up. With ``reconnect`` a background task reopens it with :class:`~frames.backoff.Backoff`
+  (full jitter, ``reconnect_min`` up to ``reconnect_max``). The backoff is reset only once the
+  link has proved itself (a reply arrived, or it stayed up ``reconnect_max`` seconds): a port
+  whose open succeeds and then drops at once backs off like one that cannot be opened.
 * Opening a port can block (``socket://`` connects, ``rfc2217://`` negotiates), so it runs in a
   worker thread and never stalls the event loop.
 * A traffic callback that raises is logged and otherwise ignored: monitoring must never break
@@ -18,16 +21,13 @@ Why the lifecycle looks like this:
 Why the port is driven the way it is (the fast path; a request costs a few syscalls and two
 event-loop turns):
 
-* On POSIX the port's fd is watched directly (:class:`PortLink`): one ``os.read`` per readable
-  event (pyserial's ``read`` wraps it in two ``select()`` calls) and requests written at once
-  with one ``os.write``, buffered behind a writer callback only when the port is full. A pyserial
-  class that overrides ``read``/``write`` (``spy://``, ``socket://``) keeps its own methods.
-  Elsewhere ``pyserial-asyncio``'s transport is used.
+* On POSIX the port's fd is watched directly (:class:`~frames.io.port_link.PortLink`, the
+  shared :class:`~frames.io.fd_link.FdLink`): one ``os.read`` per readable event and requests
+  written at once with one ``os.write``, buffered only when the port is full. Elsewhere
+  ``pyserial-asyncio``'s transport is used.
 * Futures are resolved from ``data_received`` itself, in the same turn as the bytes arrive.
-* One timer, moved only when the core's next deadline comes *earlier*, never cancelled when a
-  transaction ends: a timer that fires for nothing (its transaction is long over) just ticks the
-  core and is set again. A busy bus arms about one timer per ``timeout`` instead of one (and a
-  cancel) per transaction.
+* One timer at the core's next deadline (:class:`~frames.io.fd_link.DeadlineTimer`), moved only
+  when that comes *earlier*, never cancelled when a transaction ends.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import Any
 
 import serial
 
+from ..backoff import Backoff
 from ..commands import STANDARD, CommandRegistry
 from ..errors import LinkDown, MasterClosed
 from ..events import TrafficEvent
@@ -58,9 +59,10 @@ from ..master import (
     write_register_request,
     write_registers_request,
 )
-from .port_link import POSIX_FD, AsyncioLink, Link, PortLink, write_now
+from .fd_link import DeadlineTimer
+from .port_link import Link, open_link
 
-__all__ = ["AsyncMaster", "write_now"]  # write_now: re-exported from .port_link
+__all__ = ["AsyncMaster"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ class AsyncMaster:
         idle_flush: float | None = None,
         max_queue: int = 1024,
         serial_options: Mapping[str, Any] | None = None,
+        guard: float | None = None,
     ) -> None:
         self.url = url
         self.baudrate = baudrate
@@ -122,15 +125,17 @@ class AsyncMaster:
             turnaround=turnaround,
             discard_echo=discard_echo,
             idle_flush=idle_flush,
+            guard=guard,
             max_queue=max_queue,
             connected=False,
         )
+        self._backoff = Backoff(reconnect_min, max(reconnect_min, reconnect_max))
+        self._up_since = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: Link | None = None
         self._protocol: _Protocol | None = None
         self._futures: dict[int, asyncio.Future[Frame]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0
+        self._timer: DeadlineTimer | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._closed = False
         self._link_waiters: set[asyncio.Future[None]] = set()  # wait_connected() callers
@@ -144,6 +149,7 @@ class AsyncMaster:
         if self._closed:
             raise MasterClosed("master is closed")
         self._loop = asyncio.get_running_loop()
+        self._timer = DeadlineTimer(self._loop, self._on_timer)
         self._core.wall_offset = time.time() - self._loop.time()
         try:
             await self._connect()
@@ -198,6 +204,12 @@ class AsyncMaster:
     @property
     def core(self) -> MasterCore:
         return self._core
+
+    @property
+    def backoff(self) -> Backoff:
+        """The reconnect backoff (``attempts`` counts reopen attempts since the link last
+        proved itself)."""
+        return self._backoff
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the port is open (after a loss, with ``reconnect``); for callers and tests."""
@@ -279,6 +291,7 @@ class AsyncMaster:
         on_traffic = self.on_traffic
         for ev in core.events():
             if isinstance(ev, ReplyReceived):
+                self._backoff.reset()  # the link carried a transaction: it is healthy
                 fut = self._futures.pop(ev.token, None)
                 if fut is not None and not fut.done():
                     fut.set_result(ev.frame)
@@ -294,24 +307,13 @@ class AsyncMaster:
         self._schedule()
 
     def _schedule(self) -> None:
-        deadline = self._core.next_deadline()
-        if deadline is None:
-            return  # a timer still set fires for nothing: cheaper than cancelling it every time
-        timer = self._timer
-        if timer is not None:
-            if self._timer_when <= deadline:
-                return  # fires early at worst; _on_timer reschedules
-            timer.cancel()
-        assert self._loop is not None
-        self._timer_when = deadline
-        self._timer = self._loop.call_at(deadline, self._on_timer)
+        if self._timer is not None:
+            self._timer.arm(self._core.next_deadline())
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._loop is None or self._closed:
+    def _on_timer(self, now: float) -> None:
+        if self._closed:
             return
-        # The loop may run a timer up to its clock resolution early: treat it as due.
-        self._core.tick(max(self._loop.time(), self._timer_when))
+        self._core.tick(now)
         self._pump()
 
     def _on_data(self, protocol: _Protocol, data: bytes) -> None:
@@ -327,6 +329,8 @@ class AsyncMaster:
         reason = str(exc) if exc is not None else "port closed"
         log.warning("%s lost: %s", self.url, reason)
         assert self._loop is not None
+        if self._loop.time() - self._up_since >= self._backoff.max_s:
+            self._backoff.reset()  # it stayed up: a fresh loss, not a flapping port
         self._core.link_down(self._loop.time(), reason)
         self._pump()
         if self.reconnect:
@@ -342,13 +346,9 @@ class AsyncMaster:
             ser.close()
             raise MasterClosed("master closed while opening")
         protocol = _Protocol(self)
-        link = PortLink if POSIX_FD else AsyncioLink
-        try:
-            transport = link(loop, protocol, ser)
-        except Exception:
-            ser.close()
-            raise
+        transport = open_link(loop, protocol, ser)
         self._transport, self._protocol = transport, protocol
+        self._up_since = loop.time()
         self._core.link_up(loop.time())
         self._pump()
         self._wake_link_waiters()
@@ -359,15 +359,13 @@ class AsyncMaster:
             self._reconnector = asyncio.get_running_loop().create_task(self._reconnect_loop())
 
     async def _reconnect_loop(self) -> None:
-        delay = self.reconnect_min
         while not self._closed:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self._backoff.next_delay())
             try:
                 await self._connect()
             except MasterClosed:
                 return
             except OPEN_ERRORS as exc:
                 log.debug("reopen %s failed: %s", self.url, exc)
-                delay = min(delay * 2, self.reconnect_max)
             else:
                 return

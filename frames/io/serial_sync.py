@@ -6,8 +6,10 @@ arrived to ``core.receive_data`` and calls ``core.tick``, until the request's ou
 out. Not thread-safe: one thread per instance (wrap it in a lock to share it).
 
 A lost port raises :class:`~frames.errors.LinkDown`; with ``reconnect`` the next request tries to
-reopen it, at most once per backoff interval (``reconnect_min`` doubling up to
-``reconnect_max``), so a dead adapter costs callers a fast error, not a hang.
+reopen it, at most once per backoff interval (:class:`~frames.backoff.Backoff`: full jitter,
+``reconnect_min`` up to ``reconnect_max``), so a dead adapter costs callers a fast error, not a
+hang. The backoff is reset only once the link has proved itself (a reply arrived, or it stayed
+up ``reconnect_max`` seconds), so a port that opens and drops at once backs off too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import serial
 
+from ..backoff import Backoff
 from ..commands import STANDARD, CommandRegistry
 from ..errors import LinkDown, MasterClosed
 from ..events import TrafficEvent
@@ -66,6 +69,7 @@ class Master:
         idle_flush: float | None = None,
         serial_options: Mapping[str, Any] | None = None,
         open: bool = True,
+        guard: float | None = None,
     ) -> None:
         self.url = url
         self.baudrate = baudrate
@@ -85,6 +89,7 @@ class Master:
             turnaround=turnaround,
             discard_echo=discard_echo,
             idle_flush=idle_flush,
+            guard=guard,
             connected=False,
             wall_offset=time.time() - time.monotonic(),
         )
@@ -92,7 +97,8 @@ class Master:
         self._port_timeout: float | None = None
         self._closed = False
         self._next_attempt = 0.0
-        self._backoff = reconnect_min
+        self._backoff = Backoff(reconnect_min, max(reconnect_min, reconnect_max))
+        self._up_since = 0.0
         self._cmd_read = registry.resolve_code("read_regs")
         if open:
             self.open()
@@ -108,14 +114,12 @@ class Master:
         try:
             port = serial.serial_for_url(self.url, baudrate=self.baudrate, **self.serial_options)
         except OPEN_ERRORS as exc:
-            now = time.monotonic()
-            self._next_attempt = now + self._backoff
-            self._backoff = min(self._backoff * 2, self.reconnect_max)
+            self._next_attempt = time.monotonic() + self._backoff.next_delay()
             raise LinkDown(f"cannot open {self.url}: {exc}") from exc
         self._port = port
         self._port_timeout = None
-        self._backoff = self.reconnect_min
-        self._core.link_up(time.monotonic())
+        self._up_since = time.monotonic()
+        self._core.link_up(self._up_since)
         self._drain_events(None)
 
     def close(self) -> None:
@@ -148,6 +152,12 @@ class Master:
     @property
     def core(self) -> MasterCore:
         return self._core
+
+    @property
+    def backoff(self) -> Backoff:
+        """The reconnect backoff (``attempts`` counts reopen attempts since the link last
+        proved itself)."""
+        return self._backoff
 
     # -- requests -------------------------------------------------------------------------
 
@@ -251,7 +261,9 @@ class Master:
         log.warning("%s lost: %s", self.url, exc)
         self._close_port()
         now = time.monotonic()
-        self._next_attempt = now + self._backoff
+        if now - self._up_since >= self._backoff.max_s:
+            self._backoff.reset()  # it stayed up: a fresh loss, not a flapping port
+        self._next_attempt = now + self._backoff.next_delay()
         self._core.link_down(now, str(exc))
 
     def _close_port(self) -> None:
@@ -267,6 +279,8 @@ class Master:
         outcome: ReplyReceived | RequestFailed | None = None
         for ev in self._core.events():
             if isinstance(ev, (ReplyReceived, RequestFailed)):
+                if isinstance(ev, ReplyReceived):
+                    self._backoff.reset()  # the link carried a transaction: it is healthy
                 if ev.token == token:
                     outcome = ev
             elif self.on_traffic is not None:

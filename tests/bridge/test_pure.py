@@ -11,7 +11,7 @@ from bridge.fanout import InMemoryHub
 from bridge.history import History, make_epoch
 from bridge.schedule import PollJob, Scheduler
 from bridge.session import QueueLimits, Session
-from firmware_sim.profile import load_profile
+from frames.devicemap import load_device_map
 
 
 def test_history_bounded_by_count_and_ttl() -> None:
@@ -74,12 +74,12 @@ def test_scheduler_alternates_requests_and_polls_and_skips_missed_slots() -> Non
 
 
 def test_device_book_reports_changes_once_and_names_values() -> None:
-    profile = load_profile("thermo")
+    profile = load_device_map("thermo")
     book = DeviceBook([(1, "boiler", "thermo")], {1: {r.address: r for r in profile.registers}})
     assert book.seen(1, 1.0) == "device_online" and book.seen(1, 2.0) is None
     assert book.missed(1) == "device_offline" and book.missed(1) is None
     named = book.registers(1, 0, [2150], ts=3.0)
-    assert named == {profile.registers[0].name: profile.registers[0].to_value(2150)}
+    assert named == {profile.registers[0].name: profile.registers[0].decode([2150])}
     snap = book.snapshot()["1"]
     assert snap["online"] is False and snap["registers"] == {"0": 2150}
 

@@ -39,7 +39,7 @@ def test_example_file() -> None:
 
 
 def test_profile_path_relative_to_config(tmp_path: Path) -> None:
-    src = Path(__file__).resolve().parents[2] / "firmware_sim" / "profiles" / "thermo.toml"
+    src = Path(__file__).resolve().parents[2] / "frames" / "devices" / "thermo.toml"
     (tmp_path / "mine.toml").write_text(src.read_text())
     cfg = tmp_path / "sim.toml"
     cfg.write_text('[[bus]]\nprofile = "mine.toml"\ndevices = 2\nformat = { crc = "xmodem" }\n')

@@ -149,3 +149,32 @@ def test_clock_used_when_no_now() -> None:
     d.start(500.0)
     t[0] = 530.0
     assert d.get("uptime") == 30
+
+
+def write_regs(d: SimulatedDevice, start: int, values: list[int]) -> Frame | None:
+    data = struct.pack(f"<HB{len(values)}H", start, len(values), *values)
+    return d.handle(Frame(d.address, 0x10, data), 100.0)
+
+
+def test_two_word_registers_read_and_write_whole() -> None:
+    d = dev(profile="power_meter")
+    d.set("energy_total", 0x12345678)
+    reply = read(d, 7, 2)
+    assert reply is not None and reply.data == struct.pack("<B2H", 2, 0x1234, 0x5678)
+    assert d.get("energy_total") == 0x12345678
+    d.set("power_factor", 0.5)
+    assert d.get_words("power_factor") == [0x3F00, 0x0000] and d.get("power_factor") == 0.5
+    # Half of a two-word register is refused (code 2); the whole register is not writable.
+    for start, values in ((8, [1]), (7, [0, 1])):
+        reply = write_regs(d, start, values)
+        assert reply is not None and reply.is_error and reply.data == b"\x02"
+
+
+def test_bool_and_enum_writes_are_checked() -> None:
+    d = dev(profile="io_board")
+    assert write_regs(d, 7, [2]) == Frame(1, 0x10, struct.pack("<HB", 7, 1))
+    assert d.get("mode") == 2
+    for start, value in ((7, 3), (8, 2)):  # no label 3; a bool is 0 or 1
+        reply = write_regs(d, start, [value])
+        assert reply is not None and reply.is_error and reply.data == b"\x03"
+    assert write_regs(d, 8, [1]) is not None and d.get("alarm_relay") is True

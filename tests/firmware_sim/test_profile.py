@@ -35,8 +35,8 @@ def test_shipped_profiles_load(name: str) -> None:
     prof = load_profile(name)
     assert name in available_profiles()
     assert prof.name == name and prof.model and prof.register_count == len(prof.registers)
-    addresses = [r.address for r in prof.registers]
-    assert addresses == list(range(len(addresses)))  # contiguous from 0: one read gets them all
+    words = [r.address + i for r in prof.registers for i in range(r.count)]
+    assert words == list(range(len(words)))  # contiguous from 0: one read gets them all
     assert any(
         not isinstance(r.behaviour, type(prof.registers[0].behaviour)) for r in prof.registers
     )
@@ -95,7 +95,7 @@ def test_unknown_profile_lists_shipped() -> None:
         (lambda s: s.replace('"1.2.3"', '"1.2"'), ": firmware: "),
         (lambda s: s.replace("0x100", "-1"), ": uid: "),
         (lambda s: "colour = 1\n" + s, ": colour: unknown key"),
-        (lambda s: s.replace('type = "i16"', 'type = "f32"'), "registers[0] (b).type:"),
+        (lambda s: s.replace('type = "i16"', 'type = "f64"'), "registers[0] (b).type:"),
         (lambda s: s.replace("address = 1", "address = 0"), "registers[1].address: 0 repeats"),
         (lambda s: s.replace('name = "b"', 'name = "a"'), "registers[1].name: 'a' repeats"),
         (lambda s: s.replace('name = "b"', 'name = "b c"'), "registers[0].name:"),

@@ -41,7 +41,7 @@ def test_wrap_and_clamp() -> None:
 
 
 def test_check_write_limits() -> None:
-    reg = Register(0, "sp", scale=0.1, minimum=5, maximum=35)
+    reg = Register(0, "sp", scale=0.1, min=5, max=35)
     reg.check_write(50)
     for raw in (49, 351):
         with pytest.raises(RegisterError) as info:
@@ -49,7 +49,7 @@ def test_check_write_limits() -> None:
         assert info.value.code == 3
 
 
-@pytest.mark.parametrize(("kwargs", "key"), [({"type": "u32"}, "type"), ({"scale": 0}, "scale")])
+@pytest.mark.parametrize(("kwargs", "key"), [({"type": "u64"}, "type"), ({"scale": 0}, "scale")])
 def test_bad_register_definition(kwargs: dict[str, object], key: str) -> None:
     with pytest.raises(ValueError, match=f"^{key}:"):
         Register(0, "x", **kwargs)  # type: ignore[arg-type]

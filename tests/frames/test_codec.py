@@ -22,11 +22,15 @@ from frames import (
     FrameValueError,
     TrailingBytes,
     Truncated,
+    UnknownCommand,
     decode,
     encode,
+    encode_frame,
 )
+from frames.commands import STANDARD
 from frames.crc import crc_function
 from frames.format import build_with_construct
+from frames.frame import TaggedFrame
 
 VECTORS = Path(__file__).parent.parent / "vectors"
 FRAME_VECTORS = json.loads((VECTORS / "frames.json").read_text())["vectors"]
@@ -46,8 +50,39 @@ def test_crc_catalogue_check_values(vec: dict[str, Any]) -> None:
     assert crc_function(vec["name"])(b"123456789") == vec["check"]
 
 
-def test_issue_example() -> None:
-    assert encode(1, 3, bytes.fromhex("00000002")).hex() == "aa010304000000027bf2"
+def test_docs_example_is_a_valid_read_regs_request() -> None:
+    """The README's and protocol.md's example: READ_REGS (cmd 3) to addr 1, start 0, count 2 (the
+    old example carried a 4-byte payload, which READ_REGS refuses)."""
+    wire = encode(1, "read_regs", bytes.fromhex("000002"))
+    assert wire.hex() == "aa010303000002c44f"
+    frame = decode(wire)
+    assert STANDARD.get(frame.cmd).decode_request(frame.data) == {"start": 0, "count": 2}
+
+
+def test_encode_takes_command_names() -> None:
+    assert encode(1, "read_regs", b"\x00\x00\x02") == encode(1, 3, b"\x00\x00\x02")
+    with pytest.raises(UnknownCommand):
+        encode(1, "no_such_command")
+
+
+def test_tagged_frames() -> None:
+    fmt = FrameFormat(tagged=True)
+    wire = encode(1, 3, b"\x00\x00\x02", fmt, tag=7)
+    assert wire[3] == 7 and len(wire) == len(encode(1, 3, b"\x00\x00\x02")) + 1
+    frame = decode(wire, fmt)
+    assert frame == TaggedFrame(1, 3, b"\x00\x00\x02", 7) and frame.tag == 7
+    assert frame != Frame(1, 3, b"\x00\x00\x02")  # a tagged frame is never an untagged one
+    assert Frame(1, 3).tag is None
+    assert encode_frame(frame, fmt) == wire
+    bad = bytearray(wire)
+    bad[3] ^= 1  # the CRC covers the tag
+    with pytest.raises(CrcMismatch):
+        decode(bytes(bad), fmt)
+    with pytest.raises(FrameValueError, match="no tag"):
+        encode(1, 3, b"", tag=1)
+    with pytest.raises(FrameValueError, match="tag 256"):
+        encode(1, 3, b"", fmt, tag=256)
+    assert "tag" in fmt.describe() and fmt.layout.tag_offset == 3
 
 
 @pytest.mark.parametrize("vec", FRAME_VECTORS, ids=lambda v: v["description"])
@@ -55,9 +90,11 @@ def test_vectors(vec: dict[str, Any]) -> None:
     fmt = FrameFormat(**vec["format"])
     wire = bytes.fromhex(vec["wire"])
     data = bytes.fromhex(vec["data"])
-    assert encode(vec["addr"], vec["cmd"], data, fmt) == wire
-    assert decode(wire, fmt) == Frame(vec["addr"], vec["cmd"], data)
-    assert build_with_construct(fmt, vec["addr"], vec["cmd"], data) == wire
+    tag = vec.get("tag")
+    assert encode(vec["addr"], vec["cmd"], data, fmt, tag=tag) == wire
+    want = Frame(vec["addr"], vec["cmd"], data)
+    assert decode(wire, fmt) == (want if tag is None else TaggedFrame(*want, tag))
+    assert build_with_construct(fmt, vec["addr"], vec["cmd"], data, tag or 0) == wire
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.describe())

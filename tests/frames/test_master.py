@@ -82,7 +82,7 @@ class Pair:
             self.wire_out.append(out)
             if self.echo:
                 self.inbound.append((self.now, out))
-            reply = self.group.receive_data(out)
+            reply = self.group.receive_data(out, self.now)
             for frame in self.group.decoder.feed(b""):  # nothing: replies already computed
                 raise AssertionError(frame)
             if reply and not any(out[1] == a for a in self.silent):
@@ -151,7 +151,7 @@ def test_fifo_one_transaction_on_the_wire() -> None:
     tokens = [pair.core.send_request(a, "echo", bytes([a]), 0.0) for a in (3, 1, 2)]
     first = pair.core.data_to_send()
     assert first == encode(3, 2, b"\x03")  # only the first request is written
-    pair.core.receive_data(pair.group.receive_data(first), 0.001)
+    pair.core.receive_data(pair.group.receive_data(first, 0.0), 0.001)
     assert pair.core.data_to_send() == b""  # the gap has not passed yet
     pair.run_until(lambda: all(pair.outcome(t) for t in tokens))
     assert pair.wire_out == [encode(1, 2, b"\x01"), encode(2, 2, b"\x02")]
@@ -180,7 +180,7 @@ def test_reply_ends_the_estimated_transmission_time() -> None:
     core = MasterCore(baudrate=1200, gap=0.001, timeout=0.5)
     dev = SlaveGroup([device(1)])
     first = core.send_request(1, "echo", b"a", 0.0)
-    core.receive_data(dev.receive_data(core.data_to_send()), 0.002)
+    core.receive_data(dev.receive_data(core.data_to_send(), 0.0), 0.002)
     assert any(isinstance(e, ReplyReceived) and e.token == first for e in core.events())
     core.send_request(1, "echo", b"b", 0.002)
     assert core.data_to_send() == b""  # the gap after the reply first

@@ -187,7 +187,7 @@ def test_receive_data_byte_at_a_time_with_noise() -> None:
         + encode(0, 0x06, bytes([0, 0, 1, 0]))  # broadcast write: no reply
         + encode(5, 0x03, bytes([0, 0, 2]))
     )
-    out = b"".join(slave.receive_data(stream[i : i + 1]) for i in range(len(stream)))
+    out = b"".join(slave.receive_data(stream[i : i + 1], 0.0) for i in range(len(stream)))
     out += slave.idle()
     dec = StreamDecoder()
     assert dec.feed(out) == [Frame(5, 0x02, b"hello"), Frame(5, 0x03, bytes([2, 1, 0, 101, 0]))]
@@ -196,25 +196,25 @@ def test_receive_data_byte_at_a_time_with_noise() -> None:
 def test_idle_flushes_a_stalled_partial_frame() -> None:
     slave = make_slave()
     # A start byte with a huge bogus length, then a request, split so lookahead cannot see it.
-    assert slave.receive_data(b"\xaa\x05\x02\xf0") == b""
+    assert slave.receive_data(b"\xaa\x05\x02\xf0", 0.0) == b""
     assert slave.decoder.pending == 4
     slave.idle()
     assert slave.decoder.pending == 0
-    assert StreamDecoder().feed(slave.receive_data(encode(5, 2, b"x"))) == [Frame(5, 2, b"x")]
+    assert StreamDecoder().feed(slave.receive_data(encode(5, 2, b"x"), 0.0)) == [Frame(5, 2, b"x")]
 
 
 def test_other_format() -> None:
     fmt = FrameFormat(start=0x7E, end=0x0D, crc="crc-ccitt-false", crc_byteorder="big")
     slave = Slave(2, fmt=fmt)
     slave.add_handler("echo", lambda req: req.frame.data)
-    out = slave.receive_data(encode(2, 2, b"abc", fmt))
+    out = slave.receive_data(encode(2, 2, b"abc", fmt), 0.0)
     assert StreamDecoder(fmt).feed(out) == [Frame(2, 2, b"abc")]
 
 
 def test_group_answers_in_order_and_rejects_duplicates() -> None:
     a, b = make_slave(1), make_slave(2)
     group = SlaveGroup([a, b])
-    out = group.receive_data(encode(2, 2, b"B") + encode(1, 2, b"A") + encode(3, 2, b"C"))
+    out = group.receive_data(encode(2, 2, b"B") + encode(1, 2, b"A") + encode(3, 2, b"C"), 0.0)
     assert StreamDecoder().feed(out) == [Frame(2, 2, b"B"), Frame(1, 2, b"A")]
     assert group.handle(Frame(0, 0x06, bytes(4))) == []
     assert a.stats.broadcasts == 1 and b.stats.broadcasts == 1

@@ -89,6 +89,21 @@ def test_request_errors_exit_non_zero(
     assert message in err
 
 
+def test_request_names_a_missing_field(device: Pty, capsys: pytest.CaptureFixture[str]) -> None:
+    got, _, err = run(
+        ["request", device.path, "--addr", "1", "--cmd", "read_regs", "start=0"], capsys
+    )
+    assert got == 2
+    assert "cannot build read_regs request: missing field 'count'" in err
+
+
+def test_request_usage_does_not_require_named_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["request"])
+    err = capsys.readouterr().err
+    assert "required: PORT, --addr, --cmd" in err and "NAME=VALUE" not in err.splitlines()[-1]
+
+
 def test_request_on_missing_port(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["request", "/dev/does-not-exist", "--addr", "1", "--cmd", "1"], capsys)
     assert code == 5 and "link down" in err

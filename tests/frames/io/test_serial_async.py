@@ -285,8 +285,9 @@ async def test_unexpected_frames_are_not_taken_for_replies(pty: Pty) -> None:
 async def test_over_tcp_socket_url(group: SlaveGroup) -> None:
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         local = SlaveGroup([make_device(a) for a in (1, 2, 3)])
+        loop = asyncio.get_running_loop()
         while data := await reader.read(4096):
-            writer.write(local.receive_data(data))
+            writer.write(local.receive_data(data, loop.time()))
         writer.close()
 
     server = await asyncio.start_server(client, "127.0.0.1", 0)

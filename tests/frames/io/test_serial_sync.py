@@ -138,7 +138,7 @@ def test_socket_url() -> None:
                     continue
                 if not data:
                     return
-                conn.sendall(local.receive_data(data))
+                conn.sendall(local.receive_data(data, time.monotonic()))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
