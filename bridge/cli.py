@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "frames.cli",
     "frames.io.cli",
     "frames.io.capture_cli",
+    "frames.codegen_cli",
     "firmware_sim.cli",
     "bridge.cli_bridge",
 )

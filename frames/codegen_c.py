@@ -1,9 +1,8 @@
 """A C header from a device's register map, so the firmware and the dashboard share one definition.
 
-``render_header(device_map)`` is pure: it takes any object with ``.registers`` (each with
-``address, name, type, scale, unit, writable, min, max`` — :class:`frames.devicemap.RegisterDef`;
-firmware_sim's ``Register`` spells the limits ``minimum``/``maximum`` and is accepted too) and
-optional ``.name``/``.model``, and returns the header text. For each register it writes the
+``render_header(device_map)`` is pure: it takes a :class:`frames.devicemap.DeviceMap` (or any
+object with ``.registers`` of :class:`frames.register.RegisterDef`-like values and optional
+``.name``/``.model``) and returns the header text. For each register it writes the
 address, scale, unit and limits as macros, and one initializer for the firmware library's
 ``fb_reg_def`` table (firmware/fb_slave.h), with the limits converted to raw words exactly as
 the host checks them: a write of raw ``n`` is refused when ``n * scale`` is outside
@@ -47,10 +46,6 @@ class CRegister:
 
     @classmethod
     def of(cls, reg: Any) -> CRegister:
-        def limit(name: str, alias: str) -> float | None:
-            value = getattr(reg, name, None)
-            return getattr(reg, alias, None) if value is None else value
-
         return cls(
             address=int(reg.address),
             name=str(reg.name),
@@ -58,8 +53,8 @@ class CRegister:
             scale=float(getattr(reg, "scale", 1.0)),
             unit=str(getattr(reg, "unit", "")),
             writable=bool(getattr(reg, "writable", False)),
-            min=limit("min", "minimum"),
-            max=limit("max", "maximum"),
+            min=getattr(reg, "min", None),
+            max=getattr(reg, "max", None),
             description=str(getattr(reg, "description", "")),
         )
 
@@ -77,7 +72,7 @@ def c_identifier(text: str) -> str:
 
 
 def raw_limits(reg: CRegister) -> tuple[int | None, int | None]:
-    """The raw-word bounds equal to the engineering ``[min, max]`` at this scale."""
+    """The raw-word bounds the host enforces: ``[min, max]`` at this scale; 0..1 for a bool."""
     lo = hi = None
     # The tolerance absorbs binary noise (35 / 0.01 = 3499.9999999999995) the way the host's
     # rounding of n * scale to the scale's digits does.
@@ -85,6 +80,9 @@ def raw_limits(reg: CRegister) -> tuple[int | None, int | None]:
         lo = math.ceil(reg.min / reg.scale - 1e-9)
     if reg.max is not None:
         hi = math.floor(reg.max / reg.scale + 1e-9)
+    if reg.type == "bool":  # the host refuses anything but 0 and 1 (error 3)
+        lo = 0 if lo is None else lo
+        hi = 1 if hi is None else hi
     return lo, hi
 
 
@@ -148,9 +146,6 @@ def _defs(regs: Iterable[CRegister]) -> list[str]:
                 if reg.type in _SIGNED:
                     flags.append("FB_REG_SIGNED")
                 lo, hi = raw_limits(reg)
-                if reg.type == "bool":
-                    lo = 0 if lo is None else lo
-                    hi = 1 if hi is None else hi
                 if lo is not None:
                     flags.append("FB_REG_MIN")
                 if hi is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .codegen_c import render_header
+from .devicemap import load_device_map
 from .errors import FramesError
 
 __all__ = ["add_parsers", "cmd_codegen"]
@@ -33,13 +34,6 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_codegen(args: argparse.Namespace) -> int:
-    try:
-        from .devicemap import (  # type: ignore[import-not-found,unused-ignore]
-            load_device_map,  # the frames branch's device map
-        )
-    except ImportError:
-        sys.stderr.write("error: frames.devicemap is not available in this version\n")
-        return 2
     try:
         text = render_header(
             load_device_map(args.profile), prefix=args.prefix, source=Path(args.profile).name

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import importlib
 import json
 import signal
 import sys
@@ -21,6 +20,7 @@ from typing import Any, TextIO
 from ..capture import Record, RecordFilter, WireSegmenter
 from ..cli import add_format_arguments, format_from_args, frame_to_json
 from ..commands import STANDARD, CommandRegistry
+from ..devicemap import load_device_map
 from ..dissector import generate_dissector
 from ..errors import FramesError
 from ..format import FrameFormat
@@ -110,17 +110,8 @@ def print_capture(path: str, out: TextIO, keep: RecordFilter, as_json: bool = Tr
 
 
 def register_names(name: str) -> dict[int, str]:
-    """Register address → name from a device map (or, until frames.devicemap exists, a
-    simulator profile of that name or path)."""
-    try:  # frames.devicemap is being built on another branch; the profile loader meanwhile
-        devicemap: Any = importlib.import_module("frames.devicemap")
-    except ModuleNotFoundError:
-        from firmware_sim.profile import load_profile
-
-        regs: Iterable[Any] = load_profile(name).registers
-    else:
-        regs = devicemap.load_device_map(name).registers
-    return {int(r.address): str(r.name) for r in regs}
+    """Register address → name from a device map (a shipped name or a TOML path)."""
+    return {r.address: r.name for r in load_device_map(name).registers}
 
 
 def cmd_dissector(args: argparse.Namespace) -> int:

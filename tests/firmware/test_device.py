@@ -102,8 +102,6 @@ def test_corrupted_split_and_noisy_requests(firmware: Path, raw_pty: RawPty) -> 
 def test_tagged_device_echoes_the_masters_tags(firmware: Path) -> None:
     """The transaction-tag variant end to end: fb-device built with FB_TAGGED=1."""
     fmt = frame_format({"tagged": True})
-    if fmt is None:
-        pytest.skip("frames has no FrameFormat(tagged=True) yet (the frames branch adds it)")
     with run_device(firmware, "--pty", "5", program="fb-device-tagged") as dev:
         with Master(dev.path, fmt=fmt, **FAST) as m:
             for i in range(300):  # past 255: the tag wraps

@@ -37,12 +37,9 @@ def load(name: str) -> dict[str, Any]:
     return data
 
 
-def frame_format(spec: dict[str, Any]) -> FrameFormat | None:
-    """The FrameFormat a vector names; None when this version of frames cannot build it."""
-    try:
-        return FrameFormat(**spec)
-    except TypeError:  # e.g. tagged=True before the transaction-tag variant lands
-        return None
+def frame_format(spec: dict[str, Any]) -> FrameFormat:
+    """The FrameFormat a vector names."""
+    return FrameFormat(**spec)
 
 
 def chunks_of(vector: dict[str, Any]) -> list[bytes | None]:
@@ -90,8 +87,8 @@ def device_from_vector(vector: dict[str, Any], fmt: FrameFormat) -> SimulatedDev
             type=r.get("type", "u16"),
             writable=r.get("writable", False),
             initial=r.get("initial", 0),
-            minimum=r.get("min"),
-            maximum=r.get("max"),
+            min=r.get("min"),
+            max=r.get("max"),
         )
         for r in vector["registers"]
     )
@@ -109,8 +106,11 @@ def slave_replies(vector: dict[str, Any], fmt: FrameFormat) -> Iterator[tuple[st
     """Run the steps on a fresh device; yield (description, reply bytes) per step.
 
     The request bytes go through the slave core's bytes path (``Slave.receive_data`` then
-    ``idle()``, as after an inter-frame gap on a line), so tags and framing are its own."""
+    ``tick`` once the inter-frame gap has passed), so tags and framing are its own."""
     slave = device_from_vector(vector, fmt).slave
+    now = 0.0
     for step in vector["steps"]:
-        out = slave.receive_data(bytes.fromhex(step["request"])) + slave.idle()
+        out = slave.receive_data(bytes.fromhex(step["request"]), now)
+        now += 1.0  # a quiet line: the gap has passed
+        out += slave.tick(now)
         yield step["description"], out
