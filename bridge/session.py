@@ -45,6 +45,7 @@ class Session:
         "queued_bytes",
         "sent_bytes",
         "sent_messages",
+        "seqs",
         "topics",
         "wake",
         "welcomed",
@@ -63,6 +64,9 @@ class Session:
         self.welcomed = False
         self.principal: Any = None
         self.topics: set[Topic] = set()
+        # bus → the last seq this session was given: the fan-out never offers it one at or
+        # below it again (a resume on a node behind the last one, a resume on a bus it has)
+        self.seqs: dict[str, int] = {}
         self._queue: deque[str] = deque()
         self.queued_bytes = 0
         self.overflowed = False

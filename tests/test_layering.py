@@ -28,14 +28,17 @@ PURE = {
 }
 PURE_BRIDGE = [
     "acl.py",
+    "broker.py",
     "config.py",
     "contract.py",
     "devices.py",
     "errors.py",
     "fanout.py",
     "history.py",
+    "local_fanout.py",
     "schedule.py",
     "session.py",
+    "store.py",
 ]
 
 
