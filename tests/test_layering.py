@@ -39,6 +39,7 @@ PURE_BRIDGE = [
     "schedule.py",
     "session.py",
     "store.py",
+    "traffic.py",
 ]
 
 

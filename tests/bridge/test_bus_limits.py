@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -152,3 +153,30 @@ async def test_a_noise_line_leaves_the_history_a_minute_of_cover(sim: SimulatedB
         assert crc >= 100, f"the noise did not reach the bridge ({sent} bytes, {crc} errors)"
         per_s = entries / elapsed
         assert per_s * 60 <= 1024, f"{entries} history entries in {elapsed:.1f}s of noise"
+
+
+async def test_each_link_change_is_logged_once_at_info(
+    sim: SimulatedBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.buses")
+    async with (
+        Bridge(bridge_config(sim, 1.0)) as bridge,
+        BridgeClient(bridge.ws_url) as client,
+    ):
+        await client.subscribe(["bus0/*"])
+        await sim.unplug()
+        while (await client.recv(5)).get("event") != "bus_down":
+            pass
+        await sim.replug()
+        while (await client.recv(5)).get("event") != "bus_up":
+            pass
+    changes = [
+        (r.levelno, r.getMessage().split()[0])
+        for r in caplog.records
+        if r.name == "bridge.buses" and r.getMessage().startswith(("event=bus_up", "event=bus_down"))
+    ]
+    assert changes == [
+        (logging.INFO, "event=bus_up"),
+        (logging.WARNING, "event=bus_down"),
+        (logging.INFO, "event=bus_up"),
+    ]
