@@ -130,6 +130,11 @@ class BusOwner:
         self._ticker: asyncio.TimerHandle | None = None
         self.scheduler = Scheduler(self.jobs, time.monotonic())
         metrics.bus_up.labels(self.name).set(0)
+        # labelled children looked up once: labels() costs more than the increment
+        outcomes = ("ok", "timeout", "device_error", "bus_down")
+        self._polls = {o: metrics.polls.labels(self.name, o) for o in outcomes}
+        self._poll_latency = metrics.poll_latency.labels(self.name)
+        self._crc_errors = metrics.crc_errors.labels(self.name)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -304,23 +309,23 @@ class BusOwner:
         try:
             await self.master.request(job.addr, job.cmd, job.data)
         except Timeout:
-            self.metrics.polls.labels(self.name, "timeout").inc()
+            self._polls["timeout"].inc()
             self._publish(self.core.poll_missed(job.addr, self.clock()))
             return
         except DeviceError:
             self.book.count_error(job.addr, "device_errors")
-            self.metrics.polls.labels(self.name, "device_error").inc()
+            self._polls["device_error"].inc()
         except (LinkDown, MasterClosed):
-            self.metrics.polls.labels(self.name, "bus_down").inc()
+            self._polls["bus_down"].inc()
             return
         except FramesError as exc:
             log.warning("event=poll_error bus=%s addr=%s error=%s", self.name, job.addr, exc)
             return
         else:
-            self.metrics.polls.labels(self.name, "ok").inc()
+            self._polls["ok"].inc()
         finally:
             self.core.awaiting = None
-        self.metrics.poll_latency.labels(self.name).observe(time.perf_counter() - t0)
+        self._poll_latency.observe(time.perf_counter() - t0)
         self._publish(self.core.answered(job.addr, self.clock()))
         if self.book.needs_identity(job.addr):
             await self._identify(job.addr)
@@ -348,7 +353,7 @@ class BusOwner:
     def _on_traffic(self, ev: TrafficEvent) -> None:
         try:
             if isinstance(ev, CrcErrorSeen):
-                self.metrics.crc_errors.labels(self.name).inc(ev.count)
+                self._crc_errors.inc(ev.count)
             was_up = self.core.up
             self._publish(self.core.traffic(ev, self.clock()))
             if isinstance(ev, LinkStateChanged) and self.core.up != was_up:

@@ -2,8 +2,9 @@
 
 The bus owner feeds it poll outcomes for the configured devices (others are ignored); it
 answers which ``device_online``/``device_offline`` events to emit (only on a change, so a dead
-device is reported once, not every poll) and keeps the values ``state`` requests and ``/api/state`` return. Register names, units and scaling come
-from the device's profile, passed in as plain objects so this module needs no simulator.
+device is reported once, not every poll) and keeps the values ``state`` requests and
+``/api/state`` return. Register names, units and scaling come from the device's profile, passed
+in as plain objects so this module needs no simulator.
 """
 
 from __future__ import annotations
@@ -165,14 +166,21 @@ class DeviceBook:
             return {}
         rmap = self.maps.get(addr, {})
         named: dict[str, Any] = {}
+        registers, values = dev.registers, dev.values
         for reg_addr, raw in enumerate(raws, start):
-            dev.registers[reg_addr] = raw
             info = rmap.get(reg_addr)
             if info is None:
+                registers[reg_addr] = raw
                 continue
+            known = values.get(info.name)
+            if known is not None and registers.get(reg_addr) == raw:  # polled, unchanged
+                known["ts"] = ts
+                named[info.name] = known["value"]
+                continue
+            registers[reg_addr] = raw
             value = info.to_value(raw)
             named[info.name] = value
-            dev.values[info.name] = {"value": value, "unit": info.unit, "raw": raw, "ts": ts}
+            values[info.name] = {"value": value, "unit": info.unit, "raw": raw, "ts": ts}
         return named
 
     def snapshot(self) -> dict[str, Any]:

@@ -27,6 +27,8 @@ __all__ = ["Message", "NoiseLimits", "TrafficCore"]
 
 Message = dict[str, Any]
 
+FIELDS_CACHE = 1024  # decoded fields kept (requests and replies seen again: polling)
+
 
 @dataclass(frozen=True, slots=True)
 class NoiseLimits:
@@ -54,6 +56,7 @@ class TrafficCore:
         self.down_reason = ""
         self._read_start: dict[int, int] = {}  # addr → start of its last read_regs request
         self._described: tuple[Frame, bool, dict[str, Any] | None] | None = None
+        self._fields: dict[tuple[int, int, bytes, bool, int | None], Message | None] = {}
         # coalesced noise: counts waiting to be published when the interval ends
         self._crc = 0
         self._crc_awaiting: int | None = None
@@ -166,21 +169,35 @@ class TrafficCore:
     # -- messages ----------------------------------------------------------------------------
 
     def fields(self, frame: Frame, request: bool, sent: bytes | None = None) -> Message | None:
-        fields = self._describe(frame, request)
-        if fields is None:
-            return None
-        out: dict[str, Any] = jsonable(fields)
-        if not request and not frame.is_error and frame.cmd == self.read_code:
+        """The decoded (and, for register reads, named) fields of ``frame``; read-only.
+
+        Polling asks the same requests over and over and gets mostly the same replies, and
+        decoding with construct is the largest CPU cost per transaction, so results are kept
+        in a small table keyed by what they depend on (cleared when full: no unbounded growth).
+        """
+        start: int | None = None
+        if not request and frame.cmd == self.read_code:
             start = (
                 int.from_bytes(sent[:2], "little")
                 if sent is not None and len(sent) >= 2
                 else self._read_start.get(frame.addr)
             )
+        key = (frame.addr, frame.cmd, frame.data, request, start)
+        cache = self._fields
+        if key in cache:
+            return cache[key]
+        fields = self._describe(frame, request)
+        out: dict[str, Any] | None = None
+        if fields is not None:
+            out = jsonable(fields)
             values = out.get("values")
-            if start is not None and isinstance(values, list):
+            if start is not None and not frame.is_error and isinstance(values, list):
                 named = self.book.names(frame.addr, start, values)
                 if named:
                     out["named"] = named
+        if len(cache) >= FIELDS_CACHE:
+            cache.clear()
+        cache[key] = out
         return out
 
     def _describe(self, frame: Frame, request: bool) -> dict[str, Any] | None:
