@@ -214,13 +214,13 @@ class TrafficCore:
     def _remember(self, f: Frame, ts: float) -> None:
         if f.cmd == self.read_code:
             start = self._read_start.get(f.addr)
-            fields = self._describe(f, False)
+            fields = self.fields(f, False)  # cached: the published frame uses the same
             if start is not None and fields is not None and isinstance(fields.get("values"), list):
                 self.book.registers(f.addr, start, fields["values"], ts)
         elif f.cmd == self.identify_code:
-            fields = self._describe(f, False)
+            fields = self.fields(f, False)
             if fields is not None:
-                self.book.identified(f.addr, jsonable(fields))
+                self.book.identified(f.addr, fields)
         elif f.cmd == self.write_code and len(f.data) == 4:
             reg = int.from_bytes(f.data[:2], "little")
             value = int.from_bytes(f.data[2:], "little")
