@@ -9,8 +9,9 @@ Order is explicit, at two levels, so that no broker and no store latency can bre
 - Per node and bus, :meth:`LocalFanout.receive` passes on seqs in order: a seq it already
   passed on is a duplicate and dropped; one that comes early is held (bounded) until the gap is
   filled (by the broker, or from the store by :meth:`bridge.fanout.NodeHub.catch_up`).
-- Per session and bus, ``Session.seqs`` holds the last seq the session was given; a message at
-  or below it is not offered again (one dict lookup per offer). That covers a client resuming on
+- Per session and bus, ``Session.seqs`` holds the last seq the session was given (in a
+  one-element list, so the hot path updates it in place: one dict lookup per offer); a message
+  at or below it is not offered again. That covers a client resuming on
   a node that is behind the one it came from, and a resume on a bus it already receives.
 
 A subscribe with replay must await the store (a round trip with Redis). Meanwhile the session is
@@ -134,10 +135,13 @@ class LocalFanout:
         delivered = dropped = 0
         for group in groups:
             for session in group:
-                seqs = session.seqs
-                if seqs.get(bus, 0) >= seq:  # it has this one already (see the docstring)
+                last = session.seqs.get(bus)  # the one dict lookup per offer
+                if last is None:
+                    session.seqs[bus] = [seq]
+                elif last[0] >= seq:  # it has this one already (see the docstring)
                     continue
-                seqs[bus] = seq
+                else:
+                    last[0] = seq
                 if session.offer(text):
                     delivered += 1
                 else:
@@ -189,9 +193,9 @@ class LocalFanout:
         for bus, (pos, entries) in replays.items():
             if bus not in self._pos or pos.epoch != self._pos[bus][0]:
                 continue
-            floor = session.seqs.get(bus, 0)
+            floor = _last(session, bus)
             if pos.seq > floor:  # the client says it has these (maybe from another node)
-                session.seqs[bus] = floor = pos.seq
+                floor = _set_last(session, bus, pos.seq)
             keep = merged.setdefault(bus, {})
             for e in entries:
                 if e.seq > floor and any(t.matches(bus, e.addr) for t in topics):
@@ -200,12 +204,12 @@ class LocalFanout:
             merged.setdefault(e.bus, {})[e.seq] = e
         out: list[str] = []
         for bus, by_seq in merged.items():
-            floor = session.seqs.get(bus, 0)
+            floor = _last(session, bus)
             upto = self._pos[bus][1]  # later ones come live, from the broker, in order
             seqs = sorted(s for s in by_seq if floor < s <= upto)
             out.extend(by_seq[s].text for s in seqs)
             if seqs:
-                session.seqs[bus] = seqs[-1]
+                _set_last(session, bus, seqs[-1])
         self._index(session)
         return out
 
@@ -275,3 +279,17 @@ class LocalFanout:
                 group2.discard(session)
                 if not group2:
                     del self._addr[key]
+
+
+def _last(session: Session, bus: str) -> int:
+    cell = session.seqs.get(bus)
+    return 0 if cell is None else cell[0]
+
+
+def _set_last(session: Session, bus: str, seq: int) -> int:
+    cell = session.seqs.get(bus)
+    if cell is None:
+        session.seqs[bus] = [seq]
+    else:
+        cell[0] = seq
+    return seq

@@ -64,9 +64,10 @@ class Session:
         self.welcomed = False
         self.principal: Any = None
         self.topics: set[Topic] = set()
-        # bus → the last seq this session was given: the fan-out never offers it one at or
-        # below it again (a resume on a node behind the last one, a resume on a bus it has)
-        self.seqs: dict[str, int] = {}
+        # bus → [the last seq this session was given]: the fan-out never offers it one at or
+        # below it again (a resume on a node behind the last one, a resume on a bus it has).
+        # A one-element list, so the fan-out updates it in place (one dict lookup per offer).
+        self.seqs: dict[str, list[int]] = {}
         self._queue: deque[str] = deque()
         self.queued_bytes = 0
         self.overflowed = False
