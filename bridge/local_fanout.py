@@ -9,10 +9,14 @@ Order is explicit, at two levels, so that no broker and no store latency can bre
 - Per node and bus, :meth:`LocalFanout.receive` passes on seqs in order: a seq it already
   passed on is a duplicate and dropped; one that comes early is held (bounded) until the gap is
   filled (by the broker, or from the store by :meth:`bridge.fanout.NodeHub.catch_up`).
-- Per session and bus, ``Session.seqs`` holds the last seq the session was given (in a
-  one-element list, so the hot path updates it in place: one dict lookup per offer); a message
-  at or below it is not offered again. That covers a client resuming on
-  a node that is behind the one it came from, and a resume on a bus it already receives.
+- Per session and bus, no seq is given twice and seqs only go up. Live delivery gets this by
+  construction (a node passes each seq on once, in order, and the index offers a message to a
+  session once), so the hot path costs nothing extra per offer. The joins are where it could
+  break, so ``Session.seqs`` records, per bus, the last seq the session has had whenever its
+  coverage changes (a resume, an unsubscribe), and a replay merge gives it nothing at or below
+  that. A client that resumes *ahead* of this node (it came from a node further on) is kept out
+  of the index, its live messages buffered, until this node has passed its position: nothing
+  it had comes again.
 
 A subscribe with replay must await the store (a round trip with Redis). Meanwhile the session is
 out of the index and its live messages are buffered (bounded by its queue limit); when the replay
@@ -54,6 +58,7 @@ class Waiting:
     session: Session
     buffer: list[Stamped] = field(default_factory=list)
     cancelled: bool = False
+    ahead: dict[str, int] = field(default_factory=dict)  # bus → seq this node must pass first
 
 
 class LocalFanout:
@@ -114,7 +119,7 @@ class LocalFanout:
             self._deliver(nxt)
 
     def _deliver(self, msg: Stamped) -> None:
-        bus, seq, addr, text = msg.bus, msg.seq, msg.addr, msg.text
+        bus, addr, text = msg.bus, msg.addr, msg.text
         self.stats.published += 1
         groups: list[Iterable[Session]] = []
         if self._all:
@@ -135,13 +140,6 @@ class LocalFanout:
         delivered = dropped = 0
         for group in groups:
             for session in group:
-                last = session.seqs.get(bus)  # the one dict lookup per offer
-                if last is None:
-                    session.seqs[bus] = [seq]
-                elif last[0] >= seq:  # it has this one already (see the docstring)
-                    continue
-                else:
-                    last[0] = seq
                 if session.offer(text):
                     delivered += 1
                 else:
@@ -154,27 +152,48 @@ class LocalFanout:
     def _buffer(self, msg: Stamped) -> None:
         for waiting in list(self._waiting):
             session = waiting.session
-            if not any(t.matches(msg.bus, msg.addr) for t in session.topics):
-                continue
-            waiting.buffer.append(msg)
-            if len(waiting.buffer) > session.limits.max_messages:  # as a full queue would
-                waiting.cancelled = True
-                self._waiting.remove(waiting)
-                session.overflow()
+            if any(t.matches(msg.bus, msg.addr) for t in session.topics):
+                waiting.buffer.append(msg)
+                if len(waiting.buffer) > session.limits.max_messages:  # as a full queue would
+                    waiting.cancelled = True
+                    self._waiting.remove(waiting)
+                    session.overflow()
+                    continue
+            ahead = waiting.ahead
+            if ahead and msg.seq >= ahead.get(msg.bus, msg.seq + 1):
+                del ahead[msg.bus]
+                if not ahead:  # this node has caught up with the client: live from here
+                    self._waiting.remove(waiting)
+                    for text in self._merge(session, {}, waiting.buffer):
+                        session.offer(text)
+                    self._index(session)
 
     # -- sessions ----------------------------------------------------------------------------
 
+    def _waiting_of(self, session: Session) -> Waiting | None:
+        return next((w for w in self._waiting if w.session is session), None)
+
     def set_topics(self, session: Session, topics: Iterable[Topic]) -> None:
         """Add topics at once (no replay): live messages from the next publish on."""
+        if self._waiting_of(session) is not None:  # joins the index when its wait ends
+            session.topics.update(topics)
+            return
         self._unindex(session)
         session.topics.update(topics)
         self._index(session)
 
     def begin(self, session: Session, topics: Iterable[Topic]) -> Waiting:
         """Add topics, but hold the session's live messages until :meth:`finish`."""
-        self._unindex(session)
-        session.topics.update(topics)
         waiting = Waiting(session)
+        earlier = self._waiting_of(session)
+        if earlier is None:
+            self._record(session)
+            self._unindex(session)
+        else:  # still waiting for this node to catch up: carry that wait over
+            earlier.cancelled = True
+            self._waiting.remove(earlier)
+            waiting.buffer, waiting.ahead = earlier.buffer, earlier.ahead
+        session.topics.update(topics)
         self._waiting.append(waiting)
         return waiting
 
@@ -182,42 +201,76 @@ class LocalFanout:
         self, waiting: Waiting, replays: Mapping[str, tuple[Position, list[Stamped]]]
     ) -> list[str]:
         """Merge each bus's replay (entries after its position) with the buffered live
-        messages; returns the texts to queue, each bus in seq order, and indexes the session."""
+        messages; returns the texts to queue, each bus in seq order, and indexes the session
+        (unless the client is ahead of this node: then it waits on, see the module docstring)."""
         if waiting in self._waiting:
             self._waiting.remove(waiting)
         session = waiting.session
         if waiting.cancelled or session.closing or session.overflowed:
             return []
-        topics = session.topics
+        seqs = session.seqs
+        for bus, (pos, _) in replays.items():
+            if pos.seq > seqs.get(bus, 0):  # the client says it has these (maybe from elsewhere)
+                seqs[bus] = pos.seq
+        out = self._merge(session, replays, waiting.buffer)
+        waiting.buffer = []
+        for bus, floor in seqs.items():
+            here = self._pos.get(bus)
+            if bus in replays and here is not None and floor > here[1]:
+                waiting.ahead[bus] = floor
+        if waiting.ahead:
+            self._waiting.append(waiting)
+        else:
+            self._index(session)
+        return out
+
+    def _merge(
+        self,
+        session: Session,
+        replays: Mapping[str, tuple[Position, list[Stamped]]],
+        buffer: list[Stamped],
+    ) -> list[str]:
+        """Replays and buffered messages, by bus and seq, each once, above what the session
+        had and up to what this node has passed on (later ones come live, in order)."""
+        topics, seqs = session.topics, session.seqs
         merged: dict[str, dict[int, Stamped]] = {}
         for bus, (pos, entries) in replays.items():
-            if bus not in self._pos or pos.epoch != self._pos[bus][0]:
-                continue
-            floor = _last(session, bus)
-            if pos.seq > floor:  # the client says it has these (maybe from another node)
-                floor = _set_last(session, bus, pos.seq)
-            keep = merged.setdefault(bus, {})
-            for e in entries:
-                if e.seq > floor and any(t.matches(bus, e.addr) for t in topics):
-                    keep[e.seq] = e
-        for e in waiting.buffer:
+            if bus in self._pos and pos.epoch == self._pos[bus][0]:
+                keep = merged.setdefault(bus, {})
+                for e in entries:
+                    if any(t.matches(bus, e.addr) for t in topics):
+                        keep[e.seq] = e
+        for e in buffer:
             merged.setdefault(e.bus, {})[e.seq] = e
         out: list[str] = []
         for bus, by_seq in merged.items():
-            floor = _last(session, bus)
-            upto = self._pos[bus][1]  # later ones come live, from the broker, in order
-            seqs = sorted(s for s in by_seq if floor < s <= upto)
-            out.extend(by_seq[s].text for s in seqs)
-            if seqs:
-                _set_last(session, bus, seqs[-1])
-        self._index(session)
+            floor, upto = seqs.get(bus, 0), self._pos[bus][1]
+            order = sorted(s for s in by_seq if floor < s <= upto)
+            out.extend(by_seq[s].text for s in order)
+            if order:
+                seqs[bus] = order[-1]
         return out
+
+    def _record(self, session: Session) -> None:
+        """Before the session's coverage changes: it has had every seq this node passed on,
+        on each bus its topics cover (per-bus positions, as clients keep them)."""
+        all_, buses, addrs = self._effective(session)
+        covered = set(self._pos) if all_ else buses | {b for b, _ in addrs}
+        seqs = session.seqs
+        for bus in covered:
+            pos = self._pos.get(bus)
+            if pos is not None and pos[1] > seqs.get(bus, 0):
+                seqs[bus] = pos[1]
 
     def unsubscribe(self, session: Session, topics: Iterable[Topic]) -> list[Topic]:
         gone = [t for t in dict.fromkeys(topics) if t in session.topics]
-        self._unindex(session)
+        waiting = self._waiting_of(session) is not None
+        if not waiting:
+            self._record(session)
+            self._unindex(session)
         session.topics.difference_update(gone)
-        self._index(session)
+        if not waiting:
+            self._index(session)
         return gone
 
     def detach(self, session: Session) -> None:
@@ -279,17 +332,3 @@ class LocalFanout:
                 group2.discard(session)
                 if not group2:
                     del self._addr[key]
-
-
-def _last(session: Session, bus: str) -> int:
-    cell = session.seqs.get(bus)
-    return 0 if cell is None else cell[0]
-
-
-def _set_last(session: Session, bus: str, seq: int) -> int:
-    cell = session.seqs.get(bus)
-    if cell is None:
-        session.seqs[bus] = [seq]
-    else:
-        cell[0] = seq
-    return seq

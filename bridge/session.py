@@ -64,10 +64,10 @@ class Session:
         self.welcomed = False
         self.principal: Any = None
         self.topics: set[Topic] = set()
-        # bus → [the last seq this session was given]: the fan-out never offers it one at or
-        # below it again (a resume on a node behind the last one, a resume on a bus it has).
-        # A one-element list, so the fan-out updates it in place (one dict lookup per offer).
-        self.seqs: dict[str, list[int]] = {}
+        # bus → the last seq this session has had, recorded by the fan-out when its coverage
+        # changes: a replay merge never gives it one at or below that again (a resume on a bus
+        # it already receives, a client that comes from a node further on)
+        self.seqs: dict[str, int] = {}
         self._queue: deque[str] = deque()
         self.queued_bytes = 0
         self.overflowed = False

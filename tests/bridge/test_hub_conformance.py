@@ -211,6 +211,40 @@ async def test_a_client_ahead_of_this_node_gets_no_seq_twice(make_nodes: NodesFa
     assert [m["seq"] for m in drain(s)] == [6]
 
 
+async def test_a_client_ahead_joins_live_only_once_this_node_passes_it(
+    make_nodes: NodesFactory,
+) -> None:
+    (hub,) = make_nodes(1)
+    publish(hub, 2)
+    s = session()
+    stamped = [hub.store.append("b", frame(), 0.0) for _ in range(4)]  # 3..6, not delivered
+    await hub.subscribe(s, B, {"b": Position(EPOCH, 5)}, 0.0)
+    await hub.subscribe(s, [c.parse_topic("z/*")], {}, 0.0)  # more topics while it waits
+    hub.publish("z", frame(), 0.0)
+    for st in stamped[:2]:
+        hub.fanout.receive(st)
+    assert drain(s) == []  # 3, 4: it had them; z's message waits with them
+    for st in stamped[2:]:
+        hub.fanout.receive(st)
+    hub.publish("z", frame(), 0.0)
+    got = [(m["bus"], m["seq"]) for m in drain(s)]
+    assert sorted(got) == [("b", 6), ("z", 1), ("z", 2)] and got.index(("z", 1)) < got.index(
+        ("z", 2)
+    )
+
+
+async def test_unsubscribe_then_resume_gives_nothing_twice(make_nodes: NodesFactory) -> None:
+    (hub,) = make_nodes(1)
+    s = session()
+    await hub.subscribe(s, B, {}, 0.0)
+    publish(hub, 3)
+    hub.unsubscribe(s, B)
+    publish(hub, 2)
+    result = await hub.subscribe(s, B, {"b": Position(EPOCH, 1)}, 0.0)
+    s.force(result.replay)
+    assert [m["seq"] for m in drain(s)] == [1, 2, 3, 4, 5]  # 4, 5 replayed; 2, 3 not again
+
+
 # -- concurrency: a slow store forces the interleavings ----------------------------------------
 
 
