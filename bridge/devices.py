@@ -1,10 +1,9 @@
 """Last known state of each device of a bus: online/offline and named register values. Pure.
 
-The bus owner feeds it poll outcomes for the configured devices (others are ignored); it
-answers which ``device_online``/``device_offline`` events to emit (only on a change, so a dead
-device is reported once, not every poll) and keeps the values ``state`` requests and
-``/api/state`` return. Register names, units and scaling come from the device's profile, passed
-in as plain objects so this module needs no simulator.
+The bus owner feeds it poll outcomes; it answers which ``device_online``/``device_offline``
+events to emit (only on a change, so a dead device is reported once, not every poll) and keeps
+the values ``state`` requests and ``/api/state`` return. Register names, units and scaling come
+from the device's profile, passed in as plain objects so this module needs no simulator.
 """
 
 from __future__ import annotations
@@ -105,13 +104,17 @@ class DeviceBook:
             dev.register_map = [describe_register(rmap[r]) for r in sorted(rmap)]
         self.offline_after = max(1, offline_after)
 
-    def seen(self, addr: int, now: float) -> str | None:
-        """The device answered; "device_online" when that is news (for configured devices
-        only: a client's request to another address must not add a device to everyone's
-        ``state``, issue 10)."""
+    def _get(self, addr: int) -> DeviceState:
         dev = self.devices.get(addr)
-        if dev is None:
+        if dev is None:  # not configured (a client's request, or sniffed): a scratch record,
+            return DeviceState(addr)  # never kept, so it does not appear in everyone's state
+        return dev
+
+    def seen(self, addr: int, now: float) -> str | None:
+        """The device answered; "device_online" when that is news (configured devices only)."""
+        if addr not in self.devices:
             return None
+        dev = self._get(addr)
         dev.misses = 0
         dev.last_seen = now
         if dev.online is not True:
@@ -123,9 +126,7 @@ class DeviceBook:
 
     def identified(self, addr: int, fields: Mapping[str, Any]) -> None:
         """Remember what the device's IDENTIFY reply said (model, firmware, uid)."""
-        dev = self.devices.get(addr)
-        if dev is not None:
-            dev.identity = {k: fields.get(k) for k in ("model", "firmware", "uid")}
+        self._get(addr).identity = {k: fields.get(k) for k in ("model", "firmware", "uid")}
 
     def needs_identity(self, addr: int) -> bool:
         dev = self.devices.get(addr)
@@ -133,15 +134,14 @@ class DeviceBook:
 
     def count_error(self, addr: int, kind: str, n: int = 1) -> None:
         """Add to a device's error counter (``timeouts``, ``device_errors``, ``crc_errors``)."""
-        dev = self.devices.get(addr)
-        if dev is not None:
-            dev.errors[kind] = dev.errors.get(kind, 0) + n
+        errors = self._get(addr).errors
+        errors[kind] = errors.get(kind, 0) + n
 
     def missed(self, addr: int) -> str | None:
         """A poll timed out; "device_offline" after ``offline_after`` misses in a row."""
-        dev = self.devices.get(addr)
-        if dev is None:
+        if addr not in self.devices:
             return None
+        dev = self._get(addr)
         dev.errors["timeouts"] += 1
         dev.misses += 1
         if dev.misses >= self.offline_after and dev.online is not False:
@@ -161,26 +161,17 @@ class DeviceBook:
 
     def registers(self, addr: int, start: int, raws: Sequence[int], ts: float) -> dict[str, Any]:
         """Store raw register words; returns {name: scaled value} for the ones the profile names."""
-        dev = self.devices.get(addr)
-        if dev is None:
-            return {}
+        dev = self._get(addr)
         rmap = self.maps.get(addr, {})
         named: dict[str, Any] = {}
-        registers, values = dev.registers, dev.values
         for reg_addr, raw in enumerate(raws, start):
+            dev.registers[reg_addr] = raw
             info = rmap.get(reg_addr)
             if info is None:
-                registers[reg_addr] = raw
                 continue
-            known = values.get(info.name)
-            if known is not None and registers.get(reg_addr) == raw:  # polled, unchanged
-                known["ts"] = ts
-                named[info.name] = known["value"]
-                continue
-            registers[reg_addr] = raw
             value = info.to_value(raw)
             named[info.name] = value
-            values[info.name] = {"value": value, "unit": info.unit, "raw": raw, "ts": ts}
+            dev.values[info.name] = {"value": value, "unit": info.unit, "raw": raw, "ts": ts}
         return named
 
     def snapshot(self) -> dict[str, Any]:
