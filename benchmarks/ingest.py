@@ -273,9 +273,51 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     if profiler is not None:
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("tottime").print_stats(25)
         result["profile"] = text.getvalue()
+        result["areas"] = areas(stats)
     return result
+
+
+AREAS = [  # (area, substrings of the file or function name), first match wins
+    (
+        "hub: store, broker, local fan-out, session offers",
+        (
+            "bridge/store",
+            "bridge/broker",
+            "bridge/fanout",
+            "bridge/local_fanout",
+            "bridge/history",
+            "bridge/session",
+        ),
+    ),
+    (
+        "bus core: traffic → messages, device book",
+        ("bridge/traffic", "bridge/devices", "bridge/schedule"),
+    ),
+    ("bus owner worker", ("bridge/buses",)),
+    ("writer + server (batches to sockets)", ("bridge/writer", "bridge/server", "websockets")),
+    ("master, codec (frames)", ("frames/",)),
+    ("construct (decoding fields)", ("construct",)),
+    ("json", ("json",)),
+    ("socket send (kernel)", ("'send' of '_socket",)),
+    ("pty write/read (kernel)", ("posix.write", "posix.read")),
+    ("event loop, selectors", ("asyncio", "selectors", "epoll")),
+    ("metrics", ("prometheus",)),
+]
+
+
+def areas(stats: pstats.Stats) -> dict[str, float]:
+    """Own time (tottime) summed by area: where the bridge's CPU goes."""
+    out: dict[str, float] = {}
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for (path, _, func), (_, _, tottime, _, _) in raw.items():
+        name = f"{path}:{func}"
+        area = next((a for a, keys in AREAS if any(k in name for k in keys)), "other")
+        out[area] = out.get(area, 0.0) + tottime
+    total = sum(out.values()) or 1.0
+    return {a: round(100 * t / total, 1) for a, t in sorted(out.items(), key=lambda x: -x[1])}
 
 
 def common(args: argparse.Namespace, buses: int | None = None) -> list[str]:
@@ -317,8 +359,11 @@ def report(result: dict[str, Any]) -> None:
     for name, value in rows:
         print(f"| {name} | {value} |")
     if "profile" in result:
-        print("\nWhere the bridge's time goes (cProfile, by own time):\n")
-        print(result["profile"])
+        print("\nWhere the bridge's time goes (cProfile own time, % by area):\n")
+        print("| area | % |\n|---|---|")
+        for area, pct in result["areas"].items():
+            print(f"| {area} | {pct} |")
+        print("\n" + result["profile"])
 
 
 def main() -> None:
