@@ -182,7 +182,11 @@ class BusOwner:
     # -- requests ----------------------------------------------------------------------------
 
     def submit(self, request: c.Request, client: str = "") -> asyncio.Future[dict[str, Any]]:
-        """Queue a client's request; refused at once (a done future) when it cannot be run."""
+        """Queue a client's request; refused at once (a done future) when it cannot be run.
+
+        ``client`` (the session id) is the source the bus's time is shared between and what
+        ``client_requests`` counts; "" (a caller that names none) is one shared source, bounded
+        by ``request_queue`` only."""
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         refusal = self._refusal(request, client)
         if isinstance(refusal, dict):
@@ -218,7 +222,7 @@ class BusOwner:
             return _fail("bus_down", f"bus {self.name} is down")
         if self._queued >= self.request_queue:
             return _fail("busy", f"bus {self.name} has {self._queued} queued")
-        if self._per_client.get(client, 0) >= self.cfg.client_requests:
+        if client and self._per_client.get(client, 0) >= self.cfg.client_requests:
             return _fail("busy", f"{self.cfg.client_requests} requests of yours are in progress")
         return code, data
 
