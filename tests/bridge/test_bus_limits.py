@@ -87,22 +87,23 @@ async def test_a_client_of_slow_requests_cannot_freeze_polling_or_other_clients(
                 break
         assert (await ask(flooder, ABSENT, 0.5))["error"]["code"] == "busy"
         asked_at = bridge.hub.position("bus0").seq
-        mine = await ask(other, 1, 0.5)
-        assert mine["ok"] is True
+        echo = {"type": "request", "bus": "bus0", "addr": 1, "cmd": "echo", "data": "beef"}
+        mine = await other.call({**echo, "timeout_s": 0.5}, 15.0)
+        assert mine["ok"] is True and mine["data"] == "beef"
         assert [r["error"]["code"] for r in await asyncio.gather(*flood)] == ["timeout"] * 3
         # what went over the wire, in order
         end = bridge.hub.position("bus0").seq
         while seen[-1].get("seq", 0) < end:
             seen.append(await watcher.recv(5))
-        tx = [(m["seq"], m["addr"]) for m in seen if m["type"] == "frame" and m["dir"] == "tx"]
+        sent = [m for m in seen if m["type"] == "frame" and m["dir"] == "tx"]
+        tx = [(m["seq"], m["addr"]) for m in sent]
         flood_at = [i for i, (_, addr) in enumerate(tx) if addr == ABSENT]
         assert len(flood_at) == 3
         for a, b in itertools.pairwise(flood_at):  # polling went on between
             assert {addr for _, addr in tx[a + 1 : b]} >= {1, 2}, tx
         # the other client waited for at most the flood request already on the wire
-        other_at = next(
-            i for i, (seq, addr) in enumerate(tx) if seq > asked_at and addr == 1 and i > 0
-        )
+        other_at = next(i for i, m in enumerate(sent) if m["data"] == "beef")
+        assert sent[other_at]["seq"] > asked_at
         assert sum(1 for i in flood_at if tx[i][0] > asked_at and i < other_at) == 0, tx
         state = await watcher.state()
         assert sorted(state["buses"]["bus0"]["devices"]) == ["1", "2"]  # 77 did not become one
