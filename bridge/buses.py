@@ -1,11 +1,12 @@
-"""The owner of one serial bus: polls devices, runs client requests, publishes the traffic.
+"""The owner of one serial bus: the thin worker that runs transactions and publishes traffic.
 
-One worker task per bus runs every transaction, so requests and polls interleave fairly
-(:class:`bridge.schedule.Scheduler`) and client requests wait in a bounded queue (``busy`` when
-full) rather than in the master's. Everything the master sees on the wire arrives through its
-``on_traffic`` callback and is published as ``frame`` and ``event`` messages, so sniffed and late
-frames reach clients too. Port loss is the master's to recover (it reconnects with backoff);
-this class turns its link changes into ``bus_down``/``bus_up`` and keeps polling.
+What to do next is :class:`bridge.schedule.Scheduler`'s decision (polls and each client share
+the wire by bus time); what the traffic means is :class:`bridge.traffic.TrafficCore`'s (frames
+and events, the device book, noise coalescing). This module only owns the port and the task:
+it asks, awaits the master, tells, and publishes. Client requests wait here in per-client
+queues (``busy`` when the bus's or the client's bound is reached), not in the master's. Port loss
+is the master's to recover (it reconnects with backoff); its link changes become
+``bus_down``/``bus_up``, and polling goes on.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from frames import MAX_SLAVE_ADDR, STANDARD, CommandRegistry, Frame
-from frames.commands import MAX_READ_COUNT, jsonable
+from frames import MAX_SLAVE_ADDR, STANDARD, CommandRegistry
 from frames.devicemap import load_device_map
 from frames.errors import (
     DeviceError,
@@ -31,7 +31,7 @@ from frames.errors import (
     Timeout,
     UnknownCommand,
 )
-from frames.events import CrcErrorSeen, FrameReceived, FrameSent, LinkStateChanged, TrafficEvent
+from frames.events import CrcErrorSeen, LinkStateChanged, TrafficEvent
 from frames.io.serial_async import AsyncMaster
 
 from . import contract as c
@@ -41,11 +41,15 @@ from .errors import ConfigError
 from .fanout import Hub
 from .metrics import BridgeMetrics
 from .replay import ReplayMaster, capture_recorder, is_replay_url
-from .schedule import PollJob, Scheduler
+from .schedule import POLL, PollJob, Scheduler, plan_polls
+from .traffic import Message, NoiseLimits, TrafficCore
 
 __all__ = ["BusOwner", "load_register_maps"]
 
 log = logging.getLogger("bridge.buses")
+
+_QUIET_EVENTS = {"crc_error", "frames_dropped"}  # coalesced noise: debug only
+_LINK_EVENTS = {"bus_up", "bus_down"}  # logged once, where the link change is handled
 
 
 def load_register_maps(cfg: BusConfig) -> dict[int, dict[int, RegisterInfo]]:
@@ -66,6 +70,7 @@ def load_register_maps(cfg: BusConfig) -> dict[int, dict[int, RegisterInfo]]:
 @dataclass(slots=True)
 class _Pending:
     request: c.Request
+    client: str
     code: int
     data: bytes
     future: asyncio.Future[dict[str, Any]]
@@ -94,17 +99,14 @@ class BusOwner:
         self.registry = registry
         self.clock = clock
         self.request_queue = request_queue
-        self._read_code = registry.resolve_code("read_regs")
-        self._write_code = registry.resolve_code("write_reg")
-        self._identify_code = registry.resolve_code("identify")
-        self._awaiting: int | None = None  # address whose reply the worker waits for
-        self._described: tuple[Frame, bool, dict[str, Any] | None] | None = None
         self.down_reason = ""
         maps = load_register_maps(cfg)
         self.book = DeviceBook(
             [(d.addr, d.name, d.profile) for d in cfg.devices], maps, offline_after=offline_after
         )
-        self.jobs = self._jobs(maps)
+        noise = NoiseLimits(cfg.error_interval_s, cfg.unsolicited_per_s)
+        self.core = TrafficCore(cfg.name, registry, self.book, noise)
+        self.jobs: list[PollJob] = plan_polls(cfg, registry, maps)
         self.recorder = capture_recorder(cfg)  # None unless [bus.capture] is set
         self.master: AsyncMaster | ReplayMaster = AsyncMaster(
             cfg.url,
@@ -122,59 +124,40 @@ class BusOwner:
         )
         if is_replay_url(cfg.url):  # a capture played back as a live bus (bridge/replay.py)
             self.master = ReplayMaster(cfg.url, on_traffic=self._on_traffic)
-        self._read_start: dict[int, int] = {}  # addr → start of its last read_regs request
-        self._requests: deque[_Pending] = deque()
+        self._queues: dict[str, deque[_Pending]] = {}  # client → its waiting requests
+        self._queued = 0
+        self._per_client: dict[str, int] = {}  # client → requests queued or on the wire
         self._inflight: _Pending | None = None
         self._idle_changed = asyncio.Event()  # set whenever a request finishes
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self._up = False
+        self._ticker: asyncio.TimerHandle | None = None
+        self.scheduler = Scheduler(self.jobs, time.monotonic())
         metrics.bus_up.labels(self.name).set(0)
-
-    def _jobs(self, maps: dict[int, dict[int, RegisterInfo]]) -> list[PollJob]:
-        jobs: list[PollJob] = []
-        all_addrs = tuple(d.addr for d in self.cfg.devices)
-        for i, poll in enumerate(self.cfg.polls):
-            where = f"bus {self.name} poll[{i}]"
-            try:
-                code = self.registry.resolve_code(poll.cmd)
-                base = (
-                    poll.data
-                    if poll.data is not None
-                    else self.registry.get(code).encode_request(poll.args)
-                    if poll.args is not None
-                    else None
-                )
-            except (UnknownCommand, FrameValueError) as exc:
-                raise ConfigError(where, str(exc)) from None
-            for addr in poll.addrs if poll.addrs is not None else all_addrs:
-                data, start = base, None
-                if data is None and code == self._read_code:
-                    regs = sorted(maps.get(addr, {}))
-                    if not regs:
-                        raise ConfigError(
-                            where, f"read_regs without args needs a profile (addr {addr})"
-                        )
-                    start, count = regs[0], min(regs[-1] - regs[0] + 1, MAX_READ_COUNT)
-                    data = self.registry.get(code).encode_request({"start": start, "count": count})
-                jobs.append(PollJob(addr, code, data or b"", poll.interval_s, start_reg=start))
-        return jobs
+        # labelled children looked up once: labels() costs more than the increment
+        outcomes = ("ok", "timeout", "device_error", "bus_down")
+        self._polls = {o: metrics.polls.labels(self.name, o) for o in outcomes}
+        self._poll_latency = metrics.poll_latency.labels(self.name)
+        self._crc_errors = metrics.crc_errors.labels(self.name)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def up(self) -> bool:
-        return self._up
+        return self.core.up
 
     async def start(self) -> None:
         await self.master.open()
         if not self.master.connected:
             self.down_reason = f"cannot open {self.cfg.url}"
-            self._publish_event("bus_down", None, self.clock(), reason=self.down_reason)
+            log.warning("event=bus_down bus=%s reason=%r", self.name, self.down_reason)
+            self._publish(
+                [self.core.event("bus_down", None, self.clock(), reason=self.down_reason)]
+            )
         self._worker = asyncio.create_task(self._run(), name=f"bus-{self.name}")
 
     def idle(self) -> bool:
-        return not self._requests and self._inflight is None
+        return not self._queued and self._inflight is None
 
     async def wait_idle(self) -> None:
         """Until no client request is queued or on the wire (for a graceful stop)."""
@@ -190,18 +173,40 @@ class BusOwner:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        for pending in self._requests:
-            if not pending.future.done():
-                pending.future.set_result(_fail("bus_down", "bridge stopping"))
-        self._requests.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for queue in self._queues.values():
+            for pending in queue:
+                if not pending.future.done():
+                    pending.future.set_result(_fail("bus_down", "bridge stopping"))
+        self._queues.clear()
+        self._queued = 0
         await self.master.close()
         if self.recorder is not None:
             self.recorder.close()
 
     # -- requests ----------------------------------------------------------------------------
 
-    def submit(self, request: c.Request) -> asyncio.Future[dict[str, Any]]:
+    def submit(self, request: c.Request, client: str = "") -> asyncio.Future[dict[str, Any]]:
+        """Queue a client's request; refused at once (a done future) when it cannot be run.
+
+        ``client`` (the session id) is the source the bus's time is shared between and what
+        ``client_requests`` counts; "" (a caller that names none) is one shared source, bounded
+        by ``request_queue`` only."""
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        refusal = self._refusal(request, client)
+        if isinstance(refusal, dict):
+            fut.set_result(refusal)
+            return fut
+        code, data = refusal
+        self._queues.setdefault(client, deque()).append(_Pending(request, client, code, data, fut))
+        self._queued += 1
+        self._per_client[client] = self._per_client.get(client, 0) + 1
+        self._wakeup.set()
+        return fut
+
+    def _refusal(self, request: c.Request, client: str) -> dict[str, Any] | tuple[int, bytes]:
+        """The error reply for a request that cannot run, or its (command code, payload)."""
         try:
             code = self.registry.resolve_code(request.cmd)
             if request.args is not None:
@@ -209,56 +214,84 @@ class BusOwner:
             else:
                 data = request.data or b""
         except (UnknownCommand, FrameValueError) as exc:
-            fut.set_result(_fail("bad_request", str(exc)))
-            return fut
+            return _fail("bad_request", str(exc))
+        cap = self.cfg.max_timeout_s
         if not 1 <= request.addr <= MAX_SLAVE_ADDR:
-            fut.set_result(
-                _fail("bad_request", f"addr must be 1..{MAX_SLAVE_ADDR} (no broadcast via request)")
+            return _fail(
+                "bad_request", f"addr must be 1..{MAX_SLAVE_ADDR} (no broadcast via request)"
             )
-        elif code >= 0x80:
-            fut.set_result(_fail("bad_request", "cmd must be 0..127"))
-        elif not self._up:
-            fut.set_result(_fail("bus_down", f"bus {self.name} is down"))
-        elif len(self._requests) >= self.request_queue:
-            fut.set_result(_fail("busy", f"bus {self.name} has {len(self._requests)} queued"))
+        if code >= 0x80:
+            return _fail("bad_request", "cmd must be 0..127")
+        if request.timeout_s is not None and request.timeout_s > cap:
+            return _fail("bad_request", f"timeout_s must be <= {cap:g} on bus {self.name}")
+        if not self.up:
+            return _fail("bus_down", f"bus {self.name} is down")
+        if self._queued >= self.request_queue:
+            return _fail("busy", f"bus {self.name} has {self._queued} queued")
+        if client and self._per_client.get(client, 0) >= self.cfg.client_requests:
+            return _fail("busy", f"{self.cfg.client_requests} requests of yours are in progress")
+        return code, data
+
+    def _take(self, client: str) -> _Pending:
+        queue = self._queues[client]
+        pending = queue.popleft()
+        if not queue:
+            del self._queues[client]
+        self._queued -= 1
+        return pending
+
+    def _finished(self, pending: _Pending) -> None:
+        left = self._per_client[pending.client] - 1
+        if left:
+            self._per_client[pending.client] = left
         else:
-            self._requests.append(_Pending(request, code, data, fut))
-            self._wakeup.set()
-        return fut
+            del self._per_client[pending.client]
+
+    # -- the worker --------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        sched = Scheduler(self.jobs, time.monotonic())
+        sched = self.scheduler
+        turns = 0
         while True:
-            now = time.monotonic()
-            choice = sched.pick(now, bool(self._requests))
-            if choice == "request":
-                pending = self._requests.popleft()
-                self._inflight = pending
-                try:
-                    result = await self._transact(pending)
-                finally:
-                    self._inflight = None
-                    self._idle_changed.set()
-                if not pending.future.done():
-                    pending.future.set_result(result)
-            elif choice == "poll":
-                job = sched.due(now)
+            start = time.monotonic()
+            source = sched.pick(start, self._queues)
+            if source is None:
+                self._wakeup.clear()
+                if self._queues:
+                    continue
+                nxt = sched.next_time()
+                delay = None if nxt is None else max(0.0, nxt - start)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                continue
+            if source == POLL:
+                job = sched.due(start)
                 assert job is not None
                 await self._poll(job)
                 sched.done(job, time.monotonic())
             else:
-                nxt = sched.next_time()
-                self._wakeup.clear()
-                if self._requests:
-                    continue
-                delay = None if nxt is None else max(0.0, nxt - now)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                await self._request(self._take(source))
+            end = time.monotonic()
+            sched.charge(source, end - start, end)
+            turns += 1
+            if turns % 256 == 0:
+                sched.prune(end, self._queues)
+
+    async def _request(self, pending: _Pending) -> None:
+        self._inflight = pending
+        try:
+            result = await self._transact(pending)
+        finally:
+            self._inflight = None
+            self._finished(pending)
+            self._idle_changed.set()
+        if not pending.future.done():
+            pending.future.set_result(result)
 
     async def _transact(self, pending: _Pending) -> dict[str, Any]:
         req = pending.request
         t0 = time.perf_counter()
-        self._awaiting = req.addr
+        self.core.awaiting = req.addr
         try:
             frame = await self.master.request(
                 req.addr, pending.code, pending.data, timeout=req.timeout_s
@@ -268,54 +301,42 @@ class BusOwner:
             return _fail("timeout", f"no reply from addr {req.addr}")
         except DeviceError as exc:
             self.book.count_error(req.addr, "device_errors")
-            self._seen(req.addr)
+            self._publish(self.core.answered(req.addr, self.clock()))
             return _fail("device_error", str(exc), device_code=exc.code)
         except (LinkDown, MasterClosed) as exc:
             return _fail("bus_down", str(exc) or f"bus {self.name} is down")
         except FramesError as exc:
             return _fail("bad_request", str(exc))
         finally:
-            self._awaiting = None
+            self.core.awaiting = None
         rtt = (time.perf_counter() - t0) * 1000
-        self._seen(req.addr)
-        out: dict[str, Any] = {
-            "ok": True,
-            "bus": self.name,
-            "addr": frame.addr,
-            "cmd": frame.cmd,
-            "data": frame.data.hex(),
-        }
-        fields = self._fields(frame, False, pending.data)
-        if fields is not None:
-            out["fields"] = fields
-        out["rtt_ms"] = round(rtt, 3)
-        return out
+        self._publish(self.core.answered(req.addr, self.clock()))
+        return self.core.reply(frame, pending.data, rtt)
 
     async def _poll(self, job: PollJob) -> None:
         t0 = time.perf_counter()
-        self._awaiting = job.addr
+        self.core.awaiting = job.addr
         try:
             await self.master.request(job.addr, job.cmd, job.data)
         except Timeout:
-            self.metrics.polls.labels(self.name, "timeout").inc()
-            if self.book.missed(job.addr):
-                self._publish_event("device_offline", job.addr, self.clock())
+            self._polls["timeout"].inc()
+            self._publish(self.core.poll_missed(job.addr, self.clock()))
             return
         except DeviceError:
             self.book.count_error(job.addr, "device_errors")
-            self.metrics.polls.labels(self.name, "device_error").inc()
+            self._polls["device_error"].inc()
         except (LinkDown, MasterClosed):
-            self.metrics.polls.labels(self.name, "bus_down").inc()
+            self._polls["bus_down"].inc()
             return
         except FramesError as exc:
             log.warning("event=poll_error bus=%s addr=%s error=%s", self.name, job.addr, exc)
             return
         else:
-            self.metrics.polls.labels(self.name, "ok").inc()
+            self._polls["ok"].inc()
         finally:
-            self._awaiting = None
-        self.metrics.poll_latency.labels(self.name).observe(time.perf_counter() - t0)
-        self._seen(job.addr)
+            self.core.awaiting = None
+        self._poll_latency.observe(time.perf_counter() - t0)
+        self._publish(self.core.answered(job.addr, self.clock()))
         if self.book.needs_identity(job.addr):
             await self._identify(job.addr)
 
@@ -326,137 +347,61 @@ class BusOwner:
         that refuses or ignores IDENTIFY gets an empty identity: it is asked again only the next
         time it comes online, never on every poll.
         """
-        self._awaiting = addr
+        self.core.awaiting = addr
         try:
-            await self.master.request(addr, self._identify_code)
+            await self.master.request(addr, self.core.identify_code)
         except (LinkDown, MasterClosed):
             return  # the bus, not the device: ask again after the next good poll
         except FramesError as exc:
             log.info("event=identify_failed bus=%s addr=%s error=%s", self.name, addr, exc)
             self.book.identified(addr, {})
         finally:
-            self._awaiting = None
-
-    def _seen(self, addr: int) -> None:
-        if self.book.seen(addr, self.clock()):
-            self._publish_event("device_online", addr, self.clock())
+            self.core.awaiting = None
 
     # -- traffic → messages ------------------------------------------------------------------
-
-    def _fields(
-        self, frame: Frame, request: bool, sent: bytes | None = None
-    ) -> dict[str, Any] | None:
-        fields = self._describe(frame, request)
-        if fields is None:
-            return None
-        out: dict[str, Any] = jsonable(fields)
-        if not request and not frame.is_error and frame.cmd == self._read_code:
-            start = (
-                int.from_bytes(sent[:2], "little")
-                if sent is not None and len(sent) >= 2
-                else self._read_start.get(frame.addr)
-            )
-            values = out.get("values")
-            if start is not None and isinstance(values, list):
-                named = self.book.names(frame.addr, start, values)
-                if named:
-                    out["named"] = named
-        return out
-
-    def _describe(self, frame: Frame, request: bool) -> dict[str, Any] | None:
-        """Decoded fields of ``frame``, parsed once: a reply is remembered, published and
-        answered to its requester from the same Frame object, and construct parsing is the
-        slow part of all three. One entry, keyed by identity (frames are immutable)."""
-        cached = self._described
-        if cached is not None and cached[0] is frame and cached[1] == request:
-            return cached[2]
-        fields = self.registry.describe(frame, request=request)
-        self._described = (frame, request, fields)
-        return fields
 
     def _on_traffic(self, ev: TrafficEvent) -> None:
         try:
             if self.recorder is not None:
                 self.recorder.traffic(ev)
-            self._traffic(ev)
+            if isinstance(ev, CrcErrorSeen):
+                self._crc_errors.inc(ev.count)
+            was_up = self.core.up
+            self._publish(self.core.traffic(ev, self.clock()))
+            if isinstance(ev, LinkStateChanged) and self.core.up != was_up:
+                self._link_changed(ev)
+            self._arm_ticker()
         except Exception:  # monitoring must never break the bus
             log.exception("event=traffic_error bus=%s", self.name)
 
-    def _traffic(self, ev: TrafficEvent) -> None:
-        if isinstance(ev, FrameSent):
-            f = ev.frame
-            if f.cmd == self._read_code and len(f.data) >= 2:
-                self._read_start[f.addr] = int.from_bytes(f.data[:2], "little")
-            self._publish_frame(f, "tx", ev.ts)
-        elif isinstance(ev, FrameReceived):
-            if ev.kind == "echo":
-                return
-            f = ev.frame
-            if ev.kind == "reply" and not f.is_error:
-                self._remember(f, ev.ts)
-            self._publish_frame(f, "rx", ev.ts, None if ev.kind == "reply" else ev.kind)
-        elif isinstance(ev, CrcErrorSeen):
-            self.metrics.crc_errors.labels(self.name).inc(ev.count)
-            addr = self._awaiting
-            if addr is not None:
-                self.book.count_error(addr, "crc_errors", ev.count)
-                self._publish_event("crc_error", None, ev.ts, count=ev.count, awaiting=addr)
-            else:
-                self._publish_event("crc_error", None, ev.ts, count=ev.count)
-        elif isinstance(ev, LinkStateChanged):
-            if ev.up == self._up:
-                return
-            self._up = ev.up
-            self.down_reason = "" if ev.up else (ev.reason or "port unavailable")
-            self.metrics.bus_up.labels(self.name).set(1 if ev.up else 0)
-            log.log(
-                logging.INFO if ev.up else logging.WARNING,
-                "event=%s bus=%s reason=%r",
-                "bus_up" if ev.up else "bus_down",
-                self.name,
-                ev.reason,
-            )
-            extra = {"reason": ev.reason} if ev.reason else {}
-            self._publish_event("bus_up" if ev.up else "bus_down", None, ev.ts, **extra)
+    def _link_changed(self, ev: LinkStateChanged) -> None:
+        self.down_reason = self.core.down_reason
+        self.metrics.bus_up.labels(self.name).set(1 if ev.up else 0)
+        if ev.up:
+            log.info("event=bus_up bus=%s", self.name)
+        else:
+            log.warning("event=bus_down bus=%s reason=%r", self.name, ev.reason)
 
-    def _remember(self, f: Frame, ts: float) -> None:
-        if f.cmd == self._read_code:
-            start = self._read_start.get(f.addr)
-            fields = self._describe(f, False)
-            if start is not None and fields is not None and isinstance(fields.get("values"), list):
-                self.book.registers(f.addr, start, fields["values"], ts)
-        elif f.cmd == self._identify_code:
-            fields = self._describe(f, False)
-            if fields is not None:
-                self.book.identified(f.addr, jsonable(fields))
-        elif f.cmd == self._write_code and len(f.data) == 4:
-            reg = int.from_bytes(f.data[:2], "little")
-            value = int.from_bytes(f.data[2:], "little")
-            self.book.registers(f.addr, reg, [value], ts)
+    def _arm_ticker(self) -> None:
+        """Publish coalesced noise counts when their interval ends, even if the line then goes
+        quiet (the core has no timer of its own)."""
+        deadline = self.core.next_deadline()
+        if deadline is None or self._ticker is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.call_later(max(0.0, deadline - self.clock()), self._tick)
 
-    def _publish_frame(self, f: Frame, direction: str, ts: float, kind: str | None = None) -> None:
-        msg: dict[str, Any] = {
-            "type": "frame",
-            "ts": round(ts, 6),
-            "addr": f.addr,
-            "cmd": f.cmd,
-            "dir": direction,
-            "data": f.data.hex(),
-        }
-        fields = self._fields(f, direction == "tx")
-        if fields is not None:
-            msg["fields"] = fields
-        if kind is not None:
-            msg["kind"] = kind
-        self.hub.publish(self.name, msg, self.clock())
+    def _tick(self) -> None:
+        self._ticker = None
+        self._publish(self.core.tick(self.clock()))
+        self._arm_ticker()
 
-    def _publish_event(self, event: str, addr: int | None, ts: float, **extra: Any) -> None:
-        msg: dict[str, Any] = {"type": "event", "ts": round(ts, 6), "event": event}
-        if addr is not None:
-            msg["addr"] = addr
-        msg.update(extra)
-        log.info("event=%s bus=%s addr=%s", event, self.name, addr)
-        self.hub.publish(self.name, msg, self.clock())
+    def _publish(self, messages: list[Message]) -> None:
+        for msg in messages:
+            if msg["type"] == "event" and msg["event"] not in _LINK_EVENTS:
+                level = logging.DEBUG if msg["event"] in _QUIET_EVENTS else logging.INFO
+                log.log(level, "event=%s bus=%s addr=%s", msg["event"], self.name, msg.get("addr"))
+            self.hub.publish(self.name, msg, self.clock())
 
     def snapshot(self) -> dict[str, Any]:
         return self.book.snapshot()

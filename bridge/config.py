@@ -88,6 +88,12 @@ class BusConfig:
     devices: tuple[DeviceConfig, ...] = ()
     polls: tuple[PollConfig, ...] = ()
     capture: CaptureConfig | None = None
+    # A client request's timeout_s above this is refused (bad_request): one request must not
+    # hold the wire for long (issue 10).
+    max_timeout_s: float = 2.0
+    client_requests: int = 4  # requests queued or on the wire per client on this bus; over: busy
+    error_interval_s: float = 1.0  # CRC errors published as one counted crc_error per interval
+    unsolicited_per_s: float = 5.0  # late/unexpected frames published per second at most
 
 
 @dataclass(frozen=True)
@@ -319,6 +325,10 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
         devices=tuple(devices),
         polls=polls,
         capture=capture,
+        max_timeout_s=t.positive("max_timeout_s", 2.0),
+        client_requests=t.positive("client_requests", 4),
+        error_interval_s=t.positive("error_interval_s", 1.0),
+        unsolicited_per_s=t.positive("unsolicited_per_s", 5.0),
     )
     t.done()
     return bus

@@ -84,12 +84,14 @@ class DeviceBook:
 
     def _get(self, addr: int) -> DeviceState:
         dev = self.devices.get(addr)
-        if dev is None:  # a device not in the config answered (a request, or sniffed)
-            dev = self.devices[addr] = DeviceState(addr)
+        if dev is None:  # not configured (a client's request, or sniffed): a scratch record,
+            return DeviceState(addr)  # never kept, so it does not appear in everyone's state
         return dev
 
     def seen(self, addr: int, now: float) -> str | None:
-        """The device answered; "device_online" when that is news."""
+        """The device answered; "device_online" when that is news (configured devices only)."""
+        if addr not in self.devices:
+            return None
         dev = self._get(addr)
         dev.misses = 0
         dev.last_seen = now
@@ -115,6 +117,8 @@ class DeviceBook:
 
     def missed(self, addr: int) -> str | None:
         """A poll timed out; "device_offline" after ``offline_after`` misses in a row."""
+        if addr not in self.devices:
+            return None
         dev = self._get(addr)
         dev.errors["timeouts"] += 1
         dev.misses += 1

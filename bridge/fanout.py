@@ -1,11 +1,23 @@
-"""History + fan-out behind one small interface, and its in-memory implementation. Pure.
+"""The hub the server and the bus owners talk to: a history store, a broker, a local fan-out.
 
-The bridge talks to a :class:`Hub`: it publishes bus messages, and attaches client sessions with
-topics. :class:`InMemoryHub` serves one node; a Redis-backed hub for several nodes can implement
-the same methods later without touching the server or the bus owners.
+::
 
-Fan-out cost is what limits a bridge, so a message is serialized once per publish (not per
-client) and delivered through a subscription index instead of testing every session's topics.
+    bus owner ──publish──▶ HistoryStore.append      (seq, epoch, serialized once, kept)
+                               │
+                               ▼
+                           Broker.publish ──▶ every node's LocalFanout.receive
+                                                  │  (per bus: in seq order, once)
+                                                  ▼
+                                              Session.offer  (per session: each seq once)
+
+    server ──await subscribe(since)──▶ HistoryStore.since (async) ──▶ LocalFanout.finish
+                                       (live messages buffered meanwhile, merged by seq)
+
+:class:`NodeHub` composes the three; :class:`InMemoryHub` is the single-node default (a
+:class:`bridge.store.MemoryStore` and a :class:`bridge.broker.MemoryBroker`, i.e. direct
+calls). A Redis store and broker (issue 11) plug into :class:`NodeHub` unchanged, and
+``tests/bridge/test_hub_conformance.py`` is the suite they must pass. Pure: no I/O here, the
+async parts only await the store.
 """
 
 from __future__ import annotations
@@ -14,20 +26,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .contract import Position, Topic, dumps
+from .broker import Broker, MemoryBroker
+from .contract import Position, Topic
 from .history import History
+from .local_fanout import FanoutStats, LocalFanout
 from .session import Session
+from .store import HistoryStore, MemoryStore, Stamped
 
-__all__ = ["FanoutStats", "Hub", "InMemoryHub", "SubscribeResult"]
-
-
-@dataclass
-class FanoutStats:
-    published: int = 0
-    deliveries: int = 0
-    drops: int = 0  # offers refused because a session was over its queue bound
-    resumes_recovered: int = 0
-    resumes_lost: int = 0
+__all__ = ["FanoutStats", "Hub", "InMemoryHub", "NodeHub", "SubscribeResult"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class Hub(Protocol):
     def buses(self) -> list[str]: ...
     def position(self, bus: str) -> Position: ...
     def publish(self, bus: str, message: Mapping[str, Any], now: float) -> int: ...
-    def subscribe(
+    async def subscribe(
         self,
         session: Session,
         topics: Iterable[Topic],
@@ -55,159 +61,105 @@ class Hub(Protocol):
     def detach(self, session: Session) -> None: ...
 
 
-class InMemoryHub:
-    """One node's history and subscription index."""
+class NodeHub:
+    """One node's view of the hub: its own fan-out over a (possibly shared) store and broker."""
 
-    def __init__(self, *, history_size: int = 1024, history_ttl_s: float = 300.0) -> None:
-        self.history_size = history_size
-        self.history_ttl_s = history_ttl_s
+    def __init__(self, store: HistoryStore, broker: Broker) -> None:
+        self.store = store
+        self.broker = broker
         self.stats = FanoutStats()
-        self._history: dict[str, History] = {}
-        self._all: set[Session] = set()
-        self._bus: dict[str, set[Session]] = {}
-        self._addr: dict[tuple[str, int], set[Session]] = {}
+        self.fanout = LocalFanout(self.stats)
+        for bus in store.buses():
+            self.fanout.add_bus(bus, store.position(bus))
+        broker.attach(self.fanout.receive)
+
+    def close(self) -> None:
+        self.broker.detach(self.fanout.receive)
 
     # -- buses -------------------------------------------------------------------------------
 
     def add_bus(self, name: str, epoch: int) -> None:
-        self._history[name] = History(epoch, size=self.history_size, ttl_s=self.history_ttl_s)
+        self.store.add_bus(name, epoch)
+        self.fanout.add_bus(name, self.store.position(name))
 
     def buses(self) -> list[str]:
-        return list(self._history)
-
-    def history(self, bus: str) -> History:
-        return self._history[bus]
+        return self.store.buses()
 
     def position(self, bus: str) -> Position:
-        h = self._history[bus]
-        return Position(h.epoch, h.seq)
+        """What this node has passed on to its sessions (a client's resume point)."""
+        self.fanout.add_bus(bus, self.store.position(bus))  # a bus another node added
+        return self.fanout.position(bus)
 
     def publish(self, bus: str, message: Mapping[str, Any], now: float) -> int:
-        """Number, keep and deliver one bus message; returns its seq."""
-        h = self._history[bus]
-        seq = h.next_seq()
-        addr = message.get("addr")
-        full = {"type": message["type"], "bus": bus, "seq": seq, "epoch": h.epoch}
-        full.update(message)
-        text = dumps(full)
-        h.append(seq, float(message.get("ts", now)), addr, text, now)
-        self.stats.published += 1
-        self._deliver(bus, addr, text)
-        return seq
+        """Number, keep and deliver one bus message; returns its seq. Called by the bus's
+        owner; with the in-memory broker the sessions have it queued when this returns."""
+        stamped = self.store.append(bus, message, now)
+        self.broker.publish(stamped)
+        return stamped.seq
 
-    def _deliver(self, bus: str, addr: int | None, text: str) -> None:
-        groups: list[Iterable[Session]] = []
-        if self._all:
-            groups.append(self._all)
-        by_bus = self._bus.get(bus)
-        if by_bus:
-            groups.append(by_bus)
-        if addr is not None:
-            by_addr = self._addr.get((bus, addr))
-            if by_addr:
-                groups.append(by_addr)
-        else:  # a bus-level event reaches every subscriber of the bus, once
-            extra: set[Session] = set()
-            for (b, _), sessions in self._addr.items():
-                if b == bus:
-                    extra |= sessions
-            groups.append(extra)
-        delivered = dropped = 0
-        for group in groups:
-            for session in group:
-                if session.offer(text):
-                    delivered += 1
-                else:
-                    dropped += 1
-        self.stats.deliveries += delivered
-        self.stats.drops += dropped
+    async def catch_up(self, bus: str, now: float) -> bool:
+        """Fill a gap this node noticed (held messages) from the store; False if it could not
+        (the store no longer has it: the held messages are then passed on after the gap)."""
+        pos = self.fanout.position(bus)
+        entries = await self.store.since(bus, pos, now)
+        for entry in entries or ():
+            self.fanout.receive(entry)
+        return entries is not None
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def subscribe(
+    async def subscribe(
         self,
         session: Session,
         topics: Iterable[Topic],
         since: Mapping[str, Position],
         now: float,
     ) -> SubscribeResult:
-        """Add topics; with ``since``, also the missed messages of those topics, all or nothing.
+        """Add topics; with ``since``, also the missed messages of those topics, all or
+        nothing per bus, merged with live messages without a gap or a duplicate.
 
-        Runs without yielding, so no live message can slip between the replay and the
-        subscription: the client sees every seq once, in order.
+        The caller queues ``subscribed`` and then :attr:`SubscribeResult.replay` in the step
+        this returns in, before any later publish can reach the session.
         """
         new = list(dict.fromkeys(topics))
+        names = [str(t) for t in new]
+        if not since:
+            self.fanout.set_topics(session, new)
+            return SubscribeResult(names, {})
+        waiting = self.fanout.begin(session, new)
         recovered: dict[str, bool] = {}
-        replay: list[str] = []
-        for bus, pos in since.items():
-            h = self._history.get(bus)
-            entries = None if h is None else h.since(pos.epoch, pos.seq, now)
-            recovered[bus] = entries is not None
-            if entries is None:
-                self.stats.resumes_lost += 1
-                continue
-            self.stats.resumes_recovered += 1
-            replay.extend(e.text for e in entries if any(t.matches(bus, e.addr) for t in new))
-        self._unindex(session)
-        session.topics.update(new)
-        self._index(session)
-        return SubscribeResult([str(t) for t in new], recovered, replay)
+        replays: dict[str, tuple[Position, list[Stamped]]] = {}
+        try:
+            for bus, pos in since.items():
+                entries = await self.store.since(bus, pos, now) if bus in self.buses() else None
+                recovered[bus] = entries is not None
+                if entries is None:
+                    self.stats.resumes_lost += 1
+                else:
+                    self.stats.resumes_recovered += 1
+                    replays[bus] = (pos, entries)
+        finally:  # even when cancelled: the session goes back into the index
+            replay = self.fanout.finish(waiting, replays)
+        return SubscribeResult(names, recovered, replay)
 
     def unsubscribe(self, session: Session, topics: Iterable[Topic]) -> list[str]:
-        gone = [t for t in dict.fromkeys(topics) if t in session.topics]
-        self._unindex(session)
-        session.topics.difference_update(gone)
-        self._index(session)
-        return [str(t) for t in gone]
+        return [str(t) for t in self.fanout.unsubscribe(session, topics)]
 
     def detach(self, session: Session) -> None:
-        self._unindex(session)
-        session.topics.clear()
+        self.fanout.detach(session)
 
     def subscribers(self) -> int:
-        seen: set[Session] = set(self._all)
-        for group in self._bus.values():
-            seen |= group
-        for group in self._addr.values():
-            seen |= group
-        return len(seen)
+        return self.fanout.subscribers()
 
-    def _effective(self, session: Session) -> tuple[bool, set[str], set[tuple[str, int]]]:
-        """Topics minus the ones a wider topic already covers, so each message is offered to a
-        session once."""
-        topics = session.topics
-        if Topic(None, None) in topics:
-            return True, set(), set()
-        buses = {t.bus for t in topics if t.addr is None and t.bus is not None}
-        addrs = {
-            (t.bus, t.addr)
-            for t in topics
-            if t.bus is not None and t.addr is not None and t.bus not in buses
-        }
-        return False, buses, addrs
 
-    def _index(self, session: Session) -> None:
-        all_, buses, addrs = self._effective(session)
-        if all_:
-            self._all.add(session)
-        for bus in buses:
-            self._bus.setdefault(bus, set()).add(session)
-        for key in addrs:
-            self._addr.setdefault(key, set()).add(session)
+class InMemoryHub(NodeHub):
+    """A single node: history in this process, publish delivers before it returns."""
 
-    def _unindex(self, session: Session) -> None:
-        all_, buses, addrs = self._effective(session)
-        if all_:
-            self._all.discard(session)
-        for bus in buses:
-            group = self._bus.get(bus)
-            if group is not None:
-                group.discard(session)
-                if not group:
-                    del self._bus[bus]
-        for key in addrs:
-            group2 = self._addr.get(key)
-            if group2 is not None:
-                group2.discard(session)
-                if not group2:
-                    del self._addr[key]
+    def __init__(self, *, history_size: int = 1024, history_ttl_s: float = 300.0) -> None:
+        self.memory = MemoryStore(size=history_size, ttl_s=history_ttl_s)
+        super().__init__(self.memory, MemoryBroker())
+        self.history_size = history_size
+        self.history_ttl_s = history_ttl_s
+
+    def history(self, bus: str) -> History:
+        return self.memory.history(bus)

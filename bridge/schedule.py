@@ -1,18 +1,34 @@
-"""Poll timing and the fair interleaving of client requests with polls. Pure.
+"""What a bus does next: the poll plan, and a fair share of the wire in bus time. Pure.
 
-The bus owner asks :meth:`Scheduler.pick` what to do next. Polls keep their rate without
-bursting after a stall (missed slots are skipped, not replayed), and when both client requests
-and due polls wait, they alternate: neither a flood of requests nor a dense poll plan can starve
-the other.
+The bus owner asks :meth:`Scheduler.pick` which *source* to serve next: polling
+(:data:`POLL`) or one of the clients with requests waiting. Fairness is counted in **bus
+time**, not in turns (issue 10): a transaction that waited 2 s for an absent device costs its
+source 2 s, a 5 ms poll costs 5 ms. Each source's usage decays with ``half_life_s``, and the
+ready source with the least recent usage goes first. So a client flooding slow requests gets
+the wire only when it has used less of it lately than the others: polling keeps its rate,
+another client's request goes before the flooder's next one, and each waits at most one
+transaction (itself capped by the bus's ``max_timeout_s``).
+
+Polls keep their rate without bursting after a stall (missed slots are skipped, not replayed).
+:func:`plan_polls` turns the ``[[bus.poll]]`` config into :class:`PollJob` s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
-__all__ = ["PollJob", "Scheduler"]
+from frames import CommandRegistry
+from frames.commands import MAX_READ_COUNT
+from frames.errors import FrameValueError, UnknownCommand
+
+from .config import BusConfig
+from .errors import ConfigError
+
+__all__ = ["POLL", "PollJob", "Scheduler", "plan_polls"]
+
+POLL = "<poll>"  # the scheduler's name for polling (client ids are session ids)
 
 
 @dataclass(slots=True)
@@ -22,17 +38,52 @@ class PollJob:
     data: bytes
     interval_s: float
     next_due: float = 0.0
-    start_reg: int | None = None  # read_regs: first register, to name the reply's values
+
+
+def plan_polls(
+    cfg: BusConfig, registry: CommandRegistry, maps: Mapping[int, Mapping[int, Any]]
+) -> list[PollJob]:
+    """One job per (poll, device). A ``read_regs`` poll without args reads the device's whole
+    register map (``maps``: addr → register address → register)."""
+    read_code = registry.resolve_code("read_regs")
+    jobs: list[PollJob] = []
+    all_addrs = tuple(d.addr for d in cfg.devices)
+    for i, poll in enumerate(cfg.polls):
+        where = f"bus {cfg.name} poll[{i}]"
+        try:
+            code = registry.resolve_code(poll.cmd)
+            base = poll.data
+            if base is None and poll.args is not None:
+                base = registry.get(code).encode_request(poll.args)
+        except (UnknownCommand, FrameValueError) as exc:
+            raise ConfigError(where, str(exc)) from None
+        for addr in poll.addrs if poll.addrs is not None else all_addrs:
+            data = base
+            if data is None and code == read_code:
+                regs = sorted(maps.get(addr, {}))
+                if not regs:
+                    raise ConfigError(
+                        where, f"read_regs without args needs a profile (addr {addr})"
+                    )
+                start, count = regs[0], min(regs[-1] - regs[0] + 1, MAX_READ_COUNT)
+                data = registry.get(code).encode_request({"start": start, "count": count})
+            jobs.append(PollJob(addr, code, data or b"", poll.interval_s))
+    return jobs
 
 
 class Scheduler:
-    def __init__(self, jobs: Iterable[PollJob], now: float) -> None:
+    def __init__(self, jobs: Iterable[PollJob], now: float, *, half_life_s: float = 5.0) -> None:
         self.jobs = list(jobs)
+        self.half_life_s = half_life_s
         # Stagger the first run over one interval so devices are not all polled at once.
         n = max(len(self.jobs), 1)
         for i, job in enumerate(self.jobs):
             job.next_due = now + job.interval_s * i / n
-        self._last: Literal["request", "poll"] = "poll"
+        self._usage: dict[str, tuple[float, float]] = {}  # source → (bus seconds, as of)
+        self._served: dict[str, int] = {}  # source → turn it was last served (ties)
+        self._turn = 0
+
+    # -- polls -------------------------------------------------------------------------------
 
     def due(self, now: float) -> PollJob | None:
         """The most overdue job, or None when none is due."""
@@ -49,16 +100,34 @@ class Scheduler:
     def next_time(self) -> float | None:
         return min((j.next_due for j in self.jobs), default=None)
 
-    def pick(self, now: float, requests_waiting: bool) -> Literal["request", "poll"] | None:
-        """What to run now: alternate when both are ready."""
-        poll_ready = self.due(now) is not None
-        if requests_waiting and poll_ready:
-            choice: Literal["request", "poll"] = "poll" if self._last == "request" else "request"
-        elif requests_waiting:
-            choice = "request"
-        elif poll_ready:
-            choice = "poll"
-        else:
+    # -- sharing the wire --------------------------------------------------------------------
+
+    def usage(self, source: str, now: float) -> float:
+        """Bus seconds ``source`` used lately (decayed with ``half_life_s``)."""
+        used, at = self._usage.get(source, (0.0, now))
+        return used * 2.0 ** (-(now - at) / self.half_life_s) if now > at else used
+
+    def charge(self, source: str, seconds: float, now: float) -> None:
+        """``source`` held the wire for ``seconds`` (a transaction that ended at ``now``)."""
+        self._usage[source] = (self.usage(source, now) + max(seconds, 0.0), now)
+
+    def pick(self, now: float, waiting: Iterable[str]) -> str | None:
+        """The source to serve now: :data:`POLL` or a client in ``waiting``; None: idle."""
+        candidates = list(waiting)
+        if self.due(now) is not None:
+            candidates.append(POLL)
+        if not candidates:
             return None
-        self._last = choice
-        return choice
+        served = self._served
+        best = min(candidates, key=lambda s: (self.usage(s, now), served.get(s, -1), s == POLL))
+        self._turn += 1
+        served[best] = self._turn
+        return best
+
+    def prune(self, now: float, keep: Iterable[str]) -> None:
+        """Drop clients whose usage has decayed to nothing (bounded memory, many clients)."""
+        keep = set(keep) | {POLL}
+        for source in [s for s in self._usage if s not in keep]:
+            if self.usage(source, now) < 1e-6:
+                del self._usage[source]
+                self._served.pop(source, None)

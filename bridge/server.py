@@ -45,7 +45,7 @@ class BusPort(Protocol):
 
     @property
     def up(self) -> bool: ...
-    def submit(self, request: c.Request) -> asyncio.Future[dict[str, Any]]: ...
+    def submit(self, request: c.Request, client: str = "") -> asyncio.Future[dict[str, Any]]: ...
     def snapshot(self) -> dict[str, Any]: ...
 
 
@@ -191,7 +191,7 @@ class BridgeServer:
             if not await self._hello(conn):
                 return
             async for raw in ws:
-                self._dispatch(conn, raw)
+                await self._dispatch(conn, raw)
                 if session.backlogged():
                     await self._room(conn)
         except ConnectionClosed:
@@ -319,12 +319,12 @@ class BridgeServer:
 
     # -- messages ----------------------------------------------------------------------------
 
-    def _dispatch(self, conn: Conn, raw: str | bytes) -> None:
+    async def _dispatch(self, conn: Conn, raw: str | bytes) -> None:
         session = conn.session
         msg: c.ClientMessage | None = None
         try:
             msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
-            answer = self._answer(conn, msg)
+            answer = await self._answer(conn, msg)
         except ContractError as exc:
             self.metrics.bad_messages.labels(exc.code).inc()
             log.debug("event=bad_message session=%s code=%s msg=%s", session.id, exc.code, exc)
@@ -337,14 +337,14 @@ class BridgeServer:
         if answer is not None:
             session.force([c.dumps(answer)])
 
-    def _answer(self, conn: Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
+    async def _answer(self, conn: Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
         session = conn.session
         if isinstance(msg, c.Hello):
             raise ContractError(c.ALREADY_HELLO, "hello was already accepted", msg.id)
         if isinstance(msg, c.Ping):
             return _with_id({"type": "pong"}, msg.id)
         if isinstance(msg, c.Subscribe):
-            self._subscribe(session, msg)
+            await self._subscribe(session, msg)
             return None
         if isinstance(msg, c.Unsubscribe):
             gone = self.hub.unsubscribe(session, self._visible_topics(session, msg.topics))
@@ -366,7 +366,7 @@ class BridgeServer:
                 out.append(topic)
         return out
 
-    def _subscribe(self, session: Session, msg: c.Subscribe) -> None:
+    async def _subscribe(self, session: Session, msg: c.Subscribe) -> None:
         principal: Principal = session.principal
         topics = self._visible_topics(session, msg.topics)
         for topic in topics:
@@ -377,7 +377,7 @@ class BridgeServer:
             ):
                 raise ContractError(c.BAD_VALUE, f"no bus named {topic.bus!r}", msg.id)
         since = {b: p for b, p in msg.since.items() if principal.may_see(b, None)}
-        result = self.hub.subscribe(session, topics, since, self.clock())
+        result = await self.hub.subscribe(session, topics, since, self.clock())
         recovered = dict(result.recovered)
         for bus in msg.since.keys() - since.keys():
             recovered[bus] = False  # as for an unknown bus
@@ -408,7 +408,7 @@ class BridgeServer:
         if self.draining:
             self.metrics.requests.labels(msg.bus, "busy").inc()
             return c.reply_error("busy", "bridge is shutting down", msg.id)
-        future = bus.submit(msg)
+        future = bus.submit(msg, client=session.id)
 
         def reply_for(fut: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
             if fut.cancelled():

@@ -45,6 +45,7 @@ class Session:
         "queued_bytes",
         "sent_bytes",
         "sent_messages",
+        "seqs",
         "topics",
         "wake",
         "welcomed",
@@ -63,6 +64,10 @@ class Session:
         self.welcomed = False
         self.principal: Any = None
         self.topics: set[Topic] = set()
+        # bus → the last seq this session has had, recorded by the fan-out when its coverage
+        # changes: a replay merge never gives it one at or below that again (a resume on a bus
+        # it already receives, a client that comes from a node further on)
+        self.seqs: dict[str, int] = {}
         self._queue: deque[str] = deque()
         self.queued_bytes = 0
         self.overflowed = False

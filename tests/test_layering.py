@@ -36,6 +36,7 @@ PURE = {
 }
 PURE_BRIDGE = [
     "acl.py",
+    "broker.py",
     "config.py",
     "contract.py",
     "devices.py",
@@ -44,8 +45,11 @@ PURE_BRIDGE = [
     "guard.py",
     "history.py",
     "lograte.py",
+    "local_fanout.py",
     "schedule.py",
     "session.py",
+    "store.py",
+    "traffic.py",
 ]
 
 

@@ -114,7 +114,8 @@ async def test_requests_beyond_the_queue_bound_get_busy(bridge: Bridge) -> None:
             *(client.request("bus0", 99, "identify") for _ in range(40)), return_exceptions=False
         )
         codes = [r["error"]["code"] for r in replies]
-        assert "busy" in codes and "timeout" in codes  # bound 32: the rest are refused at once
+        # one client may have client_requests (4) queued or on the wire: the rest are busy
+        assert (codes.count("timeout"), codes.count("busy")) == (4, 36)
 
 
 async def test_adapter_unplug_and_replug(bridge: Bridge, sim: SimulatedBus) -> None:

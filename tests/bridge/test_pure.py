@@ -9,7 +9,7 @@ from bridge.devices import DeviceBook
 from bridge.errors import ContractError
 from bridge.fanout import InMemoryHub
 from bridge.history import History, make_epoch
-from bridge.schedule import PollJob, Scheduler
+from bridge.schedule import POLL, PollJob, Scheduler
 from bridge.session import QueueLimits, Session
 from frames.devicemap import load_device_map
 
@@ -46,13 +46,13 @@ def test_session_queue_bounds_and_batches() -> None:
     assert c.batch_text(["{}", "[]"]) == "[{},[]]" and c.batch_text(["{}"]) == "{}"
 
 
-def test_hub_fanout_each_session_once_and_bus_events_to_all_bus_subscribers() -> None:
+async def test_hub_fanout_each_session_once_and_bus_events_to_all_bus_subscribers() -> None:
     hub = InMemoryHub()
     hub.add_bus("b", 1)
     a, b, d = (Session(n, QueueLimits(), 0.0) for n in "abd")
-    hub.subscribe(a, [c.parse_topic("*"), c.parse_topic("b/1")], {}, 0.0)
-    hub.subscribe(b, [c.parse_topic("b/1"), c.parse_topic("b/2")], {}, 0.0)
-    hub.subscribe(d, [c.parse_topic("b/*"), c.parse_topic("b/3")], {}, 0.0)
+    await hub.subscribe(a, [c.parse_topic("*"), c.parse_topic("b/1")], {}, 0.0)
+    await hub.subscribe(b, [c.parse_topic("b/1"), c.parse_topic("b/2")], {}, 0.0)
+    await hub.subscribe(d, [c.parse_topic("b/*"), c.parse_topic("b/3")], {}, 0.0)
     hub.publish("b", {"type": "frame", "addr": 1, "ts": 0.0}, 0.0)
     hub.publish("b", {"type": "event", "event": "bus_up", "ts": 0.0}, 0.0)
     hub.publish("b", {"type": "frame", "addr": 3, "ts": 0.0}, 0.0)
@@ -63,14 +63,14 @@ def test_hub_fanout_each_session_once_and_bus_events_to_all_bus_subscribers() ->
     assert len(a) == 3 and hub.subscribers() == 2
 
 
-def test_scheduler_alternates_requests_and_polls_and_skips_missed_slots() -> None:
+def test_scheduler_alternates_equal_sources_and_skips_missed_slots() -> None:
     job = PollJob(1, 3, b"", 1.0)
     s = Scheduler([job], now=0.0)
-    assert s.pick(0.0, requests_waiting=True) == "request"
-    assert s.pick(0.0, requests_waiting=True) == "poll"
-    assert s.pick(0.0, requests_waiting=True) == "request"
+    assert s.pick(0.0, ["c"]) == "c"  # nobody used the wire yet: the client first
+    assert s.pick(0.0, ["c"]) == POLL  # equal usage: the one served longer ago
+    assert s.pick(0.0, ["c"]) == "c"
     s.done(job, now=5.5)  # stalled for 5 s: next slot is after now, no burst of catch-up polls
-    assert job.next_due == 6.5 and s.due(6.0) is None and s.pick(6.0, False) is None
+    assert job.next_due == 6.5 and s.due(6.0) is None and s.pick(6.0, []) is None
 
 
 def test_device_book_reports_changes_once_and_names_values() -> None:

@@ -263,7 +263,8 @@ async def test_resume_not_recovered_when_gap_too_old_or_epoch_differs(harness: H
     await ws.send(json.dumps({"type": "subscribe", "id": 2, "topics": ["bus0/1"], "since": since}))
     sub = await recv(ws)
     assert sub["recovered"] == {"bus0": True}
-    assert [(await recv(ws))["seq"] for _ in range(3)] == [9, 10, 11]
+    harness.bus.frame()  # 9 and 10 are not replayed after 11: a session's seqs only go up
+    assert (await recv(ws))["seq"] == 12
 
 
 @pytest.mark.limits(heartbeat_s=0.1)

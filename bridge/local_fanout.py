@@ -1,0 +1,334 @@
+"""One node's fan-out: the subscription index, the offers to sessions, and the order. Pure.
+
+Fan-out cost is what limits a bridge, so a message is serialized once per publish (by the
+store, not per client) and delivered through a subscription index instead of testing every
+session's topics.
+
+Order is explicit, at two levels, so that no broker and no store latency can break it:
+
+- Per node and bus, :meth:`LocalFanout.receive` passes on seqs in order: a seq it already
+  passed on is a duplicate and dropped; one that comes early is held (bounded) until the gap is
+  filled (by the broker, or from the store by :meth:`bridge.fanout.NodeHub.catch_up`).
+- Per session and bus, no seq is given twice and seqs only go up. Live delivery gets this by
+  construction (a node passes each seq on once, in order, and the index offers a message to a
+  session once), so the hot path costs nothing extra per offer. The joins are where it could
+  break, so ``Session.seqs`` records, per bus, the last seq the session has had whenever its
+  coverage changes (a resume, an unsubscribe), and a replay merge gives it nothing at or below
+  that. A client that resumes *ahead* of this node (it came from a node further on) is kept out
+  of the index, its live messages buffered, until this node has passed its position: nothing
+  it had comes again.
+
+A subscribe with replay must await the store (a round trip with Redis). Meanwhile the session is
+out of the index and its live messages are buffered (bounded by its queue limit); when the replay
+comes, replay and buffer are merged by seq without duplicates, handed back to the caller in
+order, and the session is indexed again — all in the step that resumes the subscribe, so nothing
+can slip in between (centrifuge's recovery does the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .contract import Position, Topic
+from .session import Session
+from .store import Stamped
+
+__all__ = ["FanoutStats", "LocalFanout", "Waiting"]
+
+_ALL = Topic(None, None)
+
+
+@dataclass
+class FanoutStats:
+    published: int = 0
+    deliveries: int = 0
+    drops: int = 0  # offers refused because a session was over its queue bound
+    resumes_recovered: int = 0
+    resumes_lost: int = 0
+    duplicates: int = 0  # messages a node had already passed on (a broker resending)
+    gaps: int = 0  # seqs given up on after waiting for them (their messages never came)
+    epoch_changes: int = 0  # a bus's history was lost and restarted under a new epoch
+
+
+@dataclass(eq=False)
+class Waiting:
+    """A session whose subscribe awaits the store; live messages for it wait here."""
+
+    session: Session
+    buffer: list[Stamped] = field(default_factory=list)
+    cancelled: bool = False
+    ahead: dict[str, int] = field(default_factory=dict)  # bus → seq this node must pass first
+
+
+class LocalFanout:
+    def __init__(self, stats: FanoutStats, *, hold_limit: int = 1024) -> None:
+        self.stats = stats
+        self.hold_limit = hold_limit  # early messages held per bus while waiting for a gap
+        self._pos: dict[str, list[int]] = {}  # bus → [epoch, last seq passed on]
+        self._held: dict[str, dict[int, Stamped]] = {}
+        self._all: set[Session] = set()
+        self._bus: dict[str, set[Session]] = {}
+        self._addr: dict[tuple[str, int], set[Session]] = {}
+        self._waiting: list[Waiting] = []
+
+    # -- buses and order ---------------------------------------------------------------------
+
+    def add_bus(self, bus: str, pos: Position) -> None:
+        self._pos.setdefault(bus, [pos.epoch, pos.seq])
+
+    def position(self, bus: str) -> Position:
+        epoch, seq = self._pos[bus]
+        return Position(epoch, seq)
+
+    def missing(self, bus: str) -> bool:
+        """Messages are held for ``bus`` because an earlier seq has not come yet."""
+        return bool(self._held.get(bus))
+
+    def receive(self, msg: Stamped) -> None:
+        """The broker's receiver: pass messages on in seq order, each once."""
+        pos = self._pos.get(msg.bus)
+        if pos is None or pos[0] != msg.epoch:
+            if pos is not None:  # the history was lost (Redis flushed): start over
+                self.stats.epoch_changes += 1
+                self._held.pop(msg.bus, None)
+                for session in self._sessions():
+                    session.seqs.pop(msg.bus, None)
+            pos = self._pos[msg.bus] = [msg.epoch, msg.seq - 1]
+        expected = pos[1] + 1
+        if msg.seq == expected:
+            pos[1] = msg.seq
+            self._deliver(msg)
+            if self._held.get(msg.bus):
+                self._release(msg.bus, pos)
+        elif msg.seq < expected:
+            self.stats.duplicates += 1
+        else:
+            held = self._held.setdefault(msg.bus, {})
+            held[msg.seq] = msg
+            if len(held) > self.hold_limit:  # the gap is not coming: skip it, keep going
+                self.stats.gaps += 1
+                pos[1] = min(held) - 1
+                self._release(msg.bus, pos)
+
+    def _release(self, bus: str, pos: list[int]) -> None:
+        held = self._held[bus]
+        while pos[1] + 1 in held:
+            nxt = held.pop(pos[1] + 1)
+            pos[1] = nxt.seq
+            self._deliver(nxt)
+
+    def _deliver(self, msg: Stamped) -> None:
+        bus, addr, text = msg.bus, msg.addr, msg.text
+        self.stats.published += 1
+        groups: list[Iterable[Session]] = []
+        if self._all:
+            groups.append(self._all)
+        by_bus = self._bus.get(bus)
+        if by_bus:
+            groups.append(by_bus)
+        if addr is not None:
+            by_addr = self._addr.get((bus, addr))
+            if by_addr:
+                groups.append(by_addr)
+        elif self._addr:  # a bus-level event reaches every subscriber of the bus, once
+            extra: set[Session] = set()
+            for (b, _), sessions in self._addr.items():
+                if b == bus:
+                    extra |= sessions
+            groups.append(extra)
+        delivered = dropped = 0
+        for group in groups:
+            for session in group:
+                if session.offer(text):
+                    delivered += 1
+                else:
+                    dropped += 1
+        self.stats.deliveries += delivered
+        self.stats.drops += dropped
+        if self._waiting:
+            self._buffer(msg)
+
+    def _buffer(self, msg: Stamped) -> None:
+        for waiting in list(self._waiting):
+            session = waiting.session
+            if any(t.matches(msg.bus, msg.addr) for t in session.topics):
+                waiting.buffer.append(msg)
+                if len(waiting.buffer) > session.limits.max_messages:  # as a full queue would
+                    waiting.cancelled = True
+                    self._waiting.remove(waiting)
+                    session.overflow()
+                    continue
+            ahead = waiting.ahead
+            if ahead and msg.seq >= ahead.get(msg.bus, msg.seq + 1):
+                del ahead[msg.bus]
+                if not ahead:  # this node has caught up with the client: live from here
+                    self._waiting.remove(waiting)
+                    for text in self._merge(session, {}, waiting.buffer):
+                        session.offer(text)
+                    self._index(session)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def _waiting_of(self, session: Session) -> Waiting | None:
+        return next((w for w in self._waiting if w.session is session), None)
+
+    def set_topics(self, session: Session, topics: Iterable[Topic]) -> None:
+        """Add topics at once (no replay): live messages from the next publish on."""
+        if self._waiting_of(session) is not None:  # joins the index when its wait ends
+            session.topics.update(topics)
+            return
+        self._unindex(session)
+        session.topics.update(topics)
+        self._index(session)
+
+    def begin(self, session: Session, topics: Iterable[Topic]) -> Waiting:
+        """Add topics, but hold the session's live messages until :meth:`finish`."""
+        waiting = Waiting(session)
+        earlier = self._waiting_of(session)
+        if earlier is None:
+            self._record(session)
+            self._unindex(session)
+        else:  # still waiting for this node to catch up: carry that wait over
+            earlier.cancelled = True
+            self._waiting.remove(earlier)
+            waiting.buffer, waiting.ahead = earlier.buffer, earlier.ahead
+        session.topics.update(topics)
+        self._waiting.append(waiting)
+        return waiting
+
+    def finish(
+        self, waiting: Waiting, replays: Mapping[str, tuple[Position, list[Stamped]]]
+    ) -> list[str]:
+        """Merge each bus's replay (entries after its position) with the buffered live
+        messages; returns the texts to queue, each bus in seq order, and indexes the session
+        (unless the client is ahead of this node: then it waits on, see the module docstring)."""
+        if waiting in self._waiting:
+            self._waiting.remove(waiting)
+        session = waiting.session
+        if waiting.cancelled or session.closing or session.overflowed:
+            return []
+        seqs = session.seqs
+        for bus, (pos, _) in replays.items():
+            if pos.seq > seqs.get(bus, 0):  # the client says it has these (maybe from elsewhere)
+                seqs[bus] = pos.seq
+        out = self._merge(session, replays, waiting.buffer)
+        waiting.buffer = []
+        for bus, floor in seqs.items():
+            here = self._pos.get(bus)
+            if bus in replays and here is not None and floor > here[1]:
+                waiting.ahead[bus] = floor
+        if waiting.ahead:
+            self._waiting.append(waiting)
+        else:
+            self._index(session)
+        return out
+
+    def _merge(
+        self,
+        session: Session,
+        replays: Mapping[str, tuple[Position, list[Stamped]]],
+        buffer: list[Stamped],
+    ) -> list[str]:
+        """Replays and buffered messages, by bus and seq, each once, above what the session
+        had and up to what this node has passed on (later ones come live, in order)."""
+        topics, seqs = session.topics, session.seqs
+        merged: dict[str, dict[int, Stamped]] = {}
+        for bus, (pos, entries) in replays.items():
+            if bus in self._pos and pos.epoch == self._pos[bus][0]:
+                keep = merged.setdefault(bus, {})
+                for e in entries:
+                    if any(t.matches(bus, e.addr) for t in topics):
+                        keep[e.seq] = e
+        for e in buffer:
+            merged.setdefault(e.bus, {})[e.seq] = e
+        out: list[str] = []
+        for bus, by_seq in merged.items():
+            floor, upto = seqs.get(bus, 0), self._pos[bus][1]
+            order = sorted(s for s in by_seq if floor < s <= upto)
+            out.extend(by_seq[s].text for s in order)
+            if order:
+                seqs[bus] = order[-1]
+        return out
+
+    def _record(self, session: Session) -> None:
+        """Before the session's coverage changes: it has had every seq this node passed on,
+        on each bus its topics cover (per-bus positions, as clients keep them)."""
+        all_, buses, addrs = self._effective(session)
+        covered = set(self._pos) if all_ else buses | {b for b, _ in addrs}
+        seqs = session.seqs
+        for bus in covered:
+            pos = self._pos.get(bus)
+            if pos is not None and pos[1] > seqs.get(bus, 0):
+                seqs[bus] = pos[1]
+
+    def unsubscribe(self, session: Session, topics: Iterable[Topic]) -> list[Topic]:
+        gone = [t for t in dict.fromkeys(topics) if t in session.topics]
+        waiting = self._waiting_of(session) is not None
+        if not waiting:
+            self._record(session)
+            self._unindex(session)
+        session.topics.difference_update(gone)
+        if not waiting:
+            self._index(session)
+        return gone
+
+    def detach(self, session: Session) -> None:
+        self._unindex(session)
+        session.topics.clear()
+        for waiting in self._waiting:
+            if waiting.session is session:
+                waiting.cancelled = True
+        self._waiting = [w for w in self._waiting if not w.cancelled]
+
+    def subscribers(self) -> int:
+        return len(self._sessions())
+
+    def _sessions(self) -> set[Session]:
+        seen: set[Session] = set(self._all)
+        for group in self._bus.values():
+            seen |= group
+        for group in self._addr.values():
+            seen |= group
+        seen.update(w.session for w in self._waiting)
+        return seen
+
+    def _effective(self, session: Session) -> tuple[bool, set[str], set[tuple[str, int]]]:
+        """Topics minus the ones a wider topic already covers, so each message is offered to a
+        session once."""
+        topics = session.topics
+        if _ALL in topics:
+            return True, set(), set()
+        buses = {t.bus for t in topics if t.addr is None and t.bus is not None}
+        addrs = {
+            (t.bus, t.addr)
+            for t in topics
+            if t.bus is not None and t.addr is not None and t.bus not in buses
+        }
+        return False, buses, addrs
+
+    def _index(self, session: Session) -> None:
+        all_, buses, addrs = self._effective(session)
+        if all_:
+            self._all.add(session)
+        for bus in buses:
+            self._bus.setdefault(bus, set()).add(session)
+        for key in addrs:
+            self._addr.setdefault(key, set()).add(session)
+
+    def _unindex(self, session: Session) -> None:
+        all_, buses, addrs = self._effective(session)
+        if all_:
+            self._all.discard(session)
+        for bus in buses:
+            group = self._bus.get(bus)
+            if group is not None:
+                group.discard(session)
+                if not group:
+                    del self._bus[bus]
+        for key in addrs:
+            group2 = self._addr.get(key)
+            if group2 is not None:
+                group2.discard(session)
+                if not group2:
+                    del self._addr[key]
