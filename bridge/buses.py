@@ -194,7 +194,7 @@ class BusOwner:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def submit(self, request: c.Request) -> asyncio.Future[dict[str, Any]]:
+    def submit(self, request: c.Request, client: str = "") -> asyncio.Future[dict[str, Any]]:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         try:
             code = self.registry.resolve_code(request.cmd)

@@ -112,6 +112,11 @@ class Limits:
     incoming_messages: int = 16  # client messages read ahead of the handler (websockets max_queue)
     flush_clients: int = 100  # clients written per event-loop turn (bus I/O runs in between)
     stall_timeout_s: float = 30.0  # a client that reads nothing for this long: close 4000
+    max_pending: int = 64  # connections without hello yet (apart from max_clients): oldest 1013
+    message_rate: float = 200.0  # client messages per second per connection (token bucket) ...
+    message_burst: int = 400  # ... and its size; beyond, the bridge stops reading the client
+    flood_close_s: float = 10.0  # throttled without pause this long: close 1008
+    answer_bytes: int = 64 * 1024  # queued for a client: read none of its messages until sent
 
 
 @dataclass(frozen=True)

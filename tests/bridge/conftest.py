@@ -47,7 +47,7 @@ class DrivenBus:
     def up(self) -> bool:
         return self.is_up
 
-    def submit(self, request: c.Request) -> asyncio.Future[dict[str, Any]]:
+    def submit(self, request: c.Request, client: str = "") -> asyncio.Future[dict[str, Any]]:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.requests.put_nowait((request, fut))
         return fut
