@@ -78,6 +78,7 @@ class BridgeServer:
         self.clock = clock
         self.conns: dict[str, Conn] = {}  # every connection, with or without hello
         self.pending: dict[str, Conn] = {}  # those without hello yet, oldest first
+        self._clients = 0  # connections welcomed and not yet ended
         self.policy: Policy = policy or SimplePolicy(self.limits.max_clients)
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
         self.routes = routes or HttpRoutes(self.health, self.metrics.render, self.state_json)
@@ -186,7 +187,7 @@ class BridgeServer:
 
     def clients(self) -> int:
         """Authenticated clients (what ``max_clients`` counts)."""
-        return len(self.conns) - len(self.pending)
+        return self._clients
 
     def position(self, bus: str) -> c.Position:
         return self.hub.position(bus)
@@ -216,7 +217,9 @@ class BridgeServer:
             session.closing = True
             conn.closing = True
             self.conns.pop(sid, None)
-            if self.pending.pop(sid, None) is None and session.welcomed:
+            self.pending.pop(sid, None)
+            if session.welcomed:
+                self._clients -= 1
                 self.policy.release(session.principal)
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
 
@@ -276,6 +279,7 @@ class BridgeServer:
                 session.force([c.dumps(action.message)])
                 if action.message["type"] == "welcome":
                     self.pending.pop(session.id, None)
+                    self._clients += 1
                     who = session.principal.name
                     log.info("event=welcome session=%s peer=%s who=%s", session.id, conn.peer, who)
             elif isinstance(action, Subscribe):

@@ -130,9 +130,10 @@ class Session:
             self.wake()
 
     def backlogged(self) -> bool:
-        """``answer_bytes`` (at most half the byte bound), or half the message bound, is waiting: read no more from this
-        client for now. Counted in bytes of every queued message, answers included: that is
-        what a client that pipelines ``state`` and never reads makes the bridge hold."""
+        """``answer_bytes`` (at most half the byte bound) or half the message bound is waiting:
+        read no more from this client for now. Counted in bytes of every queued message,
+        answers included: that is what a client that pipelines ``state`` and never reads makes
+        the bridge hold."""
         limits = self.limits
         return (
             self.queued_bytes >= min(limits.answer_bytes, limits.max_bytes // 2)
