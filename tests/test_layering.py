@@ -29,11 +29,14 @@ PURE = {
 PURE_BRIDGE = [
     "acl.py",
     "config.py",
+    "connection.py",
     "contract.py",
     "devices.py",
     "errors.py",
     "fanout.py",
     "history.py",
+    "messages.py",
+    "policy.py",
     "schedule.py",
     "session.py",
 ]
