@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -124,6 +125,14 @@ class BridgeServer:
             write_limit=lim.write_limit_bytes,
             server_header=None,
         )
+        for listener in self._server.sockets:
+            # accepted sockets inherit it: what websockets reads (and parses) ahead of a client
+            # the bridge has stopped reading is bounded by it, not by what the client pipelined
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, lim.receive_buffer_bytes)
+            # and what a client that does not read takes out of the bridge before its transport
+            # pauses (Linux grows a loopback send buffer to megabytes otherwise: answers to a
+            # client that never reads would be built at full speed until then)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, lim.send_buffer_bytes)
         self._ticker = asyncio.create_task(self._heartbeats())
         sock = next(iter(self._server.sockets))
         bound = sock.getsockname()

@@ -24,7 +24,7 @@ class QueueLimits:
     max_bytes: int = 4 * 1024 * 1024
     batch_messages: int = 64  # messages per WebSocket frame at most
     batch_bytes: int = 64 * 1024  # and bytes (a single larger message still goes alone)
-    answer_bytes: int = 64 * 1024  # queued this much: read no more of the client's messages
+    answer_bytes: int = 16 * 1024  # queued this much: read no more of the client's messages
 
 
 def _nothing() -> None:
