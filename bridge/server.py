@@ -125,13 +125,10 @@ class BridgeServer:
             write_limit=lim.write_limit_bytes,
             server_header=None,
         )
-        for listener in self._server.sockets:
-            # accepted sockets inherit it: what websockets reads (and parses) ahead of a client
-            # the bridge has stopped reading is bounded by it, not by what the client pipelined
+        for listener in self._server.sockets:  # accepted sockets inherit both: they bound
+            # what websockets parses ahead of a client we stopped reading, and what a client
+            # that never reads absorbs (Linux grows loopback send buffers to megabytes)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, lim.receive_buffer_bytes)
-            # and what a client that does not read takes out of the bridge before its transport
-            # pauses (Linux grows a loopback send buffer to megabytes otherwise: answers to a
-            # client that never reads would be built at full speed until then)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, lim.send_buffer_bytes)
         self._ticker = asyncio.create_task(self._heartbeats())
         sock = next(iter(self._server.sockets))
@@ -233,9 +230,8 @@ class BridgeServer:
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
 
     def _admit_pending(self, conn: Conn) -> None:
-        """Count a connection without hello apart; over ``max_pending`` the oldest goes (1013):
-        hello-less connections then cost an attacker a reconnect each, and never a client
-        that authenticates its place (issue 10, break 3)."""
+        """Count a connection without hello apart; over ``max_pending`` the oldest goes (1013),
+        so idle handshakes never take an authenticating client's place (issue 10, break 3)."""
         self.pending[conn.session.id] = conn
         if len(self.pending) > self.limits.max_pending:
             oldest = self.pending.pop(next(iter(self.pending)))
