@@ -140,6 +140,13 @@ class Limits:
     fd_reserve: int = 64  # descriptors kept below RLIMIT_NOFILE; WebSocket clients get 503
     log_burst: int = 20  # the same log message at most this often per log_interval_s
     log_interval_s: float = 10.0
+    max_pending: int = 64  # connections without hello yet (apart from max_clients): oldest 1013
+    message_rate: float = 200.0  # client messages per second per connection (token bucket) ...
+    message_burst: int = 400  # ... and its size; beyond, the bridge stops reading the client
+    flood_close_s: float = 10.0  # throttled without pause this long: close 1008
+    answer_bytes: int = 16 * 1024  # queued for a client: read none of its messages until sent
+    receive_buffer_bytes: int = 8 * 1024  # kernel receive buffer per client (SO_RCVBUF)
+    send_buffer_bytes: int = 64 * 1024  # kernel send buffer per client (SO_SNDBUF)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ContractError
+from .messages import error_message, reply_error
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -22,7 +23,6 @@ __all__ = [
     "CLOSE_NODE_FULL",
     "CLOSE_POLICY",
     "CLOSE_SLOW_CONSUMER",
-    "CLOSE_TOO_BIG",
     "CLOSE_UNAUTHORIZED",
     "VERSION",
     "ClientMessage",
@@ -45,8 +45,7 @@ __all__ = [
 VERSION = 1
 
 CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
+CLOSE_POLICY = 1008  # sustained message flood (the rate limit did not slow it down)
 CLOSE_NODE_FULL = 1013
 CLOSE_SLOW_CONSUMER = 4000
 CLOSE_HELLO_TIMEOUT = 4001
@@ -124,7 +123,9 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    token: str
+    """``token`` None: the client sent none (accepted only by a bridge without tokens)."""
+
+    token: str | None
     id: Any = None
 
 
@@ -163,24 +164,6 @@ class Ping:
 
 
 ClientMessage = Hello | Subscribe | Unsubscribe | Request | StateQuery | Ping
-
-
-def error_message(code: str, message: str, msg_id: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "error"}
-    if msg_id is not None:
-        out["id"] = msg_id
-    out["code"] = code
-    out["message"] = message
-    return out
-
-
-def reply_error(code: str, message: str, msg_id: Any = None, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "reply"}
-    if msg_id is not None:
-        out["id"] = msg_id
-    out["ok"] = False
-    out["error"] = {"code": code, "message": message, **extra}
-    return out
 
 
 def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], msg_id: Any) -> Any:
@@ -279,8 +262,18 @@ def parse_client_message(text: str | bytes, *, max_topics: int = 64) -> ClientMe
         raise ContractError(BAD_MESSAGE, "binary messages are not part of the contract")
     try:
         obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        return _message(obj, text, max_topics)
+    except RecursionError:
+        # nesting deeper than the interpreter's stack (in the parser, or later when a nested
+        # value is encoded again): no valid message nests, so it is bad JSON, not a bridge bug
+        raise ContractError(BAD_JSON, "not JSON: nested too deeply") from None
+    except ValueError as exc:
+        if isinstance(exc, ContractError):
+            raise
         raise ContractError(BAD_JSON, f"not JSON: {str(exc)[:120]}") from None
+
+
+def _message(obj: Any, text: str, max_topics: int) -> ClientMessage:
     if not isinstance(obj, dict):
         raise ContractError(BAD_MESSAGE, "a message must be a JSON object")
     if "\\u" in text and not _encodable(obj):
@@ -296,7 +289,7 @@ def parse_client_message(text: str | bytes, *, max_topics: int = 64) -> ClientMe
         raise ContractError(BAD_VALUE, "'id' must fit a JSON-safe integer")
     kind = _get(obj, "type", str, msg_id)
     if kind == "hello":
-        return Hello(_get(obj, "token", str, msg_id), msg_id)
+        return Hello(_opt(obj, "token", str, msg_id), msg_id)
     if kind == "subscribe":
         return Subscribe(_topics(obj, msg_id, max_topics), _since(obj, msg_id), msg_id)
     if kind == "unsubscribe":

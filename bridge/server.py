@@ -1,10 +1,18 @@
-"""The WebSocket server: one reader (the handler) per client and one writer for all of them.
+"""The WebSocket server: a thin adapter between websockets and the connection core.
 
-The handler parses each client message (:mod:`bridge.contract`) and answers it; bad input gets
-an ``error`` message and the loop goes on. Publishers never await a client: fan-out puts
-pre-serialized text in each session's bounded queue (:mod:`bridge.session`) and the writer
+Per client, the handler reads a message, feeds it to the pure :class:`~bridge.connection.
+Connection` with the time, and performs what it returns (queue an answer, subscribe at the hub,
+submit a request to a bus owner, close); everything the bridge decides about a client is in
+that core and in the admission :mod:`~bridge.policy`. Publishers never await a client: fan-out
+puts pre-serialized text in each session's bounded queue (:mod:`bridge.session`) and the writer
 (:mod:`bridge.writer`) flushes the queues in batches; a client whose queue overflows is closed
 with 4000 by a separate task, so no client ever waits for another.
+
+Reading is how a client is slowed down: the handler reads no more of a client's messages while
+its answers wait unsent (``limits.answer_bytes``) or while its message rate is over the token
+bucket (``limits.message_rate``); its messages then wait in its own socket buffers.
+Connections that have not said hello are counted apart (``limits.max_pending``): when there are
+too many, the oldest is closed, so they never lock out clients that authenticate.
 """
 
 from __future__ import annotations
@@ -14,20 +22,23 @@ import contextlib
 import itertools
 import logging
 import secrets
+import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from . import contract as c
-from .acl import Principal, check_token
+from .acl import check_token
 from .config import BridgeConfig
+from .connection import Action, Close, Connection, Send, Submit, Subscribe, Unsubscribe, state_for
 from .edge import Edge
-from .errors import ContractError
 from .fanout import Hub
+from .messages import Heartbeat
 from .metrics import BridgeMetrics
+from .policy import Policy, SimplePolicy
 from .session import QueueLimits, Session
 from .web import HttpRoutes
 from .writer import Conn, Writer
@@ -59,6 +70,7 @@ class BridgeServer:
         *,
         routes: HttpRoutes | None = None,
         clock: Callable[[], float] = time.time,
+        policy: Policy | None = None,
     ) -> None:
         self.config = config
         self.limits = config.limits
@@ -66,7 +78,10 @@ class BridgeServer:
         self.buses = buses
         self.metrics = metrics or BridgeMetrics()
         self.clock = clock
-        self.conns: dict[str, Conn] = {}
+        self.conns: dict[str, Conn] = {}  # every connection, with or without hello
+        self.pending: dict[str, Conn] = {}  # those without hello yet, oldest first
+        self._clients = 0  # connections welcomed and not yet ended
+        self.policy: Policy = policy or SimplePolicy(self.limits.max_clients)
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
         self.routes = routes or HttpRoutes(self.health, self.metrics.render, self.state_json)
         self.edge = Edge(config, lambda reason: self.metrics.rejected.labels(reason).inc())
@@ -75,7 +90,9 @@ class BridgeServer:
             max_bytes=self.limits.queue_bytes,
             batch_messages=self.limits.batch_messages,
             batch_bytes=self.limits.batch_bytes,
+            answer_bytes=self.limits.answer_bytes,
         )
+        self.node = config.server.node
         self.started = time.monotonic()
         self.ready = False
         self.draining = False
@@ -112,6 +129,11 @@ class BridgeServer:
             write_limit=lim.write_limit_bytes,
             server_header=None,
         )
+        for listener in self._server.sockets:  # accepted sockets inherit both: they bound
+            # what websockets parses ahead of a client we stopped reading, and what a client
+            # that never reads absorbs (Linux grows loopback send buffers to megabytes)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, lim.receive_buffer_bytes)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, lim.send_buffer_bytes)
         self._ticker = asyncio.create_task(self._heartbeats())
         sock = next(iter(self._server.sockets))
         bound = sock.getsockname()
@@ -174,26 +196,31 @@ class BridgeServer:
 
     # -- per connection ----------------------------------------------------------------------
 
+    def clients(self) -> int:
+        """Authenticated clients (what ``max_clients`` counts)."""
+        return self._clients
+
+    def position(self, bus: str) -> c.Position:
+        return self.hub.position(bus)
+
     async def _handler(self, ws: ServerConnection) -> None:
         if self.draining:
             await self._close(ws, c.CLOSE_GOING_AWAY, "shutting down")
             return
-        if len(self.conns) >= self.limits.max_clients:
-            self.metrics.rejected.labels("full").inc()
-            await self._close(ws, c.CLOSE_NODE_FULL, "node full")
-            return
+        now = self.clock()
         sid = f"{self._prefix}-{next(self._ids)}"
-        session = Session(sid, self.queue_limits, self.clock())
+        session = Session(sid, self.queue_limits, now)
         conn = Conn(ws, session)
         session.wake = lambda: self._wake(conn)
+        core = Connection(session, self, self.policy, self.config.server.tokens, self.limits, now)
         self.conns[sid] = conn
+        self._admit_pending(conn)
         try:
-            if not await self._hello(conn):
-                return
-            async for raw in ws:
-                await self._dispatch(conn, raw)
+            while (raw := await self._read(conn, core)) is not None:
+                if not await self._perform(conn, core, core.receive(raw, self.clock())):
+                    break
                 if session.backlogged():
-                    await self._room(conn)
+                    await self._room(conn, core)
         except ConnectionClosed:
             pass
         finally:
@@ -201,88 +228,121 @@ class BridgeServer:
             session.closing = True
             conn.closing = True
             self.conns.pop(sid, None)
+            self.pending.pop(sid, None)
+            if session.welcomed:
+                self._clients -= 1
+                self.policy.release(session.principal)
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
 
-    async def _room(self, conn: Conn) -> None:
-        """Read no more of this client until the writer has brought its queue under half the
-        bound.
+    def _admit_pending(self, conn: Conn) -> None:
+        """Count a connection without hello apart; over ``max_pending`` the oldest goes (1013),
+        so idle handshakes never take an authenticating client's place (issue 10, break 3)."""
+        self.pending[conn.session.id] = conn
+        if len(self.pending) > self.limits.max_pending:
+            oldest = self.pending.pop(next(iter(self.pending)))
+            oldest.closing = True
+            self.metrics.rejected.labels("pending").inc()
+            self._spawn(self._close(oldest.ws, c.CLOSE_NODE_FULL, "too many handshakes"))
 
-        Answers (pongs, replies, replays) are queued past the bound, so a client that sends
+    async def _read(self, conn: Conn, core: Connection) -> str | bytes | None:
+        """The next client message once the rate limit allows it; None: the core closed the
+        connection (hello deadline)."""
+        while True:
+            delay = core.read_delay(self.clock())
+            if delay > 0:  # pacing a client over its rate: its messages wait in its socket
+                await asyncio.sleep(delay)
+            deadline = core.next_deadline()
+            if deadline is None:
+                return await conn.ws.recv()
+            try:
+                return await asyncio.wait_for(conn.ws.recv(), max(deadline - self.clock(), 0))
+            except TimeoutError:
+                if not await self._perform(conn, core, core.tick(self.clock())):
+                    return None
+
+    async def _room(self, conn: Conn, core: Connection) -> None:
+        """Read no more of this client until the writer has brought its queue under
+        ``answer_bytes`` (or the connection ends, or the hello deadline passes).
+
+        Answers (pongs, replies, replays) are queued past the bound, so a client that asks
         faster than it reads is slowed down here instead: its messages wait in the socket
         buffers (TCP back-pressure) and none is dropped. A client that reads nothing at all is
-        given up by the writer after ``stall_timeout_s`` (4000), which ends this wait too: a
-        backlogged client is always either being written or blocked in the writer's drain.
+        given up by the writer after ``stall_timeout_s`` (4000), which ends this wait too.
         """
         room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         conn.room = room
+        closed = asyncio.ensure_future(conn.ws.wait_closed())
+        deadline = core.next_deadline()
+        timeout = None if deadline is None else max(deadline - self.clock(), 0)
         try:
-            await asyncio.wait(
-                (room, conn.ws.connection_lost_waiter), return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait((room, closed), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             conn.room = None
+            closed.cancel()
 
-    async def _hello(self, conn: Conn) -> bool:
-        """Wait for a valid hello; answer anything else with an error. False: connection ends."""
-        ws = conn.ws
-        deadline = time.monotonic() + self.limits.hello_timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                raw = await asyncio.wait_for(ws.recv(), remaining)
-            except TimeoutError:
-                self.metrics.rejected.labels("hello_timeout").inc()
-                await self._close(ws, c.CLOSE_HELLO_TIMEOUT, "hello timeout")
+    async def _perform(self, conn: Conn, core: Connection, actions: list[Action]) -> bool:
+        """Do what the core said; False when the connection is to end."""
+        session = conn.session
+        for action in actions:
+            if isinstance(action, Send):
+                self._count(action)
+                session.force([c.dumps(action.message)])
+                if action.message["type"] == "welcome":
+                    self.pending.pop(session.id, None)
+                    self._clients += 1
+                    who = session.principal.name
+                    log.info("event=welcome session=%s peer=%s who=%s", session.id, conn.peer, who)
+            elif isinstance(action, Subscribe):
+                result = await self.hub.subscribe(
+                    session, action.topics, action.since, self.clock()
+                )
+                answer = core.subscribed(action, result.topics, result.recovered)
+                # the answer, then the replay, then live messages: in this order in the queue
+                session.force([c.dumps(answer), *result.replay])
+                if action.since or action.hidden:
+                    log.info(
+                        "event=resume session=%s recovered=%s replayed=%d",
+                        session.id,
+                        result.recovered,
+                        len(result.replay),
+                    )
+            elif isinstance(action, Unsubscribe):
+                gone = self.hub.unsubscribe(session, action.topics)
+                session.force([c.dumps(core.unsubscribed(action, gone))])
+            elif isinstance(action, Submit):
+                self._submit(conn, core, action.request)
+            else:
+                self._refused(conn, action)
+                await self._close(conn.ws, action.code, action.reason)
                 return False
-            try:
-                msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
-                if not isinstance(msg, c.Hello):
-                    raise ContractError(c.HELLO_REQUIRED, "send hello first", msg.id)
-            except ContractError as exc:
-                self.metrics.bad_messages.labels(exc.code).inc()
-                error = c.dumps(c.error_message(exc.code, exc.message, exc.msg_id))
-                try:  # a client that sends junk and never reads must not outlive the deadline
-                    await asyncio.wait_for(ws.send(error), max(deadline - time.monotonic(), 0.01))
-                except TimeoutError:
-                    self.metrics.rejected.labels("hello_timeout").inc()
-                    await self._close(ws, c.CLOSE_HELLO_TIMEOUT, "hello timeout")
-                    return False
-                continue
-            principal = check_token(msg.token, self.config.server.tokens)
-            if principal is None:
-                self.metrics.rejected.labels("unauthorized").inc()
-                log.info("event=unauthorized peer=%s", conn.peer)
-                await self._close(ws, c.CLOSE_UNAUTHORIZED, "unauthorized")
-                return False
-            conn.session.principal = principal
-            conn.session.welcomed = True
-            conn.session.force([c.dumps(self._welcome(conn.session, msg.id))])
-            log.info(
-                "event=welcome session=%s peer=%s who=%s",
-                conn.session.id,
-                conn.peer,
-                principal.name,
-            )
-            return True
+        return True
 
-    def _welcome(self, session: Session, msg_id: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "welcome"}
-        if msg_id is not None:
-            out["id"] = msg_id
-        buses = {}
-        for name in session.principal.visible(self.hub.buses()):
-            pos = self.hub.position(name)
-            buses[name] = {"epoch": pos.epoch, "seq": pos.seq}
-        out.update(
-            session=session.id,
-            node=self.config.server.node,
-            version=c.VERSION,
-            buses=buses,
-            heartbeat_s=self.limits.heartbeat_s,
-        )
-        return out
+    def _count(self, send: Send) -> None:
+        message: Any = send.message
+        if message["type"] == "error":
+            self.metrics.bad_messages.labels(message["code"]).inc()
+        if send.outcome is not None:
+            self.metrics.requests.labels(*send.outcome).inc()
+
+    def _refused(self, conn: Conn, close: Close) -> None:
+        if close.label:
+            self.metrics.rejected.labels(close.label).inc()
+        log.info("event=%s session=%s peer=%s", close.label or "close", conn.session.id, conn.peer)
+
+    def _submit(self, conn: Conn, core: Connection, request: c.Request) -> None:
+        session = conn.session
+        future = self.buses[request.bus].submit(request, client=session.id)
+
+        def done(fut: asyncio.Future[dict[str, Any]]) -> None:
+            send = core.reply(request, None if fut.cancelled() else fut.result())
+            self._count(send)
+            if not session.closing:
+                session.force([c.dumps(send.message)])
+
+        if future.done():  # refused at once (bad_request, busy, bus_down): answer in this turn,
+            done(future)  # so the reader's back-pressure check counts it
+        else:
+            future.add_done_callback(done)
 
     def _wake(self, conn: Conn) -> None:
         """The session's queue became non-empty (or overflowed): flush it this loop turn."""
@@ -313,141 +373,12 @@ class BridgeServer:
             text: str | None = None
             for conn in list(self.conns.values()):
                 if conn.session.needs_heartbeat(now, interval):
-                    text = text or c.dumps({"type": "heartbeat", "ts": round(now, 3)})
+                    beat: Heartbeat = {"type": "heartbeat", "ts": round(now, 3)}
+                    text = text or c.dumps(beat)
                     conn.session.last_sent = now
                     conn.session.force([text])
 
-    # -- messages ----------------------------------------------------------------------------
-
-    async def _dispatch(self, conn: Conn, raw: str | bytes) -> None:
-        session = conn.session
-        msg: c.ClientMessage | None = None
-        try:
-            msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
-            answer = await self._answer(conn, msg)
-        except ContractError as exc:
-            self.metrics.bad_messages.labels(exc.code).inc()
-            log.debug("event=bad_message session=%s code=%s msg=%s", session.id, exc.code, exc)
-            answer = c.error_message(exc.code, exc.message, exc.msg_id)
-        except Exception:  # a bridge bug: this message fails, the connection and the rest go on
-            self.metrics.bad_messages.labels(c.INTERNAL_ERROR).inc()
-            log.exception("event=internal_error session=%s", session.id)
-            msg_id = None if msg is None else msg.id
-            answer = c.error_message(c.INTERNAL_ERROR, "the bridge failed on this message", msg_id)
-        if answer is not None:
-            session.force([c.dumps(answer)])
-
-    async def _answer(self, conn: Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
-        session = conn.session
-        if isinstance(msg, c.Hello):
-            raise ContractError(c.ALREADY_HELLO, "hello was already accepted", msg.id)
-        if isinstance(msg, c.Ping):
-            return _with_id({"type": "pong"}, msg.id)
-        if isinstance(msg, c.Subscribe):
-            await self._subscribe(session, msg)
-            return None
-        if isinstance(msg, c.Unsubscribe):
-            gone = self.hub.unsubscribe(session, self._visible_topics(session, msg.topics))
-            return _with_id({"type": "unsubscribed", "topics": gone}, msg.id)
-        if isinstance(msg, c.StateQuery):
-            return _with_id({"type": "state", "buses": self._state_for(session.principal)}, msg.id)
-        return self._request(conn, msg)
-
-    def _visible_topics(self, session: Session, topics: Sequence[c.Topic]) -> list[c.Topic]:
-        """For a token limited to some buses, ``*`` is those buses (``BUS/*`` each)."""
-        principal: Principal = session.principal
-        if not principal.restricted:
-            return list(topics)
-        out: list[c.Topic] = []
-        for topic in topics:
-            if topic.bus is None:
-                out += [c.Topic(bus, None) for bus in principal.visible(self.buses)]
-            else:
-                out.append(topic)
-        return out
-
-    async def _subscribe(self, session: Session, msg: c.Subscribe) -> None:
-        principal: Principal = session.principal
-        topics = self._visible_topics(session, msg.topics)
-        for topic in topics:
-            # a bus the token may not see is answered like one that does not exist: a limited
-            # token learns nothing of the others
-            if topic.bus is not None and not (
-                topic.bus in self.buses and principal.may_see(topic.bus, topic.addr)
-            ):
-                raise ContractError(c.BAD_VALUE, f"no bus named {topic.bus!r}", msg.id)
-        since = {b: p for b, p in msg.since.items() if principal.may_see(b, None)}
-        result = await self.hub.subscribe(session, topics, since, self.clock())
-        recovered = dict(result.recovered)
-        for bus in msg.since.keys() - since.keys():
-            recovered[bus] = False  # as for an unknown bus
-        answer = _with_id({"type": "subscribed"}, msg.id)
-        answer.update(topics=result.topics, recovered=recovered)
-        # the answer, then the replay, then live messages: all queued before any other publish
-        session.force([c.dumps(answer), *result.replay])
-        if msg.since:
-            log.info(
-                "event=resume session=%s recovered=%s replayed=%d",
-                session.id,
-                result.recovered,
-                len(result.replay),
-            )
-
-    def _request(self, conn: Conn, msg: c.ClientMessage) -> dict[str, Any] | None:
-        assert isinstance(msg, c.Request)
-        session = conn.session
-        bus = self.buses.get(msg.bus)
-        if bus is None or not session.principal.may_see(msg.bus, None):
-            # not labelled with the client's bus name (labels must stay few); a bus the token
-            # may not see is answered like one that does not exist
-            self.metrics.requests.labels("", "bad_request").inc()
-            return c.reply_error("bad_request", f"no bus named {msg.bus!r}", msg.id)
-        if not session.principal.may_request(msg.bus, msg.addr):
-            self.metrics.requests.labels(msg.bus, "forbidden").inc()
-            return c.reply_error("forbidden", "this token may not send requests here", msg.id)
-        if self.draining:
-            self.metrics.requests.labels(msg.bus, "busy").inc()
-            return c.reply_error("busy", "bridge is shutting down", msg.id)
-        future = bus.submit(msg, client=session.id)
-
-        def reply_for(fut: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
-            if fut.cancelled():
-                reply = c.reply_error("bus_down", "request cancelled (bridge stopping)", msg.id)
-            else:
-                reply = _with_id({"type": "reply"}, msg.id)
-                reply.update(fut.result())
-            outcome = "ok" if reply.get("ok") else str(reply["error"]["code"])
-            self.metrics.requests.labels(msg.bus, outcome).inc()
-            return reply
-
-        def done(fut: asyncio.Future[dict[str, Any]]) -> None:
-            reply = reply_for(fut)
-            if not session.closing:
-                session.force([c.dumps(reply)])
-
-        if future.done():  # refused at once (bad_request, busy, bus_down): answer in this turn,
-            return reply_for(future)  # so the reader's back-pressure check counts it
-        future.add_done_callback(done)
-        return None
-
     # -- state and health --------------------------------------------------------------------
-
-    def _state_for(self, principal: Principal) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, bus in self.buses.items():
-            if not principal.may_see(name, None):
-                continue
-            pos = self.hub.position(name)
-            snap = bus.snapshot()
-            snap = {a: d for a, d in snap.items() if principal.may_see(name, int(a))}
-            out[name] = {
-                "up": bus.up,
-                "reason": bus.down_reason,
-                "epoch": pos.epoch,
-                "seq": pos.seq,
-                "devices": snap,
-            }
-        return out
 
     def state_json(self, token: str | None = None) -> dict[str, Any] | None:
         """``/api/state``: what ``token`` may see; None (401) when tokens are configured and
@@ -458,7 +389,7 @@ class BridgeServer:
         return {
             "node": self.config.server.node,
             "ts": self.clock(),
-            "buses": self._state_for(principal),
+            "buses": state_for(self, principal),
         }
 
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -490,9 +421,3 @@ class BridgeServer:
             "buses": buses,
         }
         return ready, body
-
-
-def _with_id(message: dict[str, Any], msg_id: Any) -> dict[str, Any]:
-    if msg_id is not None:
-        message["id"] = msg_id
-    return message

@@ -24,6 +24,7 @@ class QueueLimits:
     max_bytes: int = 4 * 1024 * 1024
     batch_messages: int = 64  # messages per WebSocket frame at most
     batch_bytes: int = 64 * 1024  # and bytes (a single larger message still goes alone)
+    answer_bytes: int = 16 * 1024  # queued this much: read no more of the client's messages
 
 
 def _nothing() -> None:
@@ -120,8 +121,9 @@ class Session:
         """Queue direct answers and replays past the bound: the client asked for them, and
         refusing a large replay would turn a resume into a 4000 loop. What keeps answers
         bounded is the reader, not this: the server reads no more of a client's messages while
-        it is :meth:`backlogged`, so answers take at most half the bound plus one answer or one
-        replay, and live traffic keeps the other half."""
+        it is :meth:`backlogged`, so a client that asks and never reads holds at most
+        ``answer_bytes`` plus one answer or one replay (issue 10, break 7: 2.25 MiB each
+        when this was half the queue bound)."""
         if self.overflowed or self.closing:
             return
         queue = self._queue
@@ -133,10 +135,14 @@ class Session:
             self.wake()
 
     def backlogged(self) -> bool:
-        """Half the bound or more is waiting: read no more from this client for now."""
+        """``answer_bytes`` (at most half the byte bound) or half the message bound is waiting:
+        read no more from this client for now. Counted in bytes of every queued message,
+        answers included: that is what a client that pipelines ``state`` and never reads makes
+        the bridge hold."""
         limits = self.limits
         return (
-            2 * len(self._queue) >= limits.max_messages or 2 * self.queued_bytes >= limits.max_bytes
+            self.queued_bytes >= min(limits.answer_bytes, limits.max_bytes // 2)
+            or 2 * len(self._queue) >= limits.max_messages
         )
 
     def take_batch(self) -> list[str]:
@@ -176,6 +182,3 @@ class Session:
             and not self.overflowed
             and now - self.last_sent >= interval
         )
-
-    def sees(self, bus: str, addr: int | None) -> bool:
-        return any(t.matches(bus, addr) for t in self.topics)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from typing import Any
 
 import pytest
@@ -39,7 +38,7 @@ async def test_stalled_client_closed_4000_resumes_without_loss(harness: Harness)
     total = [10**9]
     fast_task = asyncio.create_task(consume_fast())
     published = 0
-    while harness.server.metrics.slow_closes._value.get() == 0:  # bounded by the assert below
+    while slow_closes(harness) == 0:  # bounded by the assert below
         for _ in range(50):
             harness.bus.frame(data=PAD)
         published += 50
@@ -200,10 +199,8 @@ async def test_a_client_that_reads_nothing_is_closed_after_the_stall_timeout(
     sender = asyncio.create_task(send_states())
     try:
         await harness.wait_for(lambda: slow_conn.blocked)  # the writer waits for the socket
-        t0 = time.monotonic()
         await harness.wait_for(lambda: slow_conn.session.id not in harness.server.conns)
-        # stall_timeout_s 0.5 + close_timeout_s 0.3, and slack; the 4000 was sent
-        assert time.monotonic() - t0 < 0.5 + 0.3 + 1.0
+        # ended by the stall timeout (nothing else would end it): the 4000 was sent
         assert slow_conn.session.overflowed and slow_closes(harness) == 1
         close_sent = slow_conn.ws.protocol.close_sent
         assert close_sent is not None and close_sent.code == 4000
@@ -226,10 +223,12 @@ async def test_junk_before_hello_without_reading_is_closed_in_time(harness: Harn
 
     sender = asyncio.create_task(send_junk())
     try:
-        t0 = time.monotonic()
         await harness.wait_for(lambda: slow_conn.session.id not in harness.server.conns)
-        assert time.monotonic() - t0 < 0.5 + 0.3 + 1.0  # hello + close timeouts, and slack
         assert slow_conn.ws.transport.is_closing()
+        hello_timeouts = harness.server.metrics.registry.get_sample_value(
+            "framebridge_rejected_connections_total", {"reason": "hello_timeout"}
+        )
+        assert hello_timeouts == 1  # closed by the hello deadline, not by anything else
     finally:
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
@@ -249,9 +248,9 @@ async def test_shutdown_is_not_held_up_by_a_client_that_reads_nothing(harness: H
     sender = asyncio.create_task(send_states())
     try:
         await harness.wait_for(lambda: slow_conn.blocked)
-        t0 = time.monotonic()
+        # stall_timeout_s is 60 s: only close_timeout_s (0.3 s) can end the slow client's close
+        # within this bound
         await asyncio.wait_for(harness.server.close(), 10)
-        assert time.monotonic() - t0 < 0.3 + 1.0  # close_timeout_s, and slack
         assert harness.server.conns == {}
         with pytest.raises(ConnectionClosed):
             while True:

@@ -1,0 +1,380 @@
+"""One client connection's logic, without I/O: messages and time in, actions out. Pure.
+
+The websockets adapter (:mod:`bridge.server`) feeds each client message to
+:meth:`Connection.receive` with the time, and performs the actions it gets back: :class:`Send`
+an answer, :class:`Subscribe`/:class:`Unsubscribe` at the hub, :class:`Submit` a request to a
+bus owner, :class:`Close` with a code. The hello stage, dispatch, access checks, resume
+bookkeeping and the per-connection message rate all live here, so they are tested with a fake
+clock and no sockets (``tests/bridge/test_connection.py``), as ``websockets.protocol`` is.
+
+Admission questions go to one :class:`~bridge.policy.Policy`, asked only after hello, when the
+client's :class:`~bridge.acl.Principal` is known.
+
+Bad input is a :class:`Send` of an ``error`` and the connection goes on; a bug of the bridge on
+one message is logged once with its traceback and answered ``internal_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
+
+from . import contract as c
+from . import messages as m
+from .acl import Principal, TokenRule, check_token
+from .config import Limits
+from .errors import ContractError
+from .policy import Policy
+from .session import Session
+
+__all__ = [
+    "Action",
+    "BusView",
+    "Close",
+    "Connection",
+    "Node",
+    "RateLimit",
+    "Send",
+    "Submit",
+    "Subscribe",
+    "Unsubscribe",
+    "state_for",
+]
+
+log = logging.getLogger("bridge.connection")
+
+
+class BusView(Protocol):
+    """What the core reads of a bus owner (:class:`bridge.server.BusPort` is one)."""
+
+    down_reason: str
+
+    @property
+    def up(self) -> bool: ...
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class Node(Protocol):
+    """What the core reads of the node it runs on (the server implements it)."""
+
+    @property
+    def node(self) -> str: ...
+    @property
+    def draining(self) -> bool: ...
+    @property
+    def buses(self) -> Mapping[str, BusView]: ...
+    def clients(self) -> int: ...
+    def position(self, bus: str) -> c.Position: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Queue this answer. ``outcome`` (bus label, outcome) when it settles a request."""
+
+    message: m.ServerMessage
+    outcome: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Ask the hub; then queue :meth:`Connection.subscribed`'s answer and the replay."""
+
+    topics: tuple[c.Topic, ...]
+    since: Mapping[str, c.Position]
+    hidden: tuple[str, ...] = ()  # buses named in ``since`` that the client may not see
+    id: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    topics: tuple[c.Topic, ...]
+    id: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Give the request to its bus owner; answer with :meth:`Connection.reply` when done."""
+
+    request: c.Request
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """End the connection. ``reason`` is the close reason; ``label`` the metrics reason."""
+
+    code: int
+    reason: str
+    label: str = ""
+
+
+Action = Send | Subscribe | Unsubscribe | Submit | Close
+
+
+class RateLimit:
+    """A token bucket over every message of one connection.
+
+    When it is empty the adapter reads nothing more until a token is back (:meth:`delay`): the
+    client's messages wait in its own socket buffers (TCP back-pressure), so a flood costs the
+    bridge no CPU. A client whose every read had to wait for ``flood_close_s`` is flooding on
+    purpose: :meth:`flooding` says close it (1008). A burst, however large, only slows down.
+    """
+
+    __slots__ = ("at", "burst", "flood_close_s", "level", "rate", "throttled_since")
+
+    def __init__(self, rate: float, burst: float, flood_close_s: float, now: float) -> None:
+        self.rate = rate  # tokens per second
+        self.burst = burst  # bucket size
+        self.flood_close_s = flood_close_s
+        self.level = burst
+        self.at = now
+        self.throttled_since: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if now > self.at:
+            self.level = min(self.burst, self.level + (now - self.at) * self.rate)
+            self.at = now
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before reading the next message (0: read now)."""
+        self._refill(now)
+        if self.level >= 1.0:
+            self.throttled_since = None
+            return 0.0
+        if self.throttled_since is None:
+            self.throttled_since = now
+        return (1.0 - self.level) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self.level -= 1.0
+
+    def flooding(self, now: float) -> bool:
+        since = self.throttled_since
+        return since is not None and now - since >= self.flood_close_s
+
+
+class Connection:
+    """The logic of one client connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        session: Session,
+        node: Node,
+        policy: Policy,
+        tokens: Collection[str | TokenRule],
+        limits: Limits,
+        now: float,
+    ) -> None:
+        self.session = session
+        self.node = node
+        self.policy = policy
+        self.tokens = tokens
+        self.limits = limits
+        self.hello_deadline: float | None = now + limits.hello_timeout_s
+        self.closed = False
+        self.rate = RateLimit(limits.message_rate, limits.message_burst, limits.flood_close_s, now)
+
+    @property
+    def welcomed(self) -> bool:
+        return self.session.welcomed
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has something to do (the hello deadline), or None."""
+        return None if self.closed else self.hello_deadline
+
+    def tick(self, now: float) -> list[Action]:
+        deadline = self.hello_deadline
+        if self.closed or deadline is None or now < deadline:
+            return []
+        return self._close(c.CLOSE_HELLO_TIMEOUT, "hello timeout", "hello_timeout")
+
+    def read_delay(self, now: float) -> float:
+        """Seconds before the adapter may read the next message (the rate limit)."""
+        return self.rate.delay(now)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def receive(self, raw: str | bytes, now: float) -> list[Action]:
+        """One client message (as received) → what to do."""
+        if self.closed:
+            return []
+        expired = self.tick(now)
+        if expired:
+            return expired
+        if self.rate.flooding(now):
+            return self._close(c.CLOSE_POLICY, "message rate", "flood")
+        self.rate.take(now)
+        msg: c.ClientMessage | None = None
+        try:
+            msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
+            if not self.session.welcomed:
+                return self._hello(msg, now)
+            return self._dispatch(msg)
+        except ContractError as exc:
+            return [Send(m.error_message(exc.code, exc.message, exc.msg_id))]
+        except Exception:  # a bridge bug: this message fails, the connection and the rest go on
+            log.exception("event=internal_error session=%s", self.session.id)
+            msg_id = None if msg is None else msg.id
+            text = "the bridge failed on this message"
+            return [Send(m.error_message(c.INTERNAL_ERROR, text, msg_id))]
+
+    def _close(self, code: int, reason: str, label: str) -> list[Action]:
+        self.closed = True
+        return [Close(code, reason, label)]
+
+    def _hello(self, msg: c.ClientMessage, now: float) -> list[Action]:
+        if not isinstance(msg, c.Hello):
+            raise ContractError(c.HELLO_REQUIRED, "send hello first", msg.id)
+        if msg.token is None:
+            if self.tokens:
+                raise ContractError(c.MISSING_FIELD, "'token' is required", msg.id)
+            token = ""
+        else:
+            token = msg.token
+        principal = check_token(token, self.tokens)
+        if principal is None:
+            return self._close(c.CLOSE_UNAUTHORIZED, "unauthorized", "unauthorized")
+        refusal = self.policy.admit_connection(principal, self.node.clients())
+        if refusal is not None:
+            return self._close(refusal.close or c.CLOSE_POLICY, refusal.message, refusal.code)
+        self.session.principal = principal
+        self.session.welcomed = True
+        self.hello_deadline = None
+        return [Send(self._welcome(principal, msg.id))]
+
+    def _welcome(self, principal: Principal, msg_id: Any) -> m.Welcome:
+        buses: dict[str, m.BusPosition] = {}
+        for name in principal.visible(self.node.buses):
+            pos = self.node.position(name)
+            buses[name] = {"epoch": pos.epoch, "seq": pos.seq}
+        out: m.Welcome = {
+            "type": "welcome",
+            "session": self.session.id,
+            "node": self.node.node,
+            "version": c.VERSION,
+            "buses": buses,
+            "heartbeat_s": self.limits.heartbeat_s,
+        }
+        return _with_id(out, msg_id)
+
+    def _dispatch(self, msg: c.ClientMessage) -> list[Action]:
+        principal: Principal = self.session.principal
+        if isinstance(msg, c.Hello):
+            raise ContractError(c.ALREADY_HELLO, "hello was already accepted", msg.id)
+        if isinstance(msg, c.Ping):
+            return [Send(m.pong(msg.id))]
+        if isinstance(msg, c.Subscribe):
+            return self._subscribe(principal, msg)
+        if isinstance(msg, c.Unsubscribe):
+            return [Unsubscribe(tuple(self._visible_topics(principal, msg.topics)), msg.id)]
+        if isinstance(msg, c.StateQuery):
+            state: m.StateAnswer = {"type": "state", "buses": state_for(self.node, principal)}
+            return [Send(_with_id(state, msg.id))]
+        return self._request(principal, msg)
+
+    def _visible_topics(self, principal: Principal, topics: Sequence[c.Topic]) -> list[c.Topic]:
+        """For a token limited to some buses, ``*`` is those buses (``BUS/*`` each)."""
+        if not principal.restricted:
+            return list(topics)
+        out: list[c.Topic] = []
+        for topic in topics:
+            if topic.bus is None:
+                out += [c.Topic(bus, None) for bus in principal.visible(self.node.buses)]
+            else:
+                out.append(topic)
+        return out
+
+    def _subscribe(self, principal: Principal, msg: c.Subscribe) -> list[Action]:
+        topics = self._visible_topics(principal, msg.topics)
+        buses = self.node.buses
+        for topic in topics:
+            # a bus the token may not see is answered like one that does not exist: a limited
+            # token learns nothing of the others
+            if topic.bus is not None and not (
+                topic.bus in buses and principal.may_see(topic.bus, topic.addr)
+            ):
+                raise ContractError(c.BAD_VALUE, f"no bus named {topic.bus!r}", msg.id)
+        refusal = self.policy.admit_subscription(principal, topics, len(self.session.topics))
+        if refusal is not None:
+            raise ContractError(refusal.code, refusal.message, msg.id)
+        since = {b: p for b, p in msg.since.items() if principal.may_see(b, None)}
+        hidden = tuple(b for b in msg.since if b not in since)
+        return [Subscribe(tuple(topics), since, hidden, msg.id)]
+
+    def subscribed(
+        self, action: Subscribe, topics: list[str], recovered: Mapping[str, bool]
+    ) -> m.Subscribed:
+        """The answer to ``action`` once the hub took it (queue the replay right after it)."""
+        shown = dict(recovered)
+        for bus in action.hidden:
+            shown[bus] = False  # as for an unknown bus
+        out: m.Subscribed = {"type": "subscribed", "topics": topics, "recovered": shown}
+        return _with_id(out, action.id)
+
+    def unsubscribed(self, action: Unsubscribe, topics: list[str]) -> m.Unsubscribed:
+        out: m.Unsubscribed = {"type": "unsubscribed", "topics": topics}
+        return _with_id(out, action.id)
+
+    def _request(self, principal: Principal, msg: c.ClientMessage) -> list[Action]:
+        assert isinstance(msg, c.Request)
+        if msg.bus not in self.node.buses or not principal.may_see(msg.bus, None):
+            # not labelled with the client's bus name (labels must stay few); a bus the token
+            # may not see is answered like one that does not exist
+            text = f"no bus named {msg.bus!r}"
+            return [Send(m.reply_error("bad_request", text, msg.id), ("", "bad_request"))]
+        refusal = self.policy.admit_request(principal, msg)
+        if refusal is not None:
+            reply = m.reply_error(refusal.code, refusal.message, msg.id)
+            return [Send(reply, (msg.bus, refusal.code))]
+        if self.node.draining:
+            reply = m.reply_error("busy", "bridge is shutting down", msg.id)
+            return [Send(reply, (msg.bus, "busy"))]
+        return [Submit(msg)]
+
+    def reply(self, request: c.Request, result: Mapping[str, Any] | None) -> Send:
+        """The answer to a submitted request: ``result`` is the bus owner's reply fields, or
+        None when the request was cancelled (the bridge is stopping)."""
+        if result is None:
+            text = "request cancelled (bridge stopping)"
+            return Send(m.reply_error("bus_down", text, request.id), (request.bus, "bus_down"))
+        reply: Any = {"type": "reply"}
+        if request.id is not None:
+            reply["id"] = request.id
+        reply.update(result)  # the bus owner's fields, "ok" first (the wire order of v1)
+        error = reply.get("error")
+        outcome = "ok" if reply.get("ok") else str(error["code"] if error else "error")
+        return Send(reply, (request.bus, outcome))
+
+
+def state_for(node: Node, principal: Principal) -> dict[str, m.BusState]:
+    """What ``principal`` may see of every bus: the ``state`` answer's and ``/api/state``'s
+    ``buses``."""
+    out: dict[str, m.BusState] = {}
+    for name, bus in node.buses.items():
+        if not principal.may_see(name, None):
+            continue
+        pos = node.position(name)
+        snap = bus.snapshot()
+        snap = {a: d for a, d in snap.items() if principal.may_see(name, int(a))}
+        out[name] = {
+            "up": bus.up,
+            "reason": bus.down_reason,
+            "epoch": pos.epoch,
+            "seq": pos.seq,
+            "devices": snap,
+        }
+    return out
+
+
+_M = TypeVar("_M", m.Welcome, m.Subscribed, m.Unsubscribed, m.StateAnswer)
+
+
+def _with_id(message: _M, msg_id: Any) -> _M:
+    """``message`` with ``id`` right after ``type``, where contract v1 has always put it."""
+    if msg_id is None:
+        return message
+    return cast(_M, {"type": message["type"], "id": msg_id, **message})

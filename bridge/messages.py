@@ -1,0 +1,221 @@
+"""Server → client messages of contract v1, as types mypy can check. Pure.
+
+Each message is a :class:`~typing.TypedDict` named after its ``type``: the values stay plain
+dicts (so :func:`bridge.contract.dumps` is the one serializer, and fan-out keeps serializing a
+message once), while ``mypy --strict`` checks every field the bridge builds against this file.
+``docs/websocket.md`` shows each of them; ``tests/bridge/test_messages.py`` checks every JSON
+example there against these types, so the prose and the code cannot drift apart.
+
+``id`` is echoed only when the client gave one. Optional keys are in a ``total=False`` class
+(Python 3.10 has no ``NotRequired``): ``_Welcome`` holds the required ones, ``Welcome`` adds
+the optional ``id``. Field types that the contract
+leaves open (a device's ``state`` entry, a reply's decoded ``fields``) are ``Any``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+__all__ = [
+    "SERVER_TYPES",
+    "BusPosition",
+    "BusState",
+    "ErrorMessage",
+    "EventMessage",
+    "FrameMessage",
+    "Heartbeat",
+    "Pong",
+    "Reply",
+    "ReplyError",
+    "ServerMessage",
+    "StateAnswer",
+    "Subscribed",
+    "Unsubscribed",
+    "Welcome",
+    "error_message",
+    "pong",
+    "reply_error",
+]
+
+
+class BusPosition(TypedDict):
+    epoch: int
+    seq: int
+
+
+class _Welcome(TypedDict):
+    type: Literal["welcome"]
+    session: str
+    node: str
+    version: int
+    buses: dict[str, BusPosition]
+    heartbeat_s: float
+
+
+class Welcome(_Welcome, total=False):
+    id: int | str
+
+
+class _Subscribed(TypedDict):
+    type: Literal["subscribed"]
+    topics: list[str]
+    recovered: dict[str, bool]
+
+
+class Subscribed(_Subscribed, total=False):
+    id: int | str
+
+
+class _Unsubscribed(TypedDict):
+    type: Literal["unsubscribed"]
+    topics: list[str]
+
+
+class Unsubscribed(_Unsubscribed, total=False):
+    id: int | str
+
+
+class _ReplyError(TypedDict):
+    code: str
+    message: str
+
+
+class ReplyError(_ReplyError, total=False):
+    device_code: int
+
+
+class _Reply(TypedDict):
+    type: Literal["reply"]
+    ok: bool
+
+
+class Reply(_Reply, total=False):
+    """A request's answer: ``ok`` true with the transaction's fields, or false with ``error``."""
+
+    id: int | str
+    error: ReplyError
+    bus: str
+    addr: int
+    cmd: int
+    data: str
+    fields: dict[str, Any]
+    rtt_ms: float
+
+
+class BusState(TypedDict):
+    up: bool
+    reason: str
+    epoch: int
+    seq: int
+    devices: dict[str, Any]
+
+
+class _StateAnswer(TypedDict):
+    type: Literal["state"]
+    buses: dict[str, BusState]
+
+
+class StateAnswer(_StateAnswer, total=False):
+    id: int | str
+
+
+class _Pong(TypedDict):
+    type: Literal["pong"]
+
+
+class Pong(_Pong, total=False):
+    id: int | str
+
+
+class Heartbeat(TypedDict):
+    type: Literal["heartbeat"]
+    ts: float
+
+
+class _ErrorMessage(TypedDict):
+    type: Literal["error"]
+    code: str
+    message: str
+
+
+class ErrorMessage(_ErrorMessage, total=False):
+    id: int | str
+
+
+class _FrameMessage(TypedDict):
+    type: Literal["frame"]
+    bus: str
+    seq: int
+    epoch: int
+    ts: float
+    addr: int
+    cmd: int
+    dir: Literal["tx", "rx"]
+    data: str
+
+
+class FrameMessage(_FrameMessage, total=False):
+    """Published by bus owners (``bridge.devices``); listed here so the contract is whole."""
+
+    fields: dict[str, Any]
+    kind: Literal["late", "unexpected"]
+
+
+class _EventMessage(TypedDict):
+    type: Literal["event"]
+    bus: str
+    seq: int
+    epoch: int
+    ts: float
+    event: str
+
+
+class EventMessage(_EventMessage, total=False):
+    addr: int
+    reason: str
+    count: int
+    awaiting: int
+
+
+ServerMessage = (
+    Welcome
+    | Subscribed
+    | Unsubscribed
+    | Reply
+    | StateAnswer
+    | Pong
+    | Heartbeat
+    | ErrorMessage
+    | FrameMessage
+    | EventMessage
+)
+
+SERVER_TYPES: dict[str, type[Any]] = {
+    "welcome": Welcome,
+    "subscribed": Subscribed,
+    "unsubscribed": Unsubscribed,
+    "reply": Reply,
+    "state": StateAnswer,
+    "pong": Pong,
+    "heartbeat": Heartbeat,
+    "error": ErrorMessage,
+    "frame": FrameMessage,
+    "event": EventMessage,
+}
+
+
+def error_message(code: str, message: str, msg_id: Any = None) -> ErrorMessage:
+    if msg_id is None:
+        return {"type": "error", "code": code, "message": message}
+    return {"type": "error", "id": msg_id, "code": code, "message": message}
+
+
+def reply_error(code: str, message: str, msg_id: Any = None, **extra: Any) -> Reply:
+    error: ReplyError = {"code": code, "message": message, **extra}  # type: ignore[typeddict-item]
+    if msg_id is None:
+        return {"type": "reply", "ok": False, "error": error}
+    return {"type": "reply", "id": msg_id, "ok": False, "error": error}
+
+
+def pong(msg_id: Any = None) -> Pong:
+    return {"type": "pong"} if msg_id is None else {"type": "pong", "id": msg_id}
