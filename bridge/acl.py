@@ -52,6 +52,13 @@ class Principal:
     def visible(self, buses: Iterable[str]) -> list[str]:
         return [b for b in buses if self.may_see(b, None)]
 
+    def access(self, buses: Iterable[str]) -> dict[str, list[str]]:
+        """What ``welcome`` tells the client it may read and request, as topic patterns
+        (``*``, ``bus0/*``, ``bus0/3``): a page shows write controls only where ``write`` allows.
+        """
+        read = ["*"] if self.buses is None else [f"{b}/*" for b in self.visible(buses)]
+        return {"read": read, "write": [] if self.read_only else list(read)}
+
 
 ANONYMOUS = Principal("anonymous")
 

@@ -18,6 +18,7 @@ from types import TracebackType
 
 from .buses import BusOwner
 from .config import BridgeConfig
+from .errors import ConfigError
 from .fanout import InMemoryHub
 from .history import make_epoch
 from .metrics import BridgeMetrics
@@ -37,6 +38,8 @@ class Bridge:
         rng: random.Random | None = None,
     ) -> None:
         rng = rng or random.Random()
+        if config.redis is not None:  # parsed (its names are fixed) but not served yet
+            raise ConfigError("redis", "cluster mode is not available in this version")
         self.config = config
         self.hub = InMemoryHub(history_size=config.history.size, history_ttl_s=config.history.ttl_s)
         self.metrics = BridgeMetrics()

@@ -33,6 +33,7 @@ __all__ = [
     "HistoryConfig",
     "Limits",
     "PollConfig",
+    "RedisConfig",
     "ServerConfig",
     "load_config",
     "parse_config",
@@ -150,11 +151,28 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class RedisConfig:
+    """``[redis]``: the nodes of a cluster share history, bus ownership, routing and quotas
+    through this Redis (these key names are a contract: deployment tools write them)."""
+
+    url: str  # redis://, rediss:// or unix://
+    cluster: bool = False  # a Redis Cluster (keys of one bus share a hash tag; sharded pub/sub)
+    prefix: str = "framebridge"  # every key and channel starts with this
+    connect_timeout_s: float = 2.0
+    command_timeout_s: float = 2.0
+    ownership_ttl_s: float = 5.0  # a bus owner's lease; renewed every third of it
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: Limits = field(default_factory=Limits)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     buses: tuple[BusConfig, ...] = ()
+    redis: RedisConfig | None = None  # None: one node, everything in memory
 
     def bus(self, name: str) -> BusConfig:
         for b in self.buses:
@@ -428,8 +446,30 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
         unknown = sorted((rule.buses or set()) - names)
         if unknown:
             raise ConfigError(f"server.tokens[{i}].buses", f"no bus named {unknown[0]!r}")
+    redis = _redis(top.get("redis", dict, None), "redis")
     top.done()
-    return BridgeConfig(server, limits, history, buses)
+    return BridgeConfig(server, limits, history, buses, redis)
+
+
+def _redis(raw: Any, where: str) -> RedisConfig | None:
+    if raw is None:
+        return None
+    t = _Table(raw, where)
+    url = t.get("url", str, "")
+    if not url.startswith(_REDIS_SCHEMES):
+        raise ConfigError(t.at("url"), f"must start with one of {', '.join(_REDIS_SCHEMES)}")
+    redis = RedisConfig(
+        url=url,
+        cluster=t.get("cluster", bool, False),
+        prefix=t.get("prefix", str, "framebridge"),
+        connect_timeout_s=t.positive("connect_timeout_s", 2.0),
+        command_timeout_s=t.positive("command_timeout_s", 2.0),
+        ownership_ttl_s=t.positive("ownership_ttl_s", 5.0),
+    )
+    if not redis.prefix or any(ch in redis.prefix for ch in "{}"):
+        raise ConfigError(t.at("prefix"), "must be a non-empty string without { or }")
+    t.done()
+    return redis
 
 
 def require_positive(where: str, value: Any, *, zero: bool = False) -> Any:

@@ -259,6 +259,8 @@ class Connection:
             "buses": buses,
             "heartbeat_s": self.limits.heartbeat_s,
         }
+        access = principal.access(self.node.buses)
+        out["access"] = {"read": access["read"], "write": access["write"]}
         return _with_id(out, msg_id)
 
     def _dispatch(self, msg: c.ClientMessage) -> list[Action]:

@@ -52,8 +52,14 @@ class _Welcome(TypedDict):
     heartbeat_s: float
 
 
+class Access(TypedDict):
+    read: list[str]  # topic patterns this client may subscribe to
+    write: list[str]  # topic patterns (devices) this client may send requests to
+
+
 class Welcome(_Welcome, total=False):
     id: int | str
+    access: Access
 
 
 class _Subscribed(TypedDict):

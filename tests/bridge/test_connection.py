@@ -82,6 +82,22 @@ def test_welcome_carries_id_first_and_visible_positions() -> None:
     assert conn.welcomed and conn.next_deadline() is None
 
 
+@pytest.mark.parametrize(
+    ("rule", "access"),
+    [
+        ("full", {"read": ["*"], "write": ["*"]}),
+        (TokenRule("ro", read_only=True), {"read": ["*"], "write": []}),
+        (TokenRule("b1", buses=frozenset({"bus1"})), {"read": ["bus1/*"], "write": ["bus1/*"]}),
+    ],
+)
+def test_welcome_tells_what_the_client_may_read_and_write(
+    rule: str | TokenRule, access: dict[str, list[str]]
+) -> None:
+    token = rule if isinstance(rule, str) else rule.token
+    msg = only_message(send(make((rule,)), type="hello", token=token))
+    assert msg["access"] == access
+
+
 def test_hello_without_token_is_accepted_when_the_bridge_has_no_tokens() -> None:
     """Issue 10 papercut: on main this was ``missing_field``."""
     conn = make()
