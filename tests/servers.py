@@ -1,0 +1,135 @@
+"""Real servers for tests, started on free loopback ports in temp dirs (never the machine's own).
+
+``redis_server()`` starts one ``redis-server``; ``redis_cluster()`` three with
+``--cluster-enabled yes`` joined by ``redis-cli --cluster create``. Each waits (bounded) until
+the server answers and is stopped at the end of the ``with``. Shared by every test that needs
+Redis (the cluster, tenants' shared quotas), so there is one way to start them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["RedisProcess", "free_port", "redis_cluster", "redis_server"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class RedisProcess:
+    """One redis-server; ``stop()``/``start()`` restart it on the same port and dir."""
+
+    port: int
+    dir: Path
+    extra: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisProcess:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed (make test installs it)")
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.dir),
+                "--logfile", str(self.dir / "redis.log"),
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not _ping(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def redis_server(*extra: str) -> Iterator[RedisProcess]:
+    with tempfile.TemporaryDirectory(prefix="fb-redis-") as tmp:
+        server = RedisProcess(free_port(), Path(tmp), extra).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[list[RedisProcess]]:
+    """A Redis Cluster of ``masters`` masters (no replicas); yields its nodes."""
+    with tempfile.TemporaryDirectory(prefix="fb-rcluster-") as tmp:
+        nodes: list[RedisProcess] = []
+        try:
+            for i in range(masters):
+                d = Path(tmp) / str(i)
+                d.mkdir()
+                extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(d / "n.conf"))
+                nodes.append(RedisProcess(free_port(), d, extra).start())
+            subprocess.run(
+                ["redis-cli", "--cluster", "create",
+                 *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-yes"],
+                check=True, capture_output=True, timeout=30,
+            )  # fmt: skip
+            deadline = time.monotonic() + 20
+            while True:  # every node must agree the slots are covered
+                infos = [
+                    subprocess.run(
+                        ["redis-cli", "-p", str(n.port), "cluster", "info"],
+                        capture_output=True,
+                        text=True,
+                        timeout=5,
+                    ).stdout
+                    for n in nodes
+                ]
+                if all("cluster_state:ok" in i for i in infos):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis cluster did not reach cluster_state:ok")
+                time.sleep(0.05)
+            yield nodes
+        finally:
+            for n in nodes:
+                n.stop()
