@@ -1,0 +1,195 @@
+"""Behaviour pinned by mutation testing (issue 18, docs/testing.md).
+
+Each test kills mutants that survived the rest of the suite, through the public API: the hub's
+``subscribe(since=...)`` for the resume rules, the store and history for numbering and bounds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge import contract as c
+from bridge.contract import Position
+from bridge.fanout import InMemoryHub
+from bridge.history import History, make_epoch
+from bridge.session import QueueLimits, Session
+from bridge.store import MemoryStore, Stamped
+
+EPOCH = 41
+
+
+def hub_with(n: int, *, size: int = 16, ttl: float = 100.0) -> InMemoryHub:
+    hub = InMemoryHub(history_size=size, history_ttl_s=ttl)
+    hub.add_bus("b", EPOCH)
+    for i in range(n):
+        hub.publish("b", {"type": "frame", "addr": 1, "ts": float(i), "n": i + 1}, float(i))
+    return hub
+
+
+async def resume(
+    hub: InMemoryHub, seq: int, *, epoch: int = EPOCH, now: float = 10.0
+) -> tuple[bool, list[int]]:
+    s = Session("s", QueueLimits(), now)
+    res = await hub.subscribe(s, [c.parse_topic("b/*")], {"b": Position(epoch, seq)}, now)
+    return res.recovered["b"], [json.loads(t)["seq"] for t in res.replay]
+
+
+# --- the resume rules: all or nothing, never "recovered" with a hole or from the future
+
+
+@pytest.mark.parametrize("ahead", [1, 2, 50])
+async def test_resume_from_a_seq_in_the_future_is_not_recovered(ahead: int) -> None:
+    # A client claiming seqs this bus never published (a stale tab after a restart that reused
+    # the epoch, a bug) must be told recovered: false, never "recovered, nothing to replay".
+    hub = hub_with(5)
+    assert await resume(hub, 5 + ahead) == (False, [])
+    assert hub.stats.resumes_lost == 1 and hub.stats.resumes_recovered == 0
+
+
+async def test_resume_from_the_future_of_an_empty_bus_is_not_recovered() -> None:
+    assert await resume(hub_with(0), 1) == (False, [])
+
+
+async def test_resume_at_the_head_is_recovered_with_nothing_to_replay() -> None:
+    hub = hub_with(5)
+    assert await resume(hub, 5) == (True, [])
+    assert hub.stats.resumes_recovered == 1 and hub.stats.resumes_lost == 0
+    assert await resume(hub_with(0), 0) == (True, [])
+
+
+@pytest.mark.parametrize("seq", [0, 1, 3, 4])
+async def test_resume_replays_exactly_what_was_missed(seq: int) -> None:
+    assert await resume(hub_with(5), seq) == (True, list(range(seq + 1, 6)))
+
+
+async def test_resume_from_a_negative_seq_is_not_recovered() -> None:
+    assert await resume(hub_with(5), -1) == (False, [])
+
+
+async def test_resume_with_another_epoch_is_not_recovered() -> None:
+    hub = hub_with(5)
+    assert await resume(hub, 3, epoch=EPOCH + 1) == (False, [])
+    assert await resume(hub, 0, epoch=EPOCH - 1) == (False, [])
+
+
+async def test_resume_needs_the_first_missed_message_still_kept() -> None:
+    hub = hub_with(6, size=4)  # keeps seqs 3..6
+    assert await resume(hub, 2) == (True, [3, 4, 5, 6])  # oldest == seq + 1: still whole
+    assert await resume(hub, 1) == (False, [])  # seq 2 is gone: a hole, so nothing
+
+
+async def test_resume_after_everything_expired_is_not_recovered() -> None:
+    hub = hub_with(3, ttl=5.0)  # ts 0, 1, 2
+    assert await resume(hub, 1, now=6.0) == (True, [2, 3])  # ts 1 is the limit: still kept ..
+    assert await resume(hub, 1, now=6.5) == (False, [])  # .. and then seq 2 (ts 1) expired
+    assert await resume(hub, 2, now=100.0) == (False, [])  # all expired, seq 3 unknown
+    assert await resume(hub, 3, now=100.0) == (True, [])  # but the head is still the head
+
+
+# --- the history ring itself
+
+
+def test_history_expires_strictly_older_than_the_ttl() -> None:
+    h = History(1, size=10, ttl_s=5.0)
+    for t in (0.0, 1.0, 2.0):
+        h.append(h.next_seq(), t, None, "x", now=t)
+    h.expire(6.0)  # limit 1.0: ts 0 goes, ts 1 (== limit) stays
+    assert (len(h), h.oldest_seq) == (2, 2)
+    h.expire(100.0)
+    assert (len(h), h.oldest_seq) == (0, None)
+
+
+def test_history_of_size_zero_keeps_nothing_but_still_numbers() -> None:
+    h = History(1, size=0, ttl_s=5.0)
+    assert [h.next_seq() for _ in range(3)] == [1, 2, 3]
+    h.append(3, 0.0, None, "x", now=0.0)
+    assert len(h) == 0
+    assert h.since(1, 3, now=0.0) == []
+    assert h.since(1, 2, now=0.0) is None
+
+
+def test_history_size_bound_drops_the_oldest_one_at_a_time() -> None:
+    h = History(1, size=2, ttl_s=100.0)
+    for _ in range(3):
+        h.append(h.next_seq(), 0.0, 7, "x", now=0.0)
+    assert (len(h), h.oldest_seq) == (2, 2)
+    entries = h.since(1, 1, now=0.0)
+    assert entries is not None and [(e.seq, e.addr) for e in entries] == [(2, 7), (3, 7)]
+
+
+@pytest.mark.parametrize(("size", "ttl"), [(-1, 1.0), (1, -0.5)])
+def test_history_refuses_negative_bounds(size: int, ttl: float) -> None:
+    with pytest.raises(ValueError, match="size and ttl"):
+        History(1, size=size, ttl_s=ttl)
+
+
+def test_history_accepts_zero_bounds() -> None:
+    h = History(1, size=0, ttl_s=0.0)
+    assert (h.size, h.ttl_s, h.epoch, h.seq) == (0, 0.0, 1, 0)
+
+
+def test_make_epoch_is_milliseconds_then_three_random_digits() -> None:
+    assert make_epoch(1.5, 1234) == 1_500_234
+    assert make_epoch(2.0009, 7) == 2_000_007
+    assert make_epoch(0.0, 999) == 999
+    assert make_epoch(1.0, 1000) == 1_000_000
+
+
+# --- the store: numbering, serialization, what a replay entry carries
+
+
+async def test_store_numbers_and_serializes_each_message_once() -> None:
+    store = MemoryStore(size=4, ttl_s=50.0)
+    store.add_bus("b", 9)
+    store.add_bus("b", 10)  # a known bus keeps its epoch
+    assert store.buses() == ["b"]
+    assert store.position("b") == Position(9, 0)
+    a = store.append("b", {"type": "frame", "addr": 3, "ts": 1.5}, now=2.0)
+    e = store.append("b", {"type": "event", "event": "bus_up"}, now=2.5)
+    assert a == Stamped("b", 9, 1, 1.5, 3, a.text)
+    assert json.loads(a.text) == {
+        "type": "frame",
+        "bus": "b",
+        "seq": 1,
+        "epoch": 9,
+        "addr": 3,
+        "ts": 1.5,
+    }
+    assert list(json.loads(a.text))[:4] == ["type", "bus", "seq", "epoch"]
+    assert (e.seq, e.ts, e.addr) == (2, 2.5, None)  # no ts: stamped with now
+    assert store.position("b") == Position(9, 2)
+    assert await store.since("b", Position(9, 0), now=3.0) == [a, e]
+    assert await store.since("b", Position(9, 2), now=3.0) == []
+    assert await store.since("nope", Position(9, 0), now=3.0) is None
+    assert await store.since("b", Position(8, 0), now=3.0) is None
+    assert store.history("b").size == 4 and store.history("b").ttl_s == 50.0
+
+
+async def test_store_bounds_apply_to_every_bus() -> None:
+    store = MemoryStore(size=2, ttl_s=50.0)
+    for bus in ("x", "y"):
+        store.add_bus(bus, 1)
+        for _ in range(3):
+            store.append(bus, {"type": "frame", "ts": 0.0}, now=0.0)
+        assert await store.since(bus, Position(1, 0), now=0.0) is None
+        got = await store.since(bus, Position(1, 1), now=0.0)
+        assert got is not None and [s.seq for s in got] == [2, 3]
+    assert await store.since("x", Position(1, 1), now=50.1) is None  # all expired
+
+
+def test_history_since_starts_right_after_the_given_seq() -> None:
+    h = History(1, size=10, ttl_s=100.0)
+    for _ in range(5):
+        h.append(h.next_seq(), 0.0, None, "x", now=0.0)
+    got = h.since(1, 3, now=0.0)
+    assert got is not None and [e.seq for e in got] == [4, 5]
+
+
+def test_history_and_store_defaults() -> None:
+    h = History(1)
+    assert (h.size, h.ttl_s) == (1024, 300.0)
+    store = MemoryStore()
+    store.add_bus("b", 1)
+    assert (store.history("b").size, store.history("b").ttl_s) == (1024, 300.0)

@@ -1,0 +1,270 @@
+"""Behaviour pinned by mutation testing (issue 18, docs/testing.md).
+
+Each test here kills mutants that survived the rest of the suite: it states a rule of the public
+API exactly (a count, a boundary, an order) where the older tests only checked the happy path.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from frames import Frame, FrameFormat, FrameValueError, StreamDecoder, encode
+from frames.frame import TaggedFrame
+from frames.stream import IdleFlush
+
+FORMATS = [
+    FrameFormat(),
+    FrameFormat(crc="crc-ccitt-false", crc_byteorder="big", end=0x0D),
+    FrameFormat(crc="modbus", crc_byteorder="big", crc_covers_start=True),
+    FrameFormat(tagged=True),
+    FrameFormat(max_payload=16, end=0x0D),
+]
+IDS = ["default", "ccitt-end", "covers-start", "tagged", "small-end"]
+
+
+def stray_header(fmt: FrameFormat, length: int) -> bytes:
+    """A start byte and a header declaring ``length`` bytes of payload that never come."""
+    return encode(0x31, 0x32, bytes(length), fmt)[: fmt.layout.header_size]
+
+
+def fr(fmt: FrameFormat, addr: int, cmd: int, data: bytes) -> Frame:
+    """The frame the decoder of ``fmt`` returns (tag 0 where the format has one)."""
+    return TaggedFrame(addr, cmd, data) if fmt.tagged else Frame(addr, cmd, data)
+
+
+def feed_bytes(dec: StreamDecoder, data: bytes) -> list[Frame]:
+    return [f for b in data for f in dec.feed(bytes([b]))]
+
+
+# --- lookahead: a stray start byte must give way to an intact frame as soon as it is complete
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
+def test_stray_start_gives_way_to_a_shortest_frame_that_ends_the_chunk(fmt: FrameFormat) -> None:
+    # The frame after the stray header is the smallest one (no payload) and the chunk ends with
+    # it: the lookahead's search window must reach exactly to the last place a frame fits.
+    good = encode(1, 2, b"", fmt)
+    stray = stray_header(fmt, fmt.max_payload)
+    dec = StreamDecoder(fmt)
+    assert dec.feed(stray + good) == [fr(fmt, 1, 2, b"")]
+    assert dec.pending == 0
+    assert dec.stats.abandoned == 1
+    assert dec.stats.discarded_bytes == len(stray)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
+def test_stray_start_right_before_a_frame(fmt: FrameFormat) -> None:
+    # The stray start byte's "header" is the frame's own first bytes; its declared length (the
+    # frame's cmd, or tag) runs past the chunk. The frame one byte later must still come out now.
+    good = encode(1, 0x0C, b"", fmt, tag=0x0C if fmt.tagged else None)
+    dec = StreamDecoder(fmt)
+    want = TaggedFrame(1, 0x0C, b"", 0x0C) if fmt.tagged else Frame(1, 0x0C, b"")
+    assert dec.feed(bytes([fmt.start]) + good) == [want]
+    assert (dec.pending, dec.stats.abandoned, dec.stats.discarded_bytes) == (0, 1, 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
+def test_lookahead_ignores_an_incomplete_or_invalid_frame_after_a_start(fmt: FrameFormat) -> None:
+    # A long frame whose first chunk holds a start byte followed by a *broken* frame (bad CRC,
+    # bad end byte) or an unfinished one: the long frame is not given up, and arrives whole.
+    inner = bytearray(encode(5, 6, b"xy", fmt))
+    inner[-2] ^= 0x40  # a CRC (or end-byte) defect
+    payload = b"\x00" + bytes(inner) + b"\x00" * 3
+    host = encode(7, 8, payload, fmt)
+    cut = 1 + fmt.layout.header_size + len(inner)
+    dec = StreamDecoder(fmt)
+    assert dec.feed(host[:cut]) == []
+    assert dec.pending == cut
+    assert dec.feed(host[cut:]) == [fr(fmt, 7, 8, payload)]
+    assert dec.stats.abandoned == 0
+
+
+def test_lookahead_ignores_a_frame_with_the_wrong_end_byte() -> None:
+    fmt = FrameFormat(end=0x0D)
+    inner = encode(5, 6, b"xy", fmt)[:-1] + b"\x0e"  # CRC right, end byte wrong
+    payload = b"\x00" + inner + b"\x00" * 3
+    host = encode(7, 8, payload, fmt)
+    cut = fmt.layout.header_size + 1 + len(inner)
+    dec = StreamDecoder(fmt)
+    assert dec.feed(host[:cut]) == []
+    assert dec.feed(host[cut:]) == [Frame(7, 8, payload)]
+
+
+def test_lookahead_off_waits_until_flush() -> None:
+    fmt = FrameFormat()
+    good = encode(1, 2, b"", fmt)
+    dec = StreamDecoder(fmt, lookahead=False)
+    assert dec.feed(stray_header(fmt, 200) + good) == []
+    assert dec.pending == len(stray_header(fmt, 200) + good)
+    assert dec.flush() == [Frame(1, 2, b"")]
+
+
+# --- every byte is accounted for: a frame, a discarded byte, or still pending
+
+
+def accounted(dec: StreamDecoder, frames: list[Frame], fmt: FrameFormat) -> int:
+    wire = sum(len(encode(f.addr, f.cmd, f.data, fmt, tag=f.tag)) for f in frames)
+    return wire + dec.stats.discarded_bytes + dec.pending
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(
+                lambda a, c, d: ("frame", a, c, d),
+                st.integers(0, 255),
+                st.integers(0, 255),
+                st.binary(max_size=12),
+            ),
+            st.binary(min_size=1, max_size=12).map(lambda b: ("junk", b)),
+            st.integers(0, 255).map(lambda n: ("stray", n)),
+        ),
+        max_size=8,
+    ),
+    st.sampled_from(range(len(FORMATS))),
+    st.booleans(),
+)
+def test_every_byte_is_a_frame_a_discard_or_pending(
+    parts: list[tuple[object, ...]], which: int, one_by_one: bool
+) -> None:
+    fmt = FORMATS[which]
+    wire = b""
+    for part in parts:
+        if part[0] == "frame":
+            _, a, c, d = part
+            wire += encode(a, c, d, fmt)  # type: ignore[arg-type]
+        elif part[0] == "junk":
+            wire += part[1]  # type: ignore[operator]
+        else:
+            wire += stray_header(fmt, min(part[1], fmt.max_payload))  # type: ignore[type-var]
+    dec = StreamDecoder(fmt)
+    got = feed_bytes(dec, wire) if one_by_one else dec.feed(wire)
+    assert dec.stats.frames == len(got)
+    assert accounted(dec, got, fmt) == len(wire)
+    got += dec.flush()
+    assert dec.pending == 0
+    assert dec.stats.frames == len(got)
+    assert accounted(dec, got, fmt) == len(wire)
+
+
+def test_counters_for_each_kind_of_defect() -> None:
+    fmt = FrameFormat(max_payload=16, end=0x0D)
+    good = encode(1, 2, b"ok", fmt)
+    too_long = bytes([0xAA, 1, 2, 17])  # declares more than max_payload
+    bad_crc = bytearray(good)
+    bad_crc[-2] ^= 0x01
+    bad_end = good[:-1] + b"\x0e"
+    junk = b"\x01\x02\x03"
+    dec = StreamDecoder(fmt)
+    stream = junk + too_long + good + bytes(bad_crc) + bad_end + good
+    assert dec.feed(stream) == [Frame(1, 2, b"ok")] * 2
+    s = dec.stats
+    assert (s.frames, s.length_errors, s.crc_errors, s.end_errors) == (2, 1, 1, 1)
+    assert s.abandoned == 0
+    assert s.discarded_bytes == len(junk) + len(too_long) + 2 * len(good)
+    assert s.overflows == 0
+
+
+def test_a_header_cut_short_waits_and_flush_gives_it_up() -> None:
+    dec = StreamDecoder()
+    assert dec.feed(b"\x00\xaa\x01") == []
+    assert dec.pending == 2  # the junk byte is gone, the partial header kept
+    assert dec.stats.discarded_bytes == 1
+    assert dec.flush() == []
+    assert (dec.pending, dec.stats.abandoned, dec.stats.discarded_bytes) == (0, 1, 3)
+
+
+def test_flush_returns_the_frames_behind_a_given_up_header() -> None:
+    good = encode(1, 2, b"hi")
+    dec = StreamDecoder(lookahead=False)
+    assert dec.feed(stray_header(FrameFormat(), 250) + good) == []
+    assert dec.flush() == [Frame(1, 2, b"hi")]
+    assert dec.stats.abandoned == 1
+    # flush() is one decision: the next partial frame waits again.
+    assert dec.feed(good[:3]) == []
+    assert dec.pending == 3
+    assert dec.feed(good[3:]) == [Frame(1, 2, b"hi")]
+
+
+def test_a_new_decoder_waits_for_a_partial_frame() -> None:
+    good = encode(1, 2, b"hi")
+    for lookahead in (True, False):
+        dec = StreamDecoder(lookahead=lookahead)
+        assert dec.feed(good[:-1]) == []
+        assert dec.pending == len(good) - 1
+        assert dec.stats.abandoned == 0
+        assert dec.feed(good[-1:]) == [Frame(1, 2, b"hi")]
+
+
+def test_reset_counts_what_it_forgets() -> None:
+    dec = StreamDecoder()
+    good = encode(1, 2, b"hi")
+    dec.feed(good[:4])
+    dec.reset()
+    assert dec.pending == 0
+    assert dec.stats.discarded_bytes == 4
+    assert dec.feed(good[4:] + good) == [Frame(1, 2, b"hi")]
+    assert dec.stats.discarded_bytes == 4 + len(good) - 4
+
+
+def test_max_buffer_must_hold_one_whole_frame() -> None:
+    fmt = FrameFormat(max_payload=16)
+    StreamDecoder(fmt, max_buffer=fmt.layout.max_size)  # exactly one frame: fine
+    with pytest.raises(FrameValueError, match=str(fmt.layout.max_size)):
+        StreamDecoder(fmt, max_buffer=fmt.layout.max_size - 1)
+
+
+def test_tagged_frames_keep_their_tag() -> None:
+    fmt = FrameFormat(tagged=True)
+    dec = StreamDecoder(fmt)
+    (frame,) = dec.feed(encode(3, 4, b"ab", fmt, tag=0x77))
+    assert isinstance(frame, TaggedFrame)
+    assert (frame.addr, frame.cmd, frame.data, frame.tag) == (3, 4, b"ab", 0x77)
+    (plain,) = StreamDecoder().feed(encode(3, 4, b"ab"))
+    assert type(plain) is Frame
+
+
+# --- IdleFlush: the inter-frame gap rule, with the time passed in
+
+
+def test_idle_flush_gives_up_a_partial_frame_at_exactly_the_gap() -> None:
+    good = encode(1, 2, b"hi")
+    idle = IdleFlush(StreamDecoder(lookahead=False), 0.5)
+    assert idle.next_deadline() is None  # nothing held: no timer
+    assert idle.tick(100.0) == []
+    assert idle.feed(stray_header(FrameFormat(), 200) + good, 10.0) == []
+    assert idle.next_deadline() == 10.5
+    assert idle.tick(10.49) == []
+    assert idle.decoder.pending > 0
+    assert idle.tick(10.5) == [Frame(1, 2, b"hi")]
+    assert idle.decoder.pending == 0
+    assert idle.next_deadline() is None
+
+
+def test_idle_flush_on_feed_after_a_gap_returns_old_then_new_frames() -> None:
+    first = encode(1, 2, b"a")
+    second = encode(3, 4, b"b")
+    idle = IdleFlush(StreamDecoder(lookahead=False), 0.5)
+    assert idle.feed(stray_header(FrameFormat(), 200) + first, 1.0) == []
+    # Bytes arriving before the gap extend the wait (the deadline moves with them).
+    assert idle.feed(b"", 1.4) == []
+    assert idle.next_deadline() == pytest.approx(1.9)
+    assert idle.feed(second, 1.9) == [Frame(1, 2, b"a"), Frame(3, 4, b"b")]
+    assert idle.decoder.pending == 0
+
+
+def test_idle_flush_feed_within_the_gap_keeps_the_partial_frame() -> None:
+    good = encode(1, 2, b"hi")
+    idle = IdleFlush(StreamDecoder(), 0.5)
+    assert idle.feed(good[:3], 1.0) == []
+    assert idle.feed(good[3:], 1.49) == [Frame(1, 2, b"hi")]
+
+
+def test_idle_flush_needs_a_positive_gap() -> None:
+    IdleFlush(StreamDecoder(), 0.001)
+    for bad in (0.0, -1.0):
+        with pytest.raises(FrameValueError, match="idle_flush"):
+            IdleFlush(StreamDecoder(), bad)
