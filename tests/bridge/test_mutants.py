@@ -193,3 +193,267 @@ def test_history_and_store_defaults() -> None:
     store = MemoryStore()
     store.add_bus("b", 1)
     assert (store.history("b").size, store.history("b").ttl_s) == (1024, 300.0)
+
+
+# --- the connection core: whole answers, not just their codes
+
+
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+from bridge.acl import Principal, TokenRule  # noqa: E402
+from bridge.connection import Connection, RateLimit, Send, Submit, Subscribe  # noqa: E402
+from bridge.policy import Refusal, SimplePolicy  # noqa: E402
+from tests.bridge.test_connection import (  # noqa: E402
+    LIMITS,
+    FakeNode,
+    make,
+    only_message,
+    send,
+    welcomed,
+)
+
+
+def test_answers_before_and_after_hello_carry_code_text_and_id() -> None:
+    conn = make(("secret",))
+    assert only_message(send(conn, type="ping", id=3)) == {
+        "type": "error",
+        "id": 3,
+        "code": c.HELLO_REQUIRED,
+        "message": "send hello first",
+    }
+    assert only_message(send(conn, type="hello", id=4)) == {
+        "type": "error",
+        "id": 4,
+        "code": c.MISSING_FIELD,
+        "message": "'token' is required",
+    }
+    conn = welcomed()
+    assert only_message(send(conn, type="hello", token="t", id=5)) == {
+        "type": "error",
+        "id": 5,
+        "code": c.ALREADY_HELLO,
+        "message": "hello was already accepted",
+    }
+
+
+def test_hello_without_token_is_the_empty_token() -> None:
+    # With no tokens configured, an absent token is checked as "" (any token is accepted).
+    conn = make()
+    msg = only_message(send(conn, type="hello", id=1))
+    assert msg["type"] == "welcome" and conn.session.principal is not None
+
+
+def test_welcome_names_session_node_version_and_heartbeat() -> None:
+    node = FakeNode(node="n-7")
+    conn = make(node=node)
+    msg = only_message(send(conn, type="hello", token="t"))
+    assert msg == {
+        "type": "welcome",
+        "session": "s-1",
+        "node": "n-7",
+        "version": c.VERSION,
+        "buses": {"bus0": {"epoch": 7, "seq": 3}, "bus1": {"epoch": 7, "seq": 3}},
+        "heartbeat_s": LIMITS.heartbeat_s,
+        "access": {"read": ["*"], "write": ["*"]},
+    }
+
+
+@dataclass
+class PerBusNode(FakeNode):
+    """Each bus at its own position, so an answer shows which bus it asked about."""
+
+    asked: list[str] = field(default_factory=list)
+
+    def position(self, bus: str) -> c.Position:
+        self.asked.append(bus)
+        return c.Position(7, int(bus[-1]) + 10)
+
+
+def test_positions_are_asked_per_bus() -> None:
+    conn = make(node=PerBusNode())
+    msg = only_message(send(conn, type="hello", token="t"))
+    assert msg["buses"] == {"bus0": {"epoch": 7, "seq": 10}, "bus1": {"epoch": 7, "seq": 11}}
+    state = only_message(send(conn, type="state", id=2))
+    assert list(state) == ["type", "id", "buses"] and state["type"] == "state"
+    assert (state["buses"]["bus0"]["seq"], state["buses"]["bus1"]["seq"]) == (10, 11)
+
+
+@dataclass
+class RecordingPolicy(SimplePolicy):
+    refuse_subscription: Refusal | None = None
+    seen: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def __init__(self, refusal: Refusal | None = None) -> None:
+        super().__init__(10)
+        self.refuse_subscription = refusal
+        self.seen = []
+
+    def admit_connection(self, principal: Principal, clients: int) -> Refusal | None:
+        self.seen.append(("connection", principal.name, clients))
+        return super().admit_connection(principal, clients)
+
+    def admit_subscription(self, principal: Principal, topics: Any, held: int) -> Refusal | None:
+        self.seen.append(("subscription", principal.name, [str(t) for t in topics], held))
+        return self.refuse_subscription
+
+
+def policy_conn(policy: RecordingPolicy) -> Connection:
+    from bridge.session import QueueLimits as QL
+
+    conn = Connection(
+        Session("s-1", QL(), 0.0),
+        FakeNode(authenticated=3),
+        policy,
+        (TokenRule("t", "alice"),),
+        LIMITS,
+        0.0,
+    )
+    assert only_message(send(conn, type="hello", token="t"))["type"] == "welcome"
+    return conn
+
+
+def test_the_policy_is_asked_with_the_principal_topics_and_held_count() -> None:
+    policy = RecordingPolicy()
+    conn = policy_conn(policy)
+    conn.session.topics.add(c.parse_topic("bus0/1"))  # one topic already held
+    (action,) = send(conn, type="subscribe", topics=["bus1/2"], id=9)
+    assert isinstance(action, Subscribe)
+    assert policy.seen == [("connection", "alice", 3), ("subscription", "alice", ["bus1/2"], 1)]
+
+
+def test_a_refused_subscription_is_an_error_with_the_policys_code_and_text() -> None:
+    conn = policy_conn(RecordingPolicy(Refusal("quota", "too many topics")))
+    assert only_message(send(conn, type="subscribe", topics=["bus1/2"], id=9)) == {
+        "type": "error",
+        "id": 9,
+        "code": "quota",
+        "message": "too many topics",
+    }
+
+
+def test_subscribing_to_an_unknown_bus_names_it() -> None:
+    conn = welcomed()
+    assert only_message(send(conn, type="subscribe", topics=["nope/1"], id=2)) == {
+        "type": "error",
+        "id": 2,
+        "code": c.BAD_VALUE,
+        "message": "no bus named 'nope'",
+    }
+
+
+def test_a_limited_token_star_becomes_its_buses_after_the_other_topics() -> None:
+    conn = welcomed((TokenRule("lim", "lim", frozenset({"bus0", "bus1"})),), token="lim")
+    (action,) = send(conn, type="subscribe", topics=["bus1/3", "*"])
+    assert isinstance(action, Subscribe)
+    assert action.topics == (c.Topic("bus1", 3), c.Topic("bus0", None), c.Topic("bus1", None))
+
+
+def test_request_answers_are_whole_replies() -> None:
+    node = FakeNode()
+    conn = welcomed((TokenRule("ro", read_only=True), "rw"), token="ro", node=node)
+    req: dict[str, Any] = {"type": "request", "bus": "bus0", "addr": 1, "cmd": 3, "id": 8}
+    (unknown,) = send(conn, **{**req, "bus": "nope"})
+    assert unknown == Send(
+        {
+            "type": "reply",
+            "id": 8,
+            "ok": False,
+            "error": {"code": "bad_request", "message": "no bus named 'nope'"},
+        },
+        ("", "bad_request"),
+    )
+    (refused,) = send(conn, **req)
+    assert refused == Send(
+        {
+            "type": "reply",
+            "id": 8,
+            "ok": False,
+            "error": {"code": "forbidden", "message": "this token may not send requests here"},
+        },
+        ("bus0", "forbidden"),
+    )
+    conn = welcomed((TokenRule("ro", read_only=True), "rw"), token="rw", node=node)
+    (submit,) = send(conn, **req)
+    assert isinstance(submit, Submit)
+    assert conn.reply(submit.request, None) == Send(
+        {
+            "type": "reply",
+            "id": 8,
+            "ok": False,
+            "error": {"code": "bus_down", "message": "request cancelled (bridge stopping)"},
+        },
+        ("bus0", "bus_down"),
+    )
+    done = conn.reply(submit.request, {"ok": True, "data": "00"})
+    assert done == Send({"type": "reply", "id": 8, "ok": True, "data": "00"}, ("bus0", "ok"))
+    odd = conn.reply(submit.request, {"ok": False})
+    assert odd.outcome == ("bus0", "error")
+    node.draining = True
+    (busy,) = send(conn, **req)
+    assert busy.message == {
+        "type": "reply",
+        "id": 8,
+        "ok": False,
+        "error": {"code": "busy", "message": "bridge is shutting down"},
+    }
+
+
+def test_a_bridge_bug_on_one_message_is_answered_internal_error_with_its_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(FakeNode):
+        def position(self, bus: str) -> c.Position:
+            raise RuntimeError("boom")
+
+    conn = welcomed(node=FakeNode())
+    conn.node = Broken()
+    assert only_message(send(conn, type="state", id=6)) == {
+        "type": "error",
+        "id": 6,
+        "code": c.INTERNAL_ERROR,
+        "message": "the bridge failed on this message",
+    }
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.getMessage() == "event=internal_error session=s-1"
+    assert only_message(send(conn, type="ping", id=7)) == {"type": "pong", "id": 7}
+
+
+def test_too_many_topics_is_refused_by_the_limit() -> None:
+    conn = welcomed(limits=replace_limits(max_topics=2))
+    msg = only_message(send(conn, type="subscribe", topics=["bus0/1", "bus0/2", "bus0/3"], id=1))
+    assert msg == {
+        "type": "error",
+        "id": 1,
+        "code": c.BAD_VALUE,
+        "message": "at most 2 topics per message",
+    }
+    (ok,) = send(conn, type="subscribe", topics=["bus0/1", "bus0/2"])
+    assert isinstance(ok, Subscribe)
+
+
+def replace_limits(**kw: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(LIMITS, **kw)
+
+
+def test_rate_limit_edges() -> None:
+    bucket = RateLimit(rate=10.0, burst=1, flood_close_s=2.0, now=0.0)
+    assert bucket.delay(0.0) == 0.0  # exactly one token: read now
+    bucket.take(0.0)
+    assert bucket.delay(0.0) == pytest.approx(0.1)
+    bucket.take(0.0)  # the adapter read anyway: the level is -1
+    assert bucket.delay(0.0) == pytest.approx(0.2)
+    assert not bucket.flooding(1.9)
+    assert bucket.flooding(2.0)  # throttled since 0.0, for exactly flood_close_s
+    assert bucket.delay(0.3) == pytest.approx(0.0)  # level back to 1.0
+    assert not bucket.flooding(5.0)
+
+
+def test_rate_limit_ignores_time_going_backwards() -> None:
+    bucket = RateLimit(rate=10.0, burst=2, flood_close_s=2.0, now=5.0)
+    bucket.take(5.0)
+    bucket.take(5.0)
+    assert bucket.delay(4.0) == pytest.approx(0.1)  # an earlier clock adds no token
+    assert bucket.delay(5.05) == pytest.approx(0.05)

@@ -6,11 +6,13 @@ API exactly (a count, a boundary, an order) where the older tests only checked t
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frames import Frame, FrameFormat, FrameValueError, StreamDecoder, encode
+from frames import STANDARD, Frame, FrameFormat, FrameValueError, StreamDecoder, encode
 from frames.frame import TaggedFrame
 from frames.stream import IdleFlush
 
@@ -268,3 +270,95 @@ def test_idle_flush_needs_a_positive_gap() -> None:
     for bad in (0.0, -1.0):
         with pytest.raises(FrameValueError, match="idle_flush"):
             IdleFlush(StreamDecoder(), bad)
+
+
+# --- codec and CRC: exact errors, defaults, byte orders
+
+
+from frames import (  # noqa: E402
+    BadEnd,
+    BadLength,
+    BadStart,
+    CrcMismatch,
+    TrailingBytes,
+    Truncated,
+    decode,
+    encode_frame,
+)
+from frames.crc import canonical_name, crc_function  # noqa: E402
+
+
+def test_encode_defaults_to_no_payload_and_checks_its_ranges() -> None:
+    assert encode(1, 2) == encode(1, 2, b"")
+    assert decode(encode(1, 2)) == Frame(1, 2, b"")
+    assert encode(1, "read_regs") == encode(1, STANDARD.resolve_code("read_regs"))
+    with pytest.raises(FrameValueError, match=r"address 256 is not 0\.\.255"):
+        encode(256, 2)
+    with pytest.raises(FrameValueError, match=r"command 256 is not 0\.\.255"):
+        encode(1, 256)
+    with pytest.raises(FrameValueError, match="payload of 17 bytes exceeds max_payload 16"):
+        encode(1, 2, bytes(17), FrameFormat(max_payload=16))
+    with pytest.raises(FrameValueError, match=r"no tag \(FrameFormat\(tagged=True\) has\)"):
+        encode(1, 2, b"", tag=3)
+
+
+def test_encode_frame_puts_a_tag_only_into_a_tagged_format() -> None:
+    tagged = TaggedFrame(1, 2, b"x", 9)
+    assert encode_frame(tagged) == encode(1, 2, b"x")
+    fmt = FrameFormat(tagged=True)
+    assert encode_frame(tagged, fmt) == encode(1, 2, b"x", fmt, tag=9)
+    assert encode_frame(Frame(1, 2, b"x"), fmt) == encode(1, 2, b"x", fmt, tag=0)
+
+
+@pytest.mark.parametrize(
+    ("wire", "error", "text"),
+    [
+        (b"", Truncated, "empty input"),
+        (b"\x55\x01\x02\x00\x00\x00", BadStart, "first byte 0x55 is not the start byte 0xaa"),
+        (b"\xaa\x01\x02", Truncated, "3 bytes is shorter than the smallest frame (6)"),
+        (b"\xaa\x01\x02\x05\x00\x00", Truncated, "declared length 5 needs 11 bytes, got 6"),
+        (encode(1, 2, b"ab") + b"\x00\x00", TrailingBytes, "2 bytes after the end of the frame"),
+    ],
+)
+def test_decode_errors_say_what_is_wrong(wire: bytes, error: type, text: str) -> None:
+    with pytest.raises(error, match=f"^{re.escape(text)}$"):
+        decode(wire)
+
+
+def test_decode_length_and_end_errors_say_what_is_wrong() -> None:
+    fmt = FrameFormat(max_payload=4, end=0x0D)
+    with pytest.raises(BadLength, match=r"^declared length 5 exceeds max_payload 4$"):
+        decode(b"\xaa\x01\x02\x05" + bytes(8), fmt)
+    with pytest.raises(BadEnd, match=r"^end byte 0x0e is not 0x0d$"):
+        decode(encode(1, 2, b"ok", fmt)[:-1] + b"\x0e", fmt)
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        FrameFormat(),
+        FrameFormat(crc_byteorder="big"),  # MODBUS sent big-endian: no residue
+        FrameFormat(crc="crc-ccitt-false"),  # a plain CRC sent little-endian: no residue
+        FrameFormat(crc="crc-ccitt-false", crc_byteorder="big", end=0x0D),
+    ],
+)
+def test_decode_reads_the_crc_in_the_formats_byte_order(fmt: FrameFormat) -> None:
+    wire = encode(1, 2, b"abc", fmt)
+    assert decode(wire, fmt) == Frame(1, 2, b"abc")
+    assert StreamDecoder(fmt).feed(wire) == [Frame(1, 2, b"abc")]
+    bad = bytearray(wire)
+    bad[4] ^= 0x01  # a payload bit: the CRC carried is the good frame's
+    with pytest.raises(CrcMismatch) as info:
+        decode(bytes(bad), fmt)
+    lay = fmt.layout
+    at = lay.header_size + 3
+    order = "little" if lay.crc_little else "big"
+    assert info.value.received == int.from_bytes(wire[at : at + lay.crc_size], order)
+    assert info.value.expected == fmt.crc_function(bytes(bad)[lay.crc_from : at])
+
+
+def test_crc_names_are_case_and_space_insensitive_aliases() -> None:
+    assert canonical_name(" CRC-16/MODBUS ") == "modbus"
+    assert canonical_name("Ccitt-False") == "crc-ccitt-false"
+    assert canonical_name("XModem") == "xmodem"
+    assert crc_function("CRC16-MODBUS")(b"123456789") == 0x4B37
