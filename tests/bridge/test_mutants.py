@@ -457,3 +457,119 @@ def test_rate_limit_ignores_time_going_backwards() -> None:
     bucket.take(5.0)
     assert bucket.delay(4.0) == pytest.approx(0.1)  # an earlier clock adds no token
     assert bucket.delay(5.05) == pytest.approx(0.05)
+
+
+# --- the session queue: exact bounds, batches, heartbeats
+
+
+def session(**limits: int) -> tuple[Session, list[int]]:
+    wakes: list[int] = []
+    return Session("s-9", QueueLimits(**limits), 1.0, wake=lambda: wakes.append(1)), wakes
+
+
+def test_a_new_session() -> None:
+    s, _ = session()
+    assert (s.id, s.welcomed, s.principal, s.overflowed, s.closing) == (
+        "s-9",
+        False,
+        None,
+        False,
+        False,
+    )
+    assert (s.dropped, s.sent_messages, s.sent_bytes, s.last_sent, len(s)) == (0, 0, 0, 1.0, 0)
+    assert s.needs_heartbeat(100.0, 1.0) is False  # not welcomed yet
+
+
+def test_offer_fills_exactly_to_both_bounds() -> None:
+    s, wakes = session(max_messages=3, max_bytes=10)
+    assert s.offer("aaaa") and s.offer("bbbb") and s.offer("cc")  # 3 messages, 10 bytes
+    assert (len(s), s.queued_bytes, len(wakes)) == (3, 10, 1)
+    assert s.offer("") is False  # a fourth message, even empty, is over the count
+    assert (s.overflowed, s.dropped, len(s), s.queued_bytes, len(wakes)) == (True, 4, 0, 0, 2)
+    assert s.offer("x") is False and s.dropped == 5  # each refusal counts once
+    s2, _ = session(max_messages=10, max_bytes=10)
+    assert s2.offer("a" * 10) and s2.queued_bytes == 10
+    assert s2.offer("b") is False
+
+
+def test_a_closing_session_takes_nothing_more() -> None:
+    s, wakes = session()
+    s.closing = True
+    assert s.offer("x") is False
+    assert (s.overflowed, s.dropped, len(wakes)) == (False, 1, 0)  # no overflow while closing
+    s.force(["y"])
+    assert len(s) == 0
+    s3, _ = session()
+    s3.overflow()
+    s3.force(["y"])
+    assert len(s3) == 0
+
+
+def test_force_counts_bytes_and_wakes_only_from_empty() -> None:
+    s, wakes = session(max_messages=2, max_bytes=4)
+    s.force(["abc", "defg", "h"])  # past both bounds: the client asked for these
+    assert (len(s), s.queued_bytes, len(wakes)) == (3, 8, 1)
+    s.force(["i"])
+    assert (s.queued_bytes, len(wakes)) == (9, 1)
+    s2, wakes2 = session()
+    s2.force([])
+    assert len(wakes2) == 0
+
+
+def test_backlogged_at_exactly_half_the_bounds() -> None:
+    s, _ = session(max_messages=8, max_bytes=100, answer_bytes=30)
+    s.force(["x" * 29])
+    assert not s.backlogged()
+    s.force(["x"])
+    assert s.backlogged()  # answer_bytes reached
+    s, _ = session(max_messages=8, max_bytes=40, answer_bytes=30)
+    s.force(["x" * 19])
+    assert not s.backlogged()
+    s.force(["x"])
+    assert s.backlogged()  # half of max_bytes (20) is below answer_bytes
+    s, _ = session(max_messages=8, max_bytes=1000)
+    s.force(["a", "b", "c"])
+    assert not s.backlogged()
+    s.force(["d"])
+    assert s.backlogged()  # half of max_messages
+
+
+def test_take_batch_stops_at_exactly_the_bounds() -> None:
+    s, _ = session(batch_messages=3, batch_bytes=10)
+    s.force(["aaa", "bbb", "ccc"])  # 3 messages, 9 bytes: all in one batch
+    assert s.take_batch() == ["aaa", "bbb", "ccc"] and s.queued_bytes == 0
+    s.force(["aaaaa", "bbbbb", "c"])  # 11 bytes: the first two fill 10 exactly
+    assert s.take_batch() == ["aaaaa", "bbbbb"]
+    assert (s.take_batch(), s.queued_bytes) == (["c"], 0)
+    s.force(["a", "b", "c", "d"])
+    assert s.take_batch() == ["a", "b", "c"] and s.queued_bytes == 1
+    s.force(["x" * 12, "y"])  # a larger message goes alone
+    assert s.take_batch() == ["d"]
+    assert s.take_batch() == ["x" * 12]
+    assert s.take_batch() == ["y"] and s.take_batch() == []
+
+
+def test_take_batch_exactly_full_goes_in_one() -> None:
+    s, _ = session(batch_messages=2, batch_bytes=4)
+    s.force(["ab", "cd"])  # exactly both bounds
+    assert s.take_batch() == ["ab", "cd"]
+    s.force(["ab", "c", "d"])
+    assert s.take_batch() == ["ab", "c"] and s.queued_bytes == 1
+
+
+def test_sent_counters_and_heartbeat_due_at_exactly_the_interval() -> None:
+    s, _ = session()
+    s.welcomed = True
+    s.mark_sent(2, 30, 5.0)
+    s.mark_sent(1, 10, 6.0)
+    assert (s.sent_messages, s.sent_bytes, s.last_sent) == (3, 40, 6.0)
+    assert not s.needs_heartbeat(7.9, 2.0)
+    assert s.needs_heartbeat(8.0, 2.0)
+    s.force(["x"])
+    assert not s.needs_heartbeat(9.0, 2.0)  # something is waiting: no heartbeat
+    s.take_batch()
+    s.closing = True
+    assert not s.needs_heartbeat(9.0, 2.0)
+    s.closing = False
+    s.overflow()
+    assert not s.needs_heartbeat(9.0, 2.0)
