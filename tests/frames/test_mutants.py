@@ -362,3 +362,104 @@ def test_crc_names_are_case_and_space_insensitive_aliases() -> None:
     assert canonical_name("Ccitt-False") == "crc-ccitt-false"
     assert canonical_name("XModem") == "xmodem"
     assert crc_function("CRC16-MODBUS")(b"123456789") == 0x4B37
+
+
+# --- the master's memory of finished transactions: late replies and the guard time
+
+
+from frames.transaction import OwedReplies, Transaction, default_gap  # noqa: E402
+
+REQ = TaggedFrame(4, 0x55, b"", 5)  # a command with no payload rule: any reply of 4/0x55 fits
+
+
+def txn(request: Frame = REQ, *, timeout: float = 0.5, outstanding: int = 1) -> Transaction:
+    t = Transaction(1, request, b"", timeout, 0)
+    t.outstanding = outstanding
+    return t
+
+
+def owed(**kw: float | None) -> OwedReplies:
+    opts: dict[str, float | None] = {"timeout": 1.0, "guard": None, "late_window": None}
+    opts.update(kw)
+    return OwedReplies(STANDARD, **opts)  # type: ignore[arg-type]
+
+
+def test_default_gap_is_three_and_a_half_characters() -> None:
+    assert default_gap(9600) == pytest.approx(3.5 * 10 / 9600)
+    assert default_gap(9600, 11) == pytest.approx(3.5 * 11 / 9600)
+
+
+def test_a_transaction_with_nothing_unanswered_is_owed_nothing() -> None:
+    o = owed()
+    o.finished(txn(outstanding=0), 10.0)
+    assert not o.claim(TaggedFrame(4, 0x55, b"", 5), 10.1)
+    assert not o.is_late(TaggedFrame(4, 0x55, b"", 5), 10.1, None)
+
+
+def test_each_unanswered_attempt_is_claimed_once_within_twice_the_timeout() -> None:
+    o = owed()
+    o.finished(txn(outstanding=2), 10.0)  # window: 2 x 0.5 s
+    reply = TaggedFrame(4, 0x55, b"", 5)
+    assert o.claim(reply, 10.99)
+    assert o.claim(reply, 10.99)
+    assert not o.claim(reply, 10.99)
+    o = owed()
+    o.finished(txn(), 10.0)
+    assert not o.claim(reply, 11.0)  # expired at exactly now + window
+
+
+def test_an_explicit_late_window_replaces_twice_the_timeout() -> None:
+    o = owed(late_window=0.3)
+    o.finished(txn(), 10.0)
+    assert not o.claim(TaggedFrame(4, 0x55, b"", 5), 10.3)
+    o = owed(late_window=0.3)
+    o.finished(txn(), 10.0)
+    assert o.claim(TaggedFrame(4, 0x55, b"", 5), 10.29)
+
+
+def test_a_claim_needs_the_same_tag_and_a_fitting_reply() -> None:
+    o = owed()
+    o.finished(txn(), 10.0)
+    assert not o.claim(TaggedFrame(4, 0x55, b"", 6), 10.1)  # another transaction's tag
+    assert not o.claim(TaggedFrame(3, 0x55, b"", 5), 10.1)  # another device
+    assert o.claim(TaggedFrame(4, 0x55, b"", 5), 10.1)
+
+
+def test_at_most_max_entries_are_remembered() -> None:
+    o = owed()
+    first = TaggedFrame(9, 0x55, b"", 1)
+    o.finished(txn(first), 10.0)
+    for _ in range(64):
+        o.finished(txn(), 10.0)
+    assert not o.claim(first, 10.1)  # the 65th pushed the first out
+    o = owed()
+    o.finished(txn(first), 10.0)
+    for _ in range(63):
+        o.finished(txn(), 10.0)
+    assert o.claim(first, 10.1)
+
+
+def test_the_guard_time_is_the_longer_timeout_unless_set() -> None:
+    reply = TaggedFrame(4, 0x55, b"", 7)
+    o = owed()  # the master's timeout 1.0 > the request's 0.5
+    o.finished(txn(), 10.0)
+    assert o.is_late(reply, 10.99, None)
+    assert not o.is_late(reply, 11.0, None)
+    o = owed(guard=0.2)
+    o.finished(txn(), 10.0)
+    assert o.is_late(reply, 10.19, None) and not o.is_late(reply, 10.2, None)
+    o.reset_guard()
+    assert not o.is_late(reply, 10.1, None)
+
+
+def test_a_fitting_reply_with_another_tag_is_late_while_a_request_waits() -> None:
+    o = owed()
+    current = txn(TaggedFrame(4, 0x55, b"", 8))
+    current.awaiting = True
+    assert o.is_late(TaggedFrame(4, 0x55, b"", 7), 10.0, current)
+    assert not o.is_late(TaggedFrame(4, 0x55, b"", 8), 10.0, current)  # its own reply
+    assert not o.is_late(TaggedFrame(5, 0x55, b"", 7), 10.0, current)  # not a reply to it
+    assert not o.is_late(Frame(4, 0x55, b""), 10.0, current)  # untagged: cannot tell
+    current.awaiting = False
+    o.finished(txn(outstanding=1), 10.0)
+    assert o.is_late(Frame(4, 0x55, b""), 10.5, current)  # nothing on the wire: the guard
