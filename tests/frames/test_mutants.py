@@ -463,3 +463,108 @@ def test_a_fitting_reply_with_another_tag_is_late_while_a_request_waits() -> Non
     current.awaiting = False
     o.finished(txn(outstanding=1), 10.0)
     assert o.is_late(Frame(4, 0x55, b""), 10.5, current)  # nothing on the wire: the guard
+
+
+# --- the master core: refusals, link events, failures with their request
+
+
+from frames import LinkDown, MasterClosed, QueueFull  # noqa: E402
+from frames.events import LinkStateChanged  # noqa: E402
+from frames.master import MasterCore, RequestFailed  # noqa: E402
+
+
+def test_send_request_refusals_say_why() -> None:
+    core = MasterCore(max_queue=1)
+    with pytest.raises(FrameValueError, match=r"^command 0x83 has the error flag set$"):
+        core.send_request(1, 0x83)
+    for t, r in ((0.0, 1), (-1.0, 1), (0.5, -1)):
+        with pytest.raises(FrameValueError, match=r"^timeout must be > 0 and retries >= 0$"):
+            core.send_request(1, 3, b"", timeout=t, retries=r)
+    core.send_request(1, 0x55)  # on the wire
+    core.send_request(1, 0x55)  # queued: the queue (1) is full now
+    with pytest.raises(QueueFull, match=r"^1 requests already waiting for the bus$"):
+        core.send_request(1, 0x55)
+    core.link_down(0.0)
+    with pytest.raises(LinkDown, match=r"^link is down$"):
+        core.send_request(1, 0x55)
+    core.close(0.0)
+    with pytest.raises(MasterClosed, match=r"^master is closed$"):
+        core.send_request(1, 0x55)
+
+
+def test_the_request_goes_out_in_the_masters_format() -> None:
+    fmt = FrameFormat(end=0x0D, crc="crc-ccitt-false", crc_byteorder="big")
+    core = MasterCore(fmt=fmt)
+    core.send_request(7, 0x55)
+    assert core.data_to_send() == encode(7, 0x55, b"", fmt)
+
+
+def test_link_down_fails_the_current_and_queued_requests_and_says_so() -> None:
+    core = MasterCore(wall_offset=1000.0)
+    a = core.send_request(1, 0x55, b"a", 1.0)
+    b = core.send_request(2, 0x55, b"b", 1.0)
+    core.events()
+    core.link_down(2.0, "usb gone")
+    events = core.events()
+    assert [type(e) for e in events] == [RequestFailed, RequestFailed, LinkStateChanged]
+    fa, fb, down = events
+    assert isinstance(fa, RequestFailed) and isinstance(fb, RequestFailed)
+    assert (fa.token, fa.request, fa.attempts) == (a, Frame(1, 0x55, b"a"), 1)
+    assert (fb.token, fb.request, fb.attempts) == (b, Frame(2, 0x55, b"b"), 0)
+    assert str(fa.error) == "link down: usb gone" and isinstance(fa.error, LinkDown)
+    assert down == LinkStateChanged(1002.0, False, "usb gone")
+    assert core.stats.link_failures == 1
+    core.link_down(3.0)  # already down: no second failure, no event
+    assert core.stats.link_failures == 1 and core.events() == []
+    core.link_up(4.0)
+    assert core.events() == [LinkStateChanged(1004.0, True)]
+    core.link_up(5.0)
+    assert core.events() == []
+    core.send_request(1, 0x55, b"", 6.0)
+    core.link_down(7.0)
+    (failed, down2) = core.events()[-2:]
+    assert isinstance(failed, RequestFailed) and str(failed.error) == "link down"
+    assert down2 == LinkStateChanged(1007.0, False, "")
+    assert core.stats.link_failures == 2
+
+
+def test_close_fails_what_is_pending_with_master_closed() -> None:
+    core = MasterCore()
+    token = core.send_request(1, 0x55, b"", 0.0)
+    core.events()
+    core.close(1.0)
+    (failed,) = core.events()
+    assert isinstance(failed, RequestFailed) and failed.token == token
+    assert isinstance(failed.error, MasterClosed) and str(failed.error) == "master closed"
+    core.close(2.0)
+    assert core.events() == []
+    core.link_up(3.0)  # a closed master stays closed
+    assert core.events() == [] and core.closed
+
+
+def test_cancel_counts_each_cancelled_request() -> None:
+    core = MasterCore()
+    first = core.send_request(1, 0x55, b"", 0.0)
+    queued = [core.send_request(1, 0x55, b"", 0.0) for _ in range(2)]
+    assert core.cancel(queued[0], 0.0) and core.cancel(queued[1], 0.0)
+    assert core.stats.cancelled == 2
+    assert core.cancel(first, 0.0) and core.stats.cancelled == 3
+    assert not core.cancel(first, 0.0) and core.stats.cancelled == 3
+
+
+def test_each_retry_is_counted_and_the_last_timeout_fails() -> None:
+    core = MasterCore(timeout=0.1, retries=2)
+    core.send_request(1, 0x55, b"", 0.0)
+    sent = [core.data_to_send()]
+    now = 0.0
+    for _ in range(10):
+        deadline = core.next_deadline()
+        if deadline is None:
+            break
+        now = deadline
+        core.tick(now)
+        if out := core.data_to_send():
+            sent.append(out)
+    assert len(sent) == 3 and core.stats.retries == 2 and core.stats.timeouts == 1
+    failed = [e for e in core.events() if isinstance(e, RequestFailed)]
+    assert len(failed) == 1 and failed[0].attempts == 3
