@@ -121,7 +121,7 @@ def test_history_size_bound_drops_the_oldest_one_at_a_time() -> None:
 
 @pytest.mark.parametrize(("size", "ttl"), [(-1, 1.0), (1, -0.5)])
 def test_history_refuses_negative_bounds(size: int, ttl: float) -> None:
-    with pytest.raises(ValueError, match="size and ttl"):
+    with pytest.raises(ValueError, match=r"^history size and ttl must be >= 0$"):
         History(1, size=size, ttl_s=ttl)
 
 

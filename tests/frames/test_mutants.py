@@ -161,13 +161,48 @@ def test_counters_for_each_kind_of_defect() -> None:
     bad_end = good[:-1] + b"\x0e"
     junk = b"\x01\x02\x03"
     dec = StreamDecoder(fmt)
-    stream = junk + too_long + good + bytes(bad_crc) + bad_end + good
+    stream = junk + too_long + good + bytes(bad_crc) + bad_end + bad_end + good
     assert dec.feed(stream) == [Frame(1, 2, b"ok")] * 2
     s = dec.stats
-    assert (s.frames, s.length_errors, s.crc_errors, s.end_errors) == (2, 1, 1, 1)
+    assert (s.frames, s.length_errors, s.crc_errors, s.end_errors) == (2, 1, 1, 2)
     assert s.abandoned == 0
-    assert s.discarded_bytes == len(junk) + len(too_long) + 2 * len(good)
+    assert s.discarded_bytes == len(junk) + len(too_long) + 3 * len(good)
     assert s.overflows == 0
+
+
+def test_a_header_declaring_too_much_is_a_length_error_at_once() -> None:
+    fmt = FrameFormat(max_payload=16)
+    dec = StreamDecoder(fmt)
+    assert dec.feed(bytes([0xAA, 1, 2, 17])) == []  # the whole header, and nothing after it
+    assert (dec.stats.length_errors, dec.pending, dec.stats.discarded_bytes) == (1, 0, 4)
+
+
+def test_flush_counts_every_byte_it_gives_up() -> None:
+    dec = StreamDecoder(lookahead=False)
+    stray = stray_header(FrameFormat(), 200)
+    assert dec.feed(stray + b"\xaa\x01") == []
+    assert dec.flush() == []
+    assert (dec.stats.abandoned, dec.stats.discarded_bytes) == (2, len(stray) + 2)
+    dec.feed(b"\xaa")
+    dec.flush()
+    assert dec.stats.abandoned == 3
+
+
+def test_lookahead_finds_the_first_valid_frame_not_the_last_start() -> None:
+    good = encode(1, 2, b"")
+    dec = StreamDecoder()
+    assert dec.feed(stray_header(FrameFormat(), 200) + good + b"\xaa") == [Frame(1, 2, b"")]
+    assert dec.pending == 1
+    # a second stray start right before the frame: each candidate is tried in turn
+    dec = StreamDecoder()
+    assert dec.feed(stray_header(FrameFormat(), 200) + b"\xaa" + good) == [Frame(1, 2, b"")]
+    assert (dec.pending, dec.stats.abandoned) == (0, 2)
+
+
+def test_decoder_keeps_its_format_and_default_bound() -> None:
+    fmt = FrameFormat(tagged=True)
+    dec = StreamDecoder(fmt)
+    assert dec.fmt is fmt and dec.max_buffer == 4096 and dec.lookahead is True
 
 
 def test_a_header_cut_short_waits_and_flush_gives_it_up() -> None:
@@ -208,8 +243,11 @@ def test_reset_counts_what_it_forgets() -> None:
     dec.reset()
     assert dec.pending == 0
     assert dec.stats.discarded_bytes == 4
+    dec.feed(good[:2])
+    dec.reset()
+    assert dec.stats.discarded_bytes == 6
     assert dec.feed(good[4:] + good) == [Frame(1, 2, b"hi")]
-    assert dec.stats.discarded_bytes == 4 + len(good) - 4
+    assert dec.stats.discarded_bytes == 6 + len(good) - 4
 
 
 def test_max_buffer_must_hold_one_whole_frame() -> None:
@@ -268,7 +306,7 @@ def test_idle_flush_feed_within_the_gap_keeps_the_partial_frame() -> None:
 def test_idle_flush_needs_a_positive_gap() -> None:
     IdleFlush(StreamDecoder(), 0.001)
     for bad in (0.0, -1.0):
-        with pytest.raises(FrameValueError, match="idle_flush"):
+        with pytest.raises(FrameValueError, match=r"^idle_flush must be > 0$"):
             IdleFlush(StreamDecoder(), bad)
 
 
