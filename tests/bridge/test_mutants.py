@@ -573,3 +573,11 @@ def test_sent_counters_and_heartbeat_due_at_exactly_the_interval() -> None:
     s.closing = False
     s.overflow()
     assert not s.needs_heartbeat(9.0, 2.0)
+
+
+def test_a_limited_token_requests_and_sees_the_devices_of_its_own_bus() -> None:
+    conn = welcomed((TokenRule("lim", "lim", frozenset({"bus1"})),), token="lim")
+    (action,) = send(conn, type="request", bus="bus1", addr=1, cmd=3, id=1)
+    assert isinstance(action, Submit) and action.request.bus == "bus1"
+    state = only_message(send(conn, type="state"))
+    assert state["buses"]["bus1"]["devices"] == {"1": {"addr": 1}, "2": {"addr": 2}}
