@@ -336,7 +336,9 @@ def test_encode_defaults_to_no_payload_and_checks_its_ranges() -> None:
         encode(1, 256)
     with pytest.raises(FrameValueError, match="payload of 17 bytes exceeds max_payload 16"):
         encode(1, 2, bytes(17), FrameFormat(max_payload=16))
-    with pytest.raises(FrameValueError, match=r"no tag \(FrameFormat\(tagged=True\) has\)"):
+    with pytest.raises(
+        FrameValueError, match=r"^this frame format has no tag \(FrameFormat\(tagged=True\) has\)$"
+    ):
         encode(1, 2, b"", tag=3)
 
 
@@ -606,3 +608,56 @@ def test_each_retry_is_counted_and_the_last_timeout_fails() -> None:
     assert len(sent) == 3 and core.stats.retries == 2 and core.stats.timeouts == 1
     failed = [e for e in core.events() if isinstance(e, RequestFailed)]
     assert len(failed) == 1 and failed[0].attempts == 3
+
+
+# --- the standard payloads: the exact ranges, and the reply check
+
+
+READ_REGS = STANDARD.resolve_code("read_regs")
+from frames.payloads import (  # noqa: E402
+    MAX_READ_COUNT,
+    PayloadError,
+    parse_read_registers,
+    read_registers_request,
+    reply_fits,
+    write_register_request,
+    write_registers_request,
+)
+
+
+def test_register_payloads_accept_exactly_0_to_65535() -> None:
+    for reg in (0, 0xFFFF):
+        assert read_registers_request(reg, 1)[:2] == reg.to_bytes(2, "little")
+        assert write_register_request(reg, reg) == reg.to_bytes(2, "little") * 2
+        assert write_registers_request(reg, [reg])[:2] == reg.to_bytes(2, "little")
+    assert read_registers_request(0xFFFF, MAX_READ_COUNT)[2] == MAX_READ_COUNT
+    assert write_registers_request(0, [0xFFFF] * MAX_READ_COUNT)[2] == MAX_READ_COUNT
+    for bad in (-1, 0x10000):
+        with pytest.raises(FrameValueError, match=rf"^register {bad} is not 0\.\.65535$"):
+            read_registers_request(bad, 1)
+        with pytest.raises(FrameValueError, match=rf"^register {bad} is not 0\.\.65535$"):
+            write_registers_request(bad, [1])
+        msg = rf"^register {bad} / value 1 must be 0\.\.65535$"
+        with pytest.raises(FrameValueError, match=msg):
+            write_register_request(bad, 1)
+        with pytest.raises(FrameValueError, match=rf"^register 1 / value {bad} must be"):
+            write_register_request(1, bad)
+        with pytest.raises(FrameValueError, match=r"^register values must be 0\.\.65535$"):
+            write_registers_request(1, [1, bad])
+    for n in (0, MAX_READ_COUNT + 1):
+        with pytest.raises(FrameValueError, match=rf"^register count {n} is not 1\.\."):
+            read_registers_request(1, n)
+        with pytest.raises(FrameValueError, match=rf"^{n} values is not 1\.\."):
+            write_registers_request(1, [0] * n)
+
+
+def test_read_registers_reply_must_match_its_count() -> None:
+    assert parse_read_registers(b"\x01\x34\x12") == [0x1234]
+    assert parse_read_registers(b"\x01\x34\x12", 1) == [0x1234]
+    for bad, count in ((b"", None), (b"\x02\x34\x12", None), (b"\x01\x34\x12", 2)):
+        with pytest.raises(PayloadError, match=rf"^bad read_regs response payload {bad.hex()}$"):
+            parse_read_registers(bad, count)
+    req = Frame(1, READ_REGS, read_registers_request(0, 2))
+    assert reply_fits(req, Frame(1, READ_REGS, b"\x02" + bytes(4)))
+    assert not reply_fits(req, Frame(1, READ_REGS, b"\x01" + bytes(4)))  # count byte wrong
+    assert not reply_fits(req, Frame(1, READ_REGS, b"\x02" + bytes(2)))  # too short
