@@ -661,3 +661,26 @@ def test_read_registers_reply_must_match_its_count() -> None:
     assert reply_fits(req, Frame(1, READ_REGS, b"\x02" + bytes(4)))
     assert not reply_fits(req, Frame(1, READ_REGS, b"\x01" + bytes(4)))  # count byte wrong
     assert not reply_fits(req, Frame(1, READ_REGS, b"\x02" + bytes(2)))  # too short
+
+
+def test_master_defaults_and_limits() -> None:
+    core = MasterCore()
+    assert (core.timeout, core.retries, core.turnaround, core.max_queue) == (0.5, 2, 0.05, 1024)
+    assert core.char_time == pytest.approx(10 / 115200)
+    assert core.gap == pytest.approx(3.5 * 10 / 115200)
+    assert core.idle_flush == 0.005  # the floor: the gap at 115200 Bd is shorter
+    assert core.closed is False
+    assert MasterCore(baudrate=1, idle_flush=0.2).idle_flush == 0.2
+    MasterCore(
+        baudrate=1, timeout=0.001, retries=0, turnaround=0.0, max_queue=1, guard=0.0, gap=0.0
+    )  # every bound itself is allowed
+    with pytest.raises(FrameValueError, match=r"^baudrate must be positive$"):
+        MasterCore(baudrate=0)
+    limits = r"^timeout must be > 0, retries/turnaround >= 0, max_queue >= 1$"
+    for bad in ({"timeout": 0.0}, {"retries": -1}, {"turnaround": -0.1}, {"max_queue": 0}):
+        with pytest.raises(FrameValueError, match=limits):
+            MasterCore(**bad)  # type: ignore[arg-type]
+    with pytest.raises(FrameValueError, match=r"^guard must be >= 0$"):
+        MasterCore(guard=-0.1)
+    with pytest.raises(FrameValueError, match=r"^gap must be >= 0$"):
+        MasterCore(gap=-0.1)
