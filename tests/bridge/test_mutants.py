@@ -581,3 +581,11 @@ def test_a_limited_token_requests_and_sees_the_devices_of_its_own_bus() -> None:
     assert isinstance(action, Submit) and action.request.bus == "bus1"
     state = only_message(send(conn, type="state"))
     assert state["buses"]["bus1"]["devices"] == {"1": {"addr": 1}, "2": {"addr": 2}}
+
+
+def test_backlogged_at_half_an_odd_byte_bound_rounds_down() -> None:
+    s, _ = session(max_messages=100, max_bytes=41, answer_bytes=100)
+    s.force(["x" * 19])
+    assert not s.backlogged()
+    s.force(["x"])
+    assert s.backlogged()  # 41 // 2 == 20 bytes
