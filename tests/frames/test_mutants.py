@@ -684,3 +684,44 @@ def test_master_defaults_and_limits() -> None:
         MasterCore(guard=-0.1)
     with pytest.raises(FrameValueError, match=r"^gap must be >= 0$"):
         MasterCore(gap=-0.1)
+
+
+from frames.events import CrcErrorSeen, ReplyReceived  # noqa: E402
+
+
+def test_echoes_are_dropped_and_counted_each_time() -> None:
+    core = MasterCore(discard_echo=True)
+    for n in (1, 2):
+        token = core.send_request(4, 0x55, b"q", float(n))
+        wire = core.data_to_send()
+        core.receive_data(wire, n + 0.01)  # our own request, echoed by the line
+        assert core.stats.echoes == n
+        core.receive_data(encode(4, 0x55, b"r"), n + 0.02)
+        replies = [e for e in core.events() if isinstance(e, ReplyReceived)]
+        assert [(r.token, r.frame) for r in replies] == [(token, Frame(4, 0x55, b"r"))]
+        assert replies[0].rtt == pytest.approx(0.02) and replies[0].attempts == 1
+
+
+def test_late_replies_are_counted_each_time() -> None:
+    core = MasterCore(timeout=0.1, retries=0)
+    for n in (1, 2):
+        core.send_request(4, 0x55, b"", 10.0 * n)
+        core.data_to_send()
+        deadline = core.next_deadline()
+        assert deadline is not None
+        core.tick(deadline)  # timed out: the reply is owed
+        core.receive_data(encode(4, 0x55, b""), deadline + 0.05)
+        assert core.stats.late == n and core.stats.timeouts == n
+
+
+def test_a_damaged_reply_is_reported_with_the_wall_clock_time() -> None:
+    core = MasterCore(wall_offset=500.0)
+    core.send_request(4, 0x55, b"", 1.0)
+    core.data_to_send()
+    core.events()
+    bad = bytearray(encode(4, 0x55, b"x"))
+    bad[-1] ^= 0xFF
+    core.receive_data(bytes(bad), 1.01)
+    seen = [e for e in core.events() if isinstance(e, CrcErrorSeen)]
+    assert seen == [CrcErrorSeen(501.01, 1)]
+    assert core.stats.crc_errors == 1
