@@ -48,6 +48,7 @@ PURE_BRIDGE = [
     "lograte.py",
     "local_fanout.py",
     "messages.py",
+    "mqtt_core.py",
     "policy.py",
     "schedule.py",
     "session.py",
