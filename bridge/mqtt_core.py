@@ -193,6 +193,10 @@ def parse_set_payload(reg: RegisterDef, payload: bytes) -> tuple[Value, tuple[in
             raise CommandRefused("bad_payload", "not a JSON object of bit names") from None
         if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
             raise CommandRefused("bad_payload", 'bits must be {"name": true|false}')
+    elif reg.type == "enum" and reg.labels and not text.lstrip("+-").isdigit():
+        raise CommandRefused(
+            "bad_payload", f"{text[:40]!r} is not one of {sorted(reg.labels.values())}"
+        )
     else:
         value = _number(text)
         if not math.isfinite(value):
