@@ -27,15 +27,14 @@ sent (so Home Assistant's ``expire_after`` does not fire for a value that is mer
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from frames.errors import FrameValueError
-from frames.register import INT_RANGE, RegisterDef, Value
+from frames.register import RegisterDef, Value
 
-from .errors import BridgeError
+from .mqtt_discovery import OFF, ON, component, device_block, entities, entity_config
+from .mqtt_payload import MAX_SET_PAYLOAD, CommandRefused, format_value, parse_set_payload
 
 __all__ = [
     "MAX_SET_PAYLOAD",
@@ -50,28 +49,8 @@ __all__ = [
     "parse_set_payload",
 ]
 
-MAX_SET_PAYLOAD = 256  # bytes; a longer /set payload is refused unread
 ONLINE, OFFLINE = "online", "offline"
-ON, OFF = "ON", "OFF"
 _IDENTIFY = 0x01
-# Home Assistant device classes for units that name exactly one quantity.
-_DEVICE_CLASS = {
-    "°C": "temperature", "°F": "temperature", "K": "temperature",
-    "V": "voltage", "mV": "voltage", "A": "current", "mA": "current",
-    "W": "power", "kW": "power", "Wh": "energy", "kWh": "energy",
-    "Hz": "frequency", "s": "duration", "hPa": "pressure", "Pa": "pressure",
-}  # fmt: skip
-_TOTAL_UNITS = {"Wh", "kWh"}  # counters: state_class total_increasing
-
-
-class CommandRefused(BridgeError, ValueError):
-    """A ``/set`` the bridge will not send (``reason`` is the metric label, ``message`` the
-    log text). Raised by :meth:`MqttCore.command`; the adapter counts and logs it."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,30 +96,6 @@ class WriteCommand:
         return {"start": self.register.address, "values": list(self.words)}
 
 
-def component(reg: RegisterDef) -> str:
-    """The Home Assistant component for a register (bitfields: one binary_sensor per bit)."""
-    if reg.type == "bool":
-        return "switch" if reg.writable else "binary_sensor"
-    if reg.type == "bitfield":
-        return "binary_sensor"
-    if reg.type == "enum" and reg.labels:
-        return "select" if reg.writable else "sensor"
-    return "number" if reg.writable else "sensor"
-
-
-def format_value(reg: RegisterDef, value: Value) -> str:
-    """A decoded value as its state payload: ON/OFF, an enum's label, a plain number."""
-    if value is None:
-        return "None"  # Home Assistant: unknown (an f32 NaN)
-    if reg.type == "bool":
-        return ON if value else OFF
-    if reg.type == "enum" and isinstance(value, int):
-        return reg.labels.get(value, str(value))
-    if isinstance(value, float) and value.is_integer() and reg.scale >= 1 and reg.type != "f32":
-        return str(int(value))
-    return str(value)
-
-
 def _level(text: str) -> str:
     """A name as one topic level (no / + # or NUL)."""
     return "".join("_" if ch in "/+#\0" else ch for ch in text) or "_"
@@ -149,84 +104,6 @@ def _level(text: str) -> str:
 def _ident(text: str) -> str:
     """A name as a Home Assistant node/object id ([a-zA-Z0-9_-])."""
     return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-") else "_" for ch in text)
-
-
-def _number(text: str) -> float | int:
-    try:
-        return int(text, 0) if text.lstrip("+-").isdigit() or text.startswith("0x") else float(text)
-    except ValueError:
-        raise CommandRefused("bad_payload", f"{text[:40]!r} is not a number") from None
-
-
-def parse_set_payload(reg: RegisterDef, payload: bytes) -> tuple[Value, tuple[int, ...]]:
-    """A ``/set`` payload → (value in engineering units, the register words to write).
-
-    Accepts what Home Assistant sends (ON/OFF, a select's label, a number in the register's
-    unit) and JSON (``true``, ``21.5``, a bitfield's ``{"in0": true}``). Every refusal is a
-    :class:`CommandRefused`; nothing here raises anything else.
-    """
-    if not reg.writable:
-        raise CommandRefused("read_only", f"{reg.name} is read-only")
-    if len(payload) > MAX_SET_PAYLOAD:
-        raise CommandRefused("bad_payload", f"payload of {len(payload)} bytes is too long")
-    try:
-        text = payload.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise CommandRefused("bad_payload", "payload is not UTF-8") from None
-    if not text:
-        raise CommandRefused("bad_payload", "empty payload")
-    value: Any
-    if reg.type == "bool":
-        lowered = text.lower()
-        if lowered in ("on", "true", "1"):
-            value = True
-        elif lowered in ("off", "false", "0"):
-            value = False
-        else:
-            raise CommandRefused("bad_payload", f"{text[:40]!r} is not ON/OFF")
-    elif reg.type == "enum" and text in reg.labels.values():
-        value = text
-    elif reg.type == "bitfield" and text.startswith("{"):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise CommandRefused("bad_payload", "not a JSON object of bit names") from None
-        if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
-            raise CommandRefused("bad_payload", 'bits must be {"name": true|false}')
-    elif reg.type == "enum" and reg.labels and not text.lstrip("+-").isdigit():
-        raise CommandRefused(
-            "bad_payload", f"{text[:40]!r} is not one of {sorted(reg.labels.values())}"
-        )
-    else:
-        value = _number(text)
-        if not math.isfinite(value):
-            raise CommandRefused("bad_payload", f"{text[:40]!r} is not a finite number")
-        if reg.type != "f32":
-            steps = value / reg.scale
-            if abs(steps - round(steps)) > 1e-6 * max(1.0, abs(steps)):
-                raise CommandRefused("bad_payload", f"{value} is not a multiple of {reg.scale:g}")
-    try:
-        reg.check_limits(value)
-    except FrameValueError as exc:
-        raise CommandRefused("out_of_range", str(exc)) from None
-    try:
-        words = reg.encode(value)
-    except FrameValueError as exc:
-        raise CommandRefused("out_of_range", str(exc)) from None
-    return reg.decode(words), tuple(words)
-
-
-def _range(reg: RegisterDef) -> tuple[float, float]:
-    """A number entity's min/max: the register's limits, else what its type can hold."""
-    if reg.type == "f32":
-        low, high = -1e9, 1e9
-    else:
-        lo, hi = INT_RANGE[reg.type]
-        low, high = lo * reg.scale, hi * reg.scale
-    return (
-        low if reg.min is None else reg.min,
-        high if reg.max is None else reg.max,
-    )
 
 
 @dataclass
@@ -295,6 +172,9 @@ class MqttCore:
     def device_topic(self, bus: str, addr: int) -> str:
         return f"{self.prefix}/{_level(bus)}/{addr}"
 
+    def device_availability(self, bus: str, addr: int) -> str:
+        return f"{self.device_topic(bus, addr)}/$availability"
+
     def state_topic(self, bus: str, addr: int, reg: str, bit: str | None = None) -> str:
         topic = f"{self.device_topic(bus, addr)}/{_level(reg)}"
         return topic if bit is None else f"{topic}/{_level(bit)}"
@@ -302,25 +182,14 @@ class MqttCore:
     def _config_topic(self, dev: _Device, comp: str, obj: str) -> str:
         return f"{self.discovery_prefix}/{comp}/{dev.ident}/{_ident(obj)}/config"
 
-    def _entities(self, dev: _Device) -> list[tuple[str, str, RegisterDef, str | None]]:
-        """(component, object id, register, bit name) of every entity of a device."""
-        out: list[tuple[str, str, RegisterDef, str | None]] = []
-        for reg in dev.spec.registers:
-            if reg.type == "bitfield" and reg.bits:
-                for _, bit in sorted(reg.bits.items()):
-                    out.append(("binary_sensor", f"{reg.name}_{bit}", reg, bit))
-            else:
-                out.append((component(reg), reg.name, reg, None))
-        return out
-
     def _owned(self) -> list[str]:
         """Every retained topic this configuration publishes (what ``$retained`` lists)."""
         topics: list[str] = []
         for dev in self.devices.values():
             spec = dev.spec
             if self.retain:
-                topics.append(f"{self.device_topic(spec.bus, spec.addr)}/$availability")
-            for comp, obj, reg, bit in self._entities(dev):
+                topics.append(self.device_availability(spec.bus, spec.addr))
+            for comp, obj, reg, bit in entities(dev.spec.registers):
                 if self.discovery:
                     topics.append(self._config_topic(dev, comp, obj))
                 if self.retain:
@@ -378,78 +247,24 @@ class MqttCore:
         devices = [only] if only is not None else list(self.devices.values())
         out = []
         for dev in devices:
-            for comp, obj, reg, bit in self._entities(dev):
-                config = self.discovery_config(dev, comp, obj, reg, bit)
+            spec = dev.spec
+            name = spec.name or f"{spec.model or 'device'} {spec.bus}/{spec.addr}"
+            device = device_block(dev.ident, name, spec.model, dev.identity)
+            availability = [self.availability_topic, self.device_availability(spec.bus, spec.addr)]
+            for entity in entities(spec.registers):
+                comp, obj, reg, bit = entity
+                config = entity_config(
+                    entity,
+                    unique_id=f"{dev.ident}_{_ident(obj)}",
+                    state_topic=self.state_topic(spec.bus, spec.addr, reg.name, bit),
+                    availability=availability,
+                    device=device,
+                    qos=self.qos,
+                    expire_after_s=spec.expire_after_s,
+                    origin=self.origin,
+                )
                 out.append(Publish(self._config_topic(dev, comp, obj), config, True, self.qos))
         return out
-
-    def _device_block(self, dev: _Device) -> dict[str, Any]:
-        spec, ident = dev.spec, dev.identity
-        model = ident.get("model") or spec.model
-        block: dict[str, Any] = {
-            "identifiers": [dev.ident],
-            "name": spec.name or f"{model or 'device'} {spec.bus}/{spec.addr}",
-        }
-        if model:
-            block["model"] = model
-        firmware = ident.get("firmware")
-        if isinstance(firmware, list):
-            block["sw_version"] = ".".join(str(x) for x in firmware)
-        elif firmware:
-            block["sw_version"] = str(firmware)
-        uid = ident.get("uid")
-        if isinstance(uid, int):
-            block["serial_number"] = f"{uid:08X}"
-        return block
-
-    def discovery_config(
-        self, dev: _Device, comp: str, obj: str, reg: RegisterDef, bit: str | None
-    ) -> str:
-        spec = dev.spec
-        state = self.state_topic(spec.bus, spec.addr, reg.name, bit)
-        name = (f"{reg.name} {bit}" if bit else reg.name).replace("_", " ")
-        config: dict[str, Any] = {
-            "name": name[:1].upper() + name[1:],
-            "unique_id": f"{dev.ident}_{_ident(obj)}",
-            "state_topic": state,
-            "availability": [
-                {"topic": self.availability_topic},
-                {"topic": f"{self.device_topic(spec.bus, spec.addr)}/$availability"},
-            ],
-            "availability_mode": "all",
-            "device": self._device_block(dev),
-            "origin": {"name": self.origin},
-            "qos": self.qos,
-        }
-        if spec.expire_after_s > 0:
-            config["expire_after"] = max(1, math.ceil(spec.expire_after_s))
-        if comp in ("switch", "number", "select"):
-            config["command_topic"] = f"{state}/set"
-        if comp in ("binary_sensor", "switch"):
-            config["payload_on"], config["payload_off"] = ON, OFF
-        if comp == "switch":
-            config["state_on"], config["state_off"] = ON, OFF
-        if comp == "select":
-            config["options"] = [label for _, label in sorted(reg.labels.items())]
-        if comp in ("sensor", "number") and reg.unit:
-            config["unit_of_measurement"] = reg.unit
-            device_class = _DEVICE_CLASS.get(reg.unit)
-            if device_class:
-                config["device_class"] = device_class
-        if comp == "sensor":
-            if reg.type == "enum":
-                config["device_class"] = "enum"
-                config["options"] = [label for _, label in sorted(reg.labels.items())]
-            else:
-                config["state_class"] = (
-                    "total_increasing" if reg.unit in _TOTAL_UNITS else "measurement"
-                )
-        if comp == "number":
-            low, high = _range(reg)
-            config["min"], config["max"] = low, high
-            config["step"] = reg.scale if reg.type != "f32" or reg.scale != 1.0 else 0.001
-            config["mode"] = "box"
-        return json.dumps(config, separators=(",", ":"), ensure_ascii=False)
 
     # -- bus messages ------------------------------------------------------------------------
 
@@ -490,7 +305,7 @@ class MqttCore:
         if dev.online is None:
             return []  # not polled yet: say nothing rather than guess
         up = dev.online and self.bus_up.get(dev.spec.bus, True)
-        topic = f"{self.device_topic(dev.spec.bus, dev.spec.addr)}/$availability"
+        topic = self.device_availability(dev.spec.bus, dev.spec.addr)
         return [self._msg(topic, ONLINE if up else OFFLINE)]
 
     def seed(self, bus: str, addr: int, online: bool | None, identity: Mapping[str, Any]) -> None:

@@ -49,6 +49,8 @@ PURE_BRIDGE = [
     "local_fanout.py",
     "messages.py",
     "mqtt_core.py",
+    "mqtt_discovery.py",
+    "mqtt_payload.py",
     "policy.py",
     "schedule.py",
     "session.py",
