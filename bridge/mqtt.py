@@ -52,7 +52,7 @@ log = logging.getLogger("bridge.mqtt")
 _client_log = logging.getLogger("bridge.mqtt.client")
 
 COMMAND_CLIENT = "mqtt"  # the client id /set requests are queued under on each bus
-_BATCH = 256  # messages taken from the pending table per send round
+_BATCH = 64  # handed to the client at once (aiomqtt scans its pending calls per publish)
 _INTERESTING = ('"named"', '"event"', '"model"')  # bus messages the core may act on
 
 
@@ -123,6 +123,8 @@ class MqttBridge:
         )
         self._pending: dict[str, Publish] = {}
         self._wake = asyncio.Event()
+        self.idle = asyncio.Event()  # set when everything queued was handed to the client
+        self.idle.set()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -148,6 +150,8 @@ class MqttBridge:
             self.hub.broker.detach(self._receive)
         client = self._client
         if client is not None:
+            with contextlib.suppress(TimeoutError):  # what is queued goes out first (bounded)
+                await asyncio.wait_for(self.idle.wait(), 2.0)
             msg = self.core.offline_message()
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(msg.topic, msg.payload, msg.qos, msg.retain, timeout=2.0)
@@ -177,6 +181,7 @@ class MqttBridge:
         for msg in messages:
             pending.pop(msg.topic, None)  # the latest goes to the end: per-topic order holds
             pending[msg.topic] = msg
+        self.idle.clear()
         self._wake.set()
 
     # -- the connection ----------------------------------------------------------------------
@@ -188,7 +193,7 @@ class MqttBridge:
 
     def _client_for(self) -> aiomqtt.Client:
         will = self.core.offline_message()
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host,
             self.port,
             identifier=self.client_id,
@@ -200,6 +205,8 @@ class MqttBridge:
             timeout=10.0,
             logger=_client_log,
         )
+        client.pending_calls_threshold = 2 * _BATCH  # a batch in flight is expected, not a leak
+        return client
 
     async def _run(self) -> None:
         while True:
@@ -254,6 +261,7 @@ class MqttBridge:
             self.connected_gauge.set(0)
             self.connected.clear()
         self._pending.clear()
+        self.idle.set()
 
     async def _send(self, client: aiomqtt.Client) -> None:
         pending = self._pending
@@ -264,17 +272,16 @@ class MqttBridge:
                 batch = []
                 for topic in list(pending)[:_BATCH]:
                     batch.append(pending.pop(topic))
-                if self.cfg.qos == 0:
-                    for msg in batch:
-                        await client.publish(msg.topic, msg.payload or None, 0, msg.retain)
-                else:  # wait for the acknowledgements of a whole batch at once
-                    await asyncio.gather(
-                        *(
-                            client.publish(msg.topic, msg.payload or None, msg.qos, msg.retain)
-                            for msg in batch
-                        )
+                # concurrently: paho queues the whole batch and writes it in one loop turn
+                # (one publish at a time costs a loop turn and a writer (un)registration each)
+                await asyncio.gather(
+                    *(
+                        client.publish(msg.topic, msg.payload or None, msg.qos, msg.retain)
+                        for msg in batch
                     )
+                )
                 self.published.inc(len(batch))
+            self.idle.set()
 
     # -- MQTT → the buses --------------------------------------------------------------------
 
