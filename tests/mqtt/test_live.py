@@ -14,7 +14,7 @@ from bridge.app import Bridge
 from bridge.client import BridgeClient
 from tests.servers import MosquittoProcess
 
-from .conftest import TIMEOUT, bridge_config, subscriber
+from .conftest import FRAMEBRIDGE, TIMEOUT, bridge_config, subscriber
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -206,3 +206,51 @@ async def test_a_device_that_left_the_config_is_removed(
         assert CFG.format("switch", 1, "alarm_relay") in sub.latest
         assert "framebridge/bus0/1/mode" in sub.latest
         assert not any("framebridge_bus0_2" in t or "/bus0/2/" in t for t in sub.latest)
+
+
+async def test_demo_mqtt_flag(broker: MosquittoProcess) -> None:
+    async with subscriber(broker.port) as sub:
+        proc = await asyncio.create_subprocess_exec(
+            FRAMEBRIDGE,
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--devices",
+            "1",
+            "--mqtt",
+            broker.url,
+            "--duration",
+            "20",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await sub.wait_for(lambda: "framebridge/bus0/1/temperature" in sub.latest, 20)
+            assert "homeassistant/sensor/framebridge_bus0_1/temperature/config" in sub.latest
+        finally:
+            proc.terminate()
+            assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+        # the graceful stop said offline (retained)
+        await sub.wait_for(lambda: sub.latest.get("framebridge/$availability") == b"offline")
+
+
+async def test_demo_refuses_a_bad_mqtt_url() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        FRAMEBRIDGE,
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--mqtt",
+        "http://127.0.0.1:1883",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 2
+    assert b"mqtt.url" in err and b"Traceback" not in err
+
+
+async def test_mqtts_uses_tls(sim_url: str) -> None:
+    config = bridge_config(sim_url, "mqtts://127.0.0.1:8883")
+    tls = Bridge(config).mqtt._tls()  # type: ignore[union-attr]
+    assert tls is not None and tls.verify_mode.name == "CERT_REQUIRED"
