@@ -253,7 +253,10 @@ class MqttBridge:
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            self._incoming(str(message.topic), _payload(message.payload))
+            try:
+                self._incoming(str(message.topic), _payload(message.payload))
+            except Exception:  # a bug here must not drop the connection (or the bridge)
+                log.exception("event=mqtt_incoming_error topic=%.120r", str(message.topic))
 
     def _disconnected(self) -> None:
         if self._client is not None:
