@@ -43,6 +43,7 @@ PURE = {
     "frames": {"io", "cli.py"},
     "firmware_sim": {
         "bus.py",
+        "bus_ports.py",
         "threaded.py",
         "cli.py",
         "__main__.py",
