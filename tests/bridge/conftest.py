@@ -23,7 +23,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bridge import contract as c
-from bridge.config import BridgeConfig, BusConfig, Limits, ServerConfig
+from bridge.config import (
+    BridgeConfig,
+    BusConfig,
+    DeviceConfig,
+    HistoryConfig,
+    Limits,
+    PollConfig,
+    ServerConfig,
+)
 from bridge.fanout import InMemoryHub
 from bridge.server import BridgeServer
 from bridge.writer import Conn
@@ -130,6 +138,36 @@ def make_limits(**overrides: Any) -> Limits:
         shutdown_grace_s=1.0,
     )
     return replace(base, **overrides)
+
+
+def sim_bridge_config(
+    url: str,
+    node: str,
+    *,
+    poll_s: float,
+    history: int = 4096,
+    names: tuple[str, str] = ("", ""),
+    **bus: Any,
+) -> BridgeConfig:
+    """One bus ``bus0`` at ``url`` with two thermo devices (addresses 1 and 2, the simulator's
+    default pair) read every ``poll_s``; ``bus`` sets other BusConfig fields (timeout_s 0.1 and
+    retries 0 unless given)."""
+    fields: dict[str, Any] = {"timeout_s": 0.1, "retries": 0, **bus}
+    devices = (DeviceConfig(1, "thermo", names[0]), DeviceConfig(2, "thermo", names[1]))
+    return BridgeConfig(
+        server=ServerConfig(host="127.0.0.1", port=0, node=node),
+        limits=make_limits(),
+        history=HistoryConfig(size=history),
+        buses=(
+            BusConfig(
+                "bus0",
+                url,
+                devices=devices,
+                polls=(PollConfig("read_regs", interval_s=poll_s),),
+                **fields,
+            ),
+        ),
+    )
 
 
 @pytest.fixture

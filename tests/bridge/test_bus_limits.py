@@ -21,35 +21,17 @@ from bridge.app import Bridge
 from bridge.client import BridgeClient
 from bridge.config import (
     BridgeConfig,
-    BusConfig,
-    DeviceConfig,
-    HistoryConfig,
-    PollConfig,
-    ServerConfig,
 )
 from firmware_sim.bus import SimulatedBus
 
-from .conftest import make_limits
+from .conftest import sim_bridge_config
 
 ABSENT = 77  # no device answers there, and it is not configured
 
 
 def bridge_config(sim: SimulatedBus, poll_s: float, **bus: Any) -> BridgeConfig:
-    return BridgeConfig(
-        server=ServerConfig(host="127.0.0.1", port=0, node="limits"),
-        limits=make_limits(),
-        history=HistoryConfig(size=1024),
-        buses=(
-            BusConfig(
-                "bus0",
-                sim.url,
-                timeout_s=0.1,
-                retries=0,
-                devices=(DeviceConfig(1, "thermo", "boiler"), DeviceConfig(2, "thermo")),
-                polls=(PollConfig("read_regs", interval_s=poll_s),),
-                **bus,
-            ),
-        ),
+    return sim_bridge_config(
+        sim.url, "limits", poll_s=poll_s, history=1024, names=("boiler", ""), **bus
     )
 
 
