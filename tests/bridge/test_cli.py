@@ -21,7 +21,19 @@ from firmware_sim.bus import SimulatedBus
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+async def read_url(proc: asyncio.subprocess.Process) -> str:
+    """The WebSocket URL the process prints once it is listening."""
+    assert proc.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+        assert line, "process ended before printing its URL"
+        if line.startswith("websocket:"):
+            return line.split()[1]
+
+
+async def check_sigterm_ends_cleanly(*args: str) -> None:
+    """Run ``framebridge ARGS``; a subscribed client sees bus0's messages, then SIGTERM closes it
+    with 1001 and the process exits 0. The process is killed if anything fails on the way."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -30,37 +42,28 @@ async def start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.stdout is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
-        assert line, "process ended before printing its URL"
-        if line.startswith("websocket:"):
-            return proc, line.split()[1]
-
-
-async def sigterm_and_check(proc: asyncio.subprocess.Process, url: str) -> None:
-    async with BridgeClient(url, reconnect=False) as client:
-        await client.subscribe(["*"])
-        msg = await client.recv(5)
-        assert msg["bus"] == "bus0"
-        proc.send_signal(signal.SIGTERM)
-        with pytest.raises(Exception, match="1001"):
-            while True:
-                await client.recv(10)
-        assert client.close_codes == [1001]
-    assert await asyncio.wait_for(proc.wait(), 15) == 0
-
-
-async def test_demo_stops_on_sigterm_with_1001_and_exit_0() -> None:
-    proc, url = await start(
-        "demo", "--listen", "127.0.0.1:0", "--devices", "2", "--interval", "0.05"
-    )
     try:
-        await sigterm_and_check(proc, url)
+        url = await read_url(proc)
+        async with BridgeClient(url, reconnect=False) as client:
+            await client.subscribe(["*"])
+            msg = await client.recv(5)
+            assert msg["bus"] == "bus0"
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(Exception, match="1001"):
+                while True:
+                    await client.recv(10)
+            assert client.close_codes == [1001]
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_demo_stops_on_sigterm_with_1001_and_exit_0() -> None:
+    await check_sigterm_ends_cleanly(
+        "demo", "--listen", "127.0.0.1:0", "--devices", "2", "--interval", "0.05"
+    )
 
 
 async def test_bridge_with_config_file(tmp_path: Path) -> None:
@@ -72,13 +75,7 @@ async def test_bridge_with_config_file(tmp_path: Path) -> None:
             '[[bus.device]]\naddr = 1\nprofile = "thermo"\n'
             '[[bus.poll]]\ncmd = "read_regs"\ninterval_s = 0.05\n'
         )
-        proc, url = await start("bridge", "--config", str(cfg))
-        try:
-            await sigterm_and_check(proc, url)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await check_sigterm_ends_cleanly("bridge", "--config", str(cfg))
 
 
 async def test_bad_config_exits_2_with_the_key_named(tmp_path: Path) -> None:
