@@ -33,6 +33,7 @@ from bridge.config import (
     ServerConfig,
 )
 from bridge.fanout import InMemoryHub
+from bridge.metrics import BridgeMetrics
 from bridge.server import BridgeServer
 from bridge.writer import Conn
 
@@ -270,6 +271,17 @@ async def read_until_closed(ws: ClientConnection) -> list[dict[str, Any]]:
         while True:
             got.extend(await recv_raw(ws))
     return got
+
+
+def metric(metrics: BridgeMetrics, name: str, **labels: str) -> float:
+    """A sample from the bridge's own registry, as a scrape reads it (0 before the first)."""
+    value = metrics.registry.get_sample_value(name, labels)
+    return float(value or 0.0)
+
+
+def rejected(h: Harness, reason: str) -> float:
+    """Connections the harness's server refused for ``reason``."""
+    return metric(h.server.metrics, "framebridge_rejected_connections_total", reason=reason)
 
 
 def slow_closes(h: Harness) -> float:
