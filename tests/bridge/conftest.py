@@ -147,23 +147,26 @@ def sim_bridge_config(
     *,
     poll_s: float,
     history: int = 4096,
-    names: tuple[str, str] = ("", ""),
+    devices: int = 2,
+    names: tuple[str, ...] = (),
+    limits: Limits | None = None,
     **bus: Any,
 ) -> BridgeConfig:
-    """One bus ``bus0`` at ``url`` with two thermo devices (addresses 1 and 2, the simulator's
-    default pair) read every ``poll_s``; ``bus`` sets other BusConfig fields (timeout_s 0.1 and
-    retries 0 unless given)."""
+    """One bus ``bus0`` at ``url`` with ``devices`` thermo devices (addresses 1.., as the
+    simulator numbers them; ``names`` for the first ones) read every ``poll_s``; ``bus`` sets
+    other BusConfig fields (timeout_s 0.1 and retries 0 unless given)."""
     fields: dict[str, Any] = {"timeout_s": 0.1, "retries": 0, **bus}
-    devices = (DeviceConfig(1, "thermo", names[0]), DeviceConfig(2, "thermo", names[1]))
+    named = names + ("",) * devices
+    addrs = range(1, devices + 1)
     return BridgeConfig(
         server=ServerConfig(host="127.0.0.1", port=0, node=node),
-        limits=make_limits(),
+        limits=make_limits() if limits is None else limits,
         history=HistoryConfig(size=history),
         buses=(
             BusConfig(
                 "bus0",
                 url,
-                devices=devices,
+                devices=tuple(DeviceConfig(a, "thermo", named[a - 1]) for a in addrs),
                 polls=(PollConfig("read_regs", interval_s=poll_s),),
                 **fields,
             ),

@@ -31,7 +31,7 @@ ABSENT = 77  # no device answers there, and it is not configured
 
 def bridge_config(sim: SimulatedBus, poll_s: float, **bus: Any) -> BridgeConfig:
     return sim_bridge_config(
-        sim.url, "limits", poll_s=poll_s, history=1024, names=("boiler", ""), **bus
+        sim.url, "limits", poll_s=poll_s, history=1024, names=("boiler",), **bus
     )
 
 

@@ -37,7 +37,7 @@ async def bridge(sim: SimulatedBus) -> AsyncIterator[Bridge]:
         sim.url,
         "e2e",
         poll_s=0.05,
-        names=("boiler", ""),
+        names=("boiler",),
         reconnect_min_s=0.02,
         reconnect_max_s=0.1,
     )
