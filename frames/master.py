@@ -66,13 +66,7 @@ from .payloads import (
     write_registers_request,
 )
 from .stream import StreamDecoder
-from .transaction import (
-    OwedReplies,
-    Transaction,
-    TransactionBuilder,
-    char_time,
-    default_gap,
-)
+from .transaction import OwedReplies, Transaction, TransactionBuilder, char_time, default_gap
 
 __all__ = [
     "MasterCore",
