@@ -21,6 +21,18 @@ from firmware_sim.bus import SimulatedBus
 ROOT = Path(__file__).resolve().parents[2]
 
 
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    """``framebridge ARGS`` in a subprocess, its output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def read_url(proc: asyncio.subprocess.Process) -> str:
     """The WebSocket URL the process prints once it is listening."""
     assert proc.stdout is not None
@@ -31,17 +43,16 @@ async def read_url(proc: asyncio.subprocess.Process) -> str:
             return line.split()[1]
 
 
+async def start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Spawn and wait until it listens: the process and its WebSocket URL."""
+    proc = await spawn(*args)
+    return proc, await read_url(proc)
+
+
 async def check_sigterm_ends_cleanly(*args: str) -> None:
     """Run ``framebridge ARGS``; a subscribed client sees bus0's messages, then SIGTERM closes it
     with 1001 and the process exits 0. The process is killed if anything fails on the way."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn(*args)
     try:
         url = await read_url(proc)
         async with BridgeClient(url, reconnect=False) as client:
