@@ -3,14 +3,15 @@
 Every adapter opens its port here (:func:`open_port`), so the fixes below hold for ``Master``,
 ``AsyncMaster``, ``request`` and ``monitor`` alike.
 
-Why :class:`Rfc2217Port` exists: pyserial's RFC 2217 client renegotiates *every* port setting
-with the server (SET-BAUDRATE, DATASIZE, PARITY, STOPSIZE, then SET-CONTROL) whenever any
-attribute changes, ``timeout`` included, and each negotiation polls in 50 ms sleeps (plus a
-100 ms sleep with ``ign_set_control``): a master that sets the read timeout per read spends
-~150 ms per read negotiating and its requests time out. It also refuses ``write_timeout``
-outright (``NotImplementedError``), which the event-loop links set. The subclass negotiates
-only when a setting the *server* applies changes (baud rate, framing, flow control): once at
-open, and again when the user changes one. ``timeout`` and ``write_timeout`` stay local.
+Why :class:`~frames.io.rfc2217.Rfc2217Port` exists: pyserial's RFC 2217 client renegotiates
+*every* port setting with the server (SET-BAUDRATE, DATASIZE, PARITY, STOPSIZE, then
+SET-CONTROL) whenever any attribute changes, ``timeout`` included, and each negotiation polls in
+50 ms sleeps (plus a 100 ms sleep with ``ign_set_control``): a master that sets the read timeout
+per read spends ~150 ms per read negotiating and its requests time out. It also refuses
+``write_timeout`` outright (``NotImplementedError``), which the event-loop links set. The
+subclass negotiates only when a setting the *server* applies changes (baud rate, framing, flow
+control): once at open, and again when the user changes one. ``timeout`` and ``write_timeout``
+stay local. It also queues received data in runs rather than byte by byte.
 
 Negotiation failures get a hint naming the URL option to try (:func:`explain_open_error`).
 The options of pyserial's RFC 2217 URL (``rfc2217://host:port?opt&opt=value``):
@@ -30,10 +31,10 @@ import logging
 from typing import Any
 
 import serial
-from serial import rfc2217
 
 from ..errors import FrameValueError
 from ..master import MasterCore, char_time, default_gap
+from .rfc2217 import Rfc2217Port
 
 __all__ = ["Rfc2217Port", "explain_open_error", "is_rfc2217", "open_port", "retune"]
 
@@ -78,48 +79,6 @@ def explain_open_error(url: str, exc: BaseException) -> str:
             if needle in text:
                 return f"{text} ({hint})"
     return text
-
-
-class Rfc2217Port(rfc2217.Serial):  # type: ignore[misc]  # pyserial has no type hints
-    """pyserial's RFC 2217 client that negotiates only what the server applies.
-
-    ``negotiations`` counts the times the settings were sent to the server (1 after open).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._negotiated: tuple[Any, ...] | None = None
-        self.negotiations = 0
-        super().__init__(*args, **kwargs)
-
-    def open(self) -> None:
-        self._negotiated = None
-        super().open()
-
-    def _server_settings(self) -> tuple[Any, ...]:
-        return (
-            self._baudrate,
-            self._bytesize,
-            self._parity,
-            self._stopbits,
-            self._rtscts,
-            self._xonxoff,
-        )
-
-    def _reconfigure_port(self) -> None:
-        wanted = self._server_settings()
-        if wanted == self._negotiated:
-            return  # a timeout changed: nothing the server needs to know
-        # The base class refuses any write_timeout; writes are a blocking sendall bounded by
-        # the socket's own timeout, so the value has nothing to configure here.
-        write_timeout: float | None = getattr(self, "_write_timeout")  # noqa: B009 (untyped)
-        self._write_timeout = None
-        try:
-            super()._reconfigure_port()
-        finally:
-            self._write_timeout = write_timeout
-        self._negotiated = wanted
-        self.negotiations += 1
-        log.debug("%s: negotiated %s", self.portstr, wanted)
 
 
 def open_port(url: str, *, baudrate: int, **options: Any) -> serial.SerialBase:

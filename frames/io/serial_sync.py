@@ -266,15 +266,13 @@ class Master:
         self.open()
 
     def _read(self, port: serial.SerialBase, wait: float) -> bytes:
-        """Up to ``wait`` for a first byte, then whatever else has arrived. The rest is read
-        with the same timeout and an exact count (``in_waiting``): pyserial's RFC 2217 ``read``
-        with ``timeout=0`` returns one byte per call."""
         self._set_timeout(port, wait)
         first: bytes = port.read(1)
         if not first:
             return b""
-        waiting: int = port.in_waiting
-        return first + port.read(waiting) if waiting else first
+        self._set_timeout(port, 0)
+        rest: bytes = port.read(4096)
+        return first + rest
 
     def _set_timeout(self, port: serial.SerialBase, value: float) -> None:
         if self._port_timeout != value:

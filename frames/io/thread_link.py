@@ -1,15 +1,17 @@
-"""A pyserial port without a file descriptor on the event loop: one reader thread.
+"""A pyserial port without a file descriptor on the event loop, served from a thread.
 
 pyserial's RFC 2217 client (``rfc2217://``) has no fd to watch: its own thread reads the TCP
-socket, strips the telnet layer and queues the data, and ``read`` takes from that queue. So
-:class:`ThreadLink` runs a blocking ``read`` loop in a thread of its own and hands every chunk
-to the loop (``call_soon_threadsafe``); writes go straight to the port from the loop thread (a
-``sendall`` on a socket that pyserial bounds with a 5 s timeout).
+socket and strips the telnet layer. For our :class:`~frames.io.rfc2217.Rfc2217Port`,
+:class:`ThreadLink` attaches to that thread: each run of data it decodes is handed to the loop
+(``call_soon_threadsafe``) and no other thread is involved. Any other port without an fd
+(``loop://``) gets a reader thread of ours running a blocking ``read`` loop. Writes go straight
+to the port from the loop thread (for RFC 2217 a ``sendall`` on a socket that pyserial bounds
+with a 5 s timeout).
 
 Why a thread rather than our own asyncio telnet transport: pyserial's client already does the
-option negotiation every server we know accepts (and the settings changes), and the extra hop
-costs tens of microseconds against a network round trip of hundreds
-(``benchmarks/link.py --remote`` measures it; see docs/remote-ports.md).
+option negotiation every server we know accepts (and the settings changes); the one thread hop
+costs little against a network round trip (``benchmarks/remote.py`` measures it; see
+docs/remote-ports.md).
 
 It reports like an asyncio transport: ``connection_lost`` exactly once, after :meth:`close`
 (``None``) or when the port fails (the exception). Closing a port can block (pyserial's RFC 2217
@@ -19,12 +21,14 @@ It reports like an asyncio transport: ``connection_lost`` exactly once, after :m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 
 import serial
 
 from .fd_link import LinkProtocol
+from .rfc2217 import Rfc2217Port
 
 __all__ = ["POLL_S", "ThreadLink"]
 
@@ -49,9 +53,11 @@ class ThreadLink:
         self._ser = ser
         self._closing = False
         self._lost = False
-        # Set once, before the thread starts; for an RFC 2217 port (frames.io.ports) a local
-        # setting that is never sent to the server.
-        ser.timeout = poll
+        self._thread: threading.Thread | None = None
+        if isinstance(ser, Rfc2217Port):
+            ser.attach(self._from_thread, self._lost_from_thread)
+            return
+        ser.timeout = poll  # set once, before the thread starts
         self._thread = threading.Thread(
             target=self._run, name=f"framebridge reader {ser.portstr}", daemon=True
         )
@@ -97,6 +103,18 @@ class ThreadLink:
                 except RuntimeError:  # the loop is closed: nobody is left to tell
                     log.debug("%s: %s after the loop closed", ser.portstr, exc)
 
+    def _from_thread(self, data: bytes) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to read
+            self._loop.call_soon_threadsafe(self._deliver, data)
+
+    def _lost_from_thread(self, exc: Exception) -> None:
+        if self._closing:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._fail, exc)
+        except RuntimeError:
+            log.debug("%s: %s after the loop closed", self._ser.portstr, exc)
+
     def _deliver(self, data: bytes) -> None:
         if not self._closing and not self._lost:
             self._protocol.data_received(data)
@@ -114,7 +132,8 @@ class ThreadLink:
             self._ser.close()
         except (serial.SerialException, OSError) as exc:
             log.debug("closing %s: %s", self._ser.portstr, exc)
-        self._thread.join(self._ser.timeout + 1.0 if self._ser.timeout else 1.0)
+        if self._thread is not None:
+            self._thread.join(self._ser.timeout + 1.0 if self._ser.timeout else 1.0)
 
     def _finish(self, exc: Exception | None) -> None:
         if self._lost:

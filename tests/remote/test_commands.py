@@ -11,6 +11,8 @@ from frames.errors import DeviceError, Timeout
 from frames.io import AsyncMaster, Master
 from frames.io.ports import Rfc2217Port
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyserial's threads
+
 # 0xFF is telnet's IAC: RFC 2217 must escape it both ways.
 PAYLOAD = b"\xff\x00\xff\xffhello\xfe"
 
