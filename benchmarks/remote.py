@@ -202,9 +202,12 @@ async def main_async(rounds: int, count: int, burst_size: int, chardelay: bool) 
     for suffix in ("", ", sync Master"):
         raw, rfc = runs[f"socket:// (ser2net){suffix}"], runs[f"rfc2217:// (ser2net){suffix}"]
         ratios = [s.tps / r.tps for s, r in zip(raw, rfc, strict=True)]
+        lat = [r.p50_ms / s.p50_ms for s, r in zip(raw, rfc, strict=True)]
         print(
             f"\nsocket:// / rfc2217:// throughput{suffix or ', AsyncMaster'}: median "
-            f"{statistics.median(ratios):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+            f"{statistics.median(ratios):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in ratios)}); "
+            f"rfc2217:// / socket:// p50 latency: median {statistics.median(lat):.2f}x "
+            f"(rounds: {', '.join(f'{x:.2f}' for x in lat)})"
         )
 
 
