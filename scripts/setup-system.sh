@@ -27,8 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
-for tool in redis-server socat /usr/bin/chromium tshark ser2net clang s390x-linux-gnu-gcc qemu-s390x \
-  arm-none-eabi-gcc /usr/s390x-linux-gnu/include/stdio.h /usr/lib/arm-none-eabi/include/stdio.h; do
+for tool in redis-server socat /usr/bin/chromium tshark ser2net clang s390x-linux-gnu-gcc \
+  qemu-s390x arm-none-eabi-gcc /usr/s390x-linux-gnu/include/stdio.h /usr/lib/arm-none-eabi/include/stdio.h; do
   if [[ $tool == */include/* ]]; then
     [ -f "$tool" ] || { echo "setup-system: $tool is still missing" >&2; exit 1; }
     continue
