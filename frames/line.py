@@ -32,15 +32,27 @@ class HalfDuplexLine:
         gap: float | None = None,
         idle_flush: float | None = None,
     ) -> None:
+        self._rx = IdleFlush(decoder, 1.0)  # set for real by retime()
+        self.busy_until = float("-inf")  # end of our last transmission
+        self.retime(baudrate, gap=gap, idle_flush=idle_flush)
+
+    def retime(
+        self, baudrate: int, *, gap: float | None = None, idle_flush: float | None = None
+    ) -> None:
+        """The timing derived from ``baudrate`` (at start, and when the port's rate changes):
+        the character time, and the gap and idle flush unless the caller fixes them."""
         if baudrate <= 0:
             raise FrameValueError("baudrate must be positive")
-        self.char_time = char_time(baudrate)
-        self.gap = default_gap(baudrate) if gap is None else gap
-        if self.gap < 0:
+        new_gap = default_gap(baudrate) if gap is None else gap
+        if new_gap < 0:
             raise FrameValueError("gap must be >= 0")
         # A floor keeps scheduler jitter on a pty from splitting a frame that arrived in pieces.
-        self._rx = IdleFlush(decoder, max(self.gap, 0.005) if idle_flush is None else idle_flush)
-        self.busy_until = float("-inf")  # end of our last transmission
+        flush = max(new_gap, 0.005) if idle_flush is None else idle_flush
+        if flush <= 0:
+            raise FrameValueError("idle_flush must be > 0")
+        self.char_time = char_time(baudrate)
+        self.gap = new_gap
+        self._rx.idle_flush = flush
 
     @property
     def decoder(self) -> StreamDecoder:

@@ -115,9 +115,6 @@ class MasterCore:
         self.retries = retries
         self.decoder = StreamDecoder(fmt)
         self._line = HalfDuplexLine(self.decoder, baudrate=baudrate, gap=gap, idle_flush=idle_flush)
-        self.char_time = self._line.char_time
-        self.gap = self._line.gap
-        self.idle_flush = self._line.idle_flush
         self.turnaround = turnaround
         self.discard_echo = discard_echo
         self.max_queue = max_queue
@@ -137,6 +134,26 @@ class MasterCore:
         self._seen_errors = 0
 
     # -- public API -------------------------------------------------------------------------
+
+    @property
+    def char_time(self) -> float:
+        """Seconds per character at the line's baud rate."""
+        return self._line.char_time
+
+    @property
+    def gap(self) -> float:
+        return self._line.gap
+
+    @property
+    def idle_flush(self) -> float:
+        return self._line.idle_flush
+
+    def set_baudrate(
+        self, baudrate: int, *, gap: float | None = None, idle_flush: float | None = None
+    ) -> None:
+        """The port's rate changed: re-derive the timing (``gap``/``idle_flush`` as given to
+        the constructor: None means "from the baud rate")."""
+        self._line.retime(baudrate, gap=gap, idle_flush=idle_flush)
 
     @property
     def connected(self) -> bool:

@@ -32,8 +32,7 @@ from typing import Any
 
 import serial
 
-from ..errors import FrameValueError
-from ..master import MasterCore, char_time, default_gap
+from ..master import MasterCore
 from .rfc2217 import Rfc2217Port
 
 __all__ = ["Rfc2217Port", "explain_open_error", "is_rfc2217", "open_port", "retune"]
@@ -102,10 +101,4 @@ def open_port(url: str, *, baudrate: int, **options: Any) -> serial.SerialBase:
 def retune(core: MasterCore, baudrate: int, *, gap: float | None, idle_flush: float | None) -> None:
     """Set ``core``'s baud-rate-derived timing for a new ``baudrate``, as its constructor
     would: the character time, and the gap and idle flush unless the user fixed them."""
-    if baudrate <= 0:
-        raise FrameValueError("baudrate must be positive")
-    core.char_time = char_time(baudrate)
-    if gap is None:
-        core.gap = default_gap(baudrate)
-    if idle_flush is None:
-        core.idle_flush = max(core.gap, 0.005)
+    core.set_baudrate(baudrate, gap=gap, idle_flush=idle_flush)
