@@ -75,9 +75,12 @@ def log_level(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=log_level(args), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = log_level(args)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # websockets logs every connection at INFO; the bridge logs its own events (and websockets'
+    # only with -vv, for debugging a handshake)
+    quiet = level if level <= logging.DEBUG else max(level, logging.WARNING)
+    logging.getLogger("websockets").setLevel(quiet)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
