@@ -22,6 +22,7 @@ from .errors import ConfigError
 from .fanout import InMemoryHub
 from .history import make_epoch
 from .metrics import BridgeMetrics
+from .mqtt import MqttBridge
 from .server import BridgeServer
 
 __all__ = ["Bridge"]
@@ -55,6 +56,9 @@ class Bridge:
                 clock=clock,
             )
         self.server = BridgeServer(config, self.hub, self.buses, self.metrics, clock=clock)
+        self.mqtt: MqttBridge | None = None  # [mqtt]: values, discovery and /set (bridge/mqtt.py)
+        if config.mqtt is not None:
+            self.mqtt = MqttBridge(config, self.hub, self.buses, self.metrics, clock=clock, rng=rng)
         self.address: tuple[str, int] | None = None
         self._stopped = False
 
@@ -64,6 +68,8 @@ class Bridge:
         self.address = await self.server.start(host, port)
         for owner in self.buses.values():
             await owner.start()
+        if self.mqtt is not None:
+            await self.mqtt.start()  # connects in the background: a broker down delays nothing
         self.server.set_ready()
         return self.address
 
@@ -87,6 +93,8 @@ class Bridge:
         grace = self.config.limits.shutdown_grace_s
         log.info("event=stopping clients=%d", len(self.server.conns))
         self.server.stop_accepting()
+        if self.mqtt is not None:  # no new /set commands either; the broker hears "offline"
+            await self.mqtt.stop()
         deadline = time.monotonic() + grace
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
