@@ -61,6 +61,51 @@ name = "office"
 [[bus.poll]]
 cmd = "read_regs"
 interval_s = 0.25
+
+[[bus]]
+name = "bus1"
+url = "{link1}"
+timeout_s = 0.15
+reconnect_min_s = 0.05
+reconnect_max_s = 0.3
+
+[[bus.device]]
+addr = 3
+profile = "io_board"
+name = "io"
+
+[[bus.device]]
+addr = 4
+profile = "power_meter"
+name = "meter"
+
+[[bus.poll]]
+cmd = "read_regs"
+interval_s = 0.25
+"""
+
+# The simulator behind CONFIG: two thermostats on bus0; an I/O board (bitfield, enum, bool) and
+# a power meter (u32, f32) on bus1.
+SIM_CONFIG = """\
+seed = 1
+
+[[bus]]
+name = "bus0"
+link = "{link}"
+profile = "thermo"
+devices = 2
+
+[[bus]]
+name = "bus1"
+link = "{link1}"
+
+[[bus.device]]
+address = 3
+profile = "io_board"
+
+[[bus.device]]
+address = 4
+profile = "power_meter"
 """
 
 
@@ -69,7 +114,7 @@ LOCKED_CONFIG = """\
 [server]
 listen = "127.0.0.1:{port}"
 node = "locked"
-tokens = ["{token}"]
+tokens = ["{token}", {{ token = "viewer", read_only = true }}]
 
 [[bus]]
 name = "nowhere"
@@ -165,18 +210,17 @@ class Proc:
 class Stack:
     """A simulator on a pty symlink and a bridge polling it, on a free loopback port."""
 
-    def __init__(self, workdir: Path, log: Path, devices: int = 2) -> None:
+    def __init__(self, workdir: Path, log: Path) -> None:
         self.link = workdir / "ttySIM0"
+        self.link1 = workdir / "ttySIM1"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         config = workdir / "bridge.toml"
-        config.write_text(CONFIG.format(port=self.port, link=self.link))
-        sim_args = ["--link", str(self.link), "--seed", "1"]
+        config.write_text(CONFIG.format(port=self.port, link=self.link, link1=self.link1))
+        sim_config = workdir / "sim.toml"
+        sim_config.write_text(SIM_CONFIG.format(link=self.link, link1=self.link1))
         self.sim = Proc(
-            "sim",
-            [*FRAMEBRIDGE, "sim", "--profile", "thermo", "--devices", str(devices), *sim_args],
-            "addresses=",
-            log,
+            "sim", [*FRAMEBRIDGE, "sim", "--config", str(sim_config)], "addresses=3,4", log
         )
         self.bridge = Proc(
             "bridge", [*FRAMEBRIDGE, "bridge", "--config", str(config)], "dashboard:", log

@@ -87,7 +87,7 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
 
 
 def test_devices_show_live_values_and_charts(page: Page, browser: Browser, stack: Stack) -> None:
-    expect(page.locator("article.device")).to_have_count(2)
+    expect(page.locator("article.device")).to_have_count(4)
     for addr in (1, 2):
         expect(card(page, addr).locator('[data-role="online"]')).to_have_text("online")
     expect(card(page, 1).locator(".dev-title")).to_contain_text("boiler-room")
@@ -140,7 +140,7 @@ def test_devices_show_live_values_and_charts(page: Page, browser: Browser, stack
     try:
         p2 = phone.new_page()
         p2.goto(stack.url)
-        expect(p2.locator("article.device")).to_have_count(2, timeout=T)
+        expect(p2.locator("article.device")).to_have_count(4, timeout=T)
         page_width = p2.evaluate("document.documentElement.scrollWidth")
         assert page_width <= 390, f"the phone layout scrolls sideways ({page_width}px)"
         p2.wait_for_function(
