@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from frames.devicemap import DEVICE_DIR
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -76,7 +78,7 @@ name = "io"
 
 [[bus.device]]
 addr = 4
-profile = "power_meter"
+profile = "{meter}"
 name = "meter"
 
 [[bus.poll]]
@@ -105,8 +107,19 @@ profile = "io_board"
 
 [[bus.device]]
 address = 4
-profile = "power_meter"
+profile = "{meter}"
 """
+
+
+def meter_map(workdir: Path) -> Path:
+    """The shipped power meter with its lifetime energy (u32, two words) writable: a register
+    the page must write with write_regs."""
+    text = (DEVICE_DIR / "power_meter.toml").read_text()
+    marker = 'name = "energy_total"\ntype = "u32"\n'
+    assert marker in text
+    path = workdir / "meter.toml"
+    path.write_text(text.replace(marker, marker + "writable = true\n"))
+    return path
 
 
 # A bridge that wants a token, with a bus whose port does not exist (down from the start).
@@ -216,9 +229,11 @@ class Stack:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         config = workdir / "bridge.toml"
-        config.write_text(CONFIG.format(port=self.port, link=self.link, link1=self.link1))
+        meter = meter_map(workdir)
+        links = {"link": self.link, "link1": self.link1, "meter": meter}
+        config.write_text(CONFIG.format(port=self.port, **links))
         sim_config = workdir / "sim.toml"
-        sim_config.write_text(SIM_CONFIG.format(link=self.link, link1=self.link1))
+        sim_config.write_text(SIM_CONFIG.format(**links))
         self.sim = Proc(
             "sim", [*FRAMEBRIDGE, "sim", "--config", str(sim_config)], "addresses=3,4", log
         )

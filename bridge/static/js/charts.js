@@ -100,7 +100,7 @@ export class RegisterChart {
       {
         width,
         height: CHART_HEIGHT,
-        padding: [6, 4, 0, 0],
+        padding: [6, 4, 0, 22], // room at the left for the first time label
         legend: { show: false },
         cursor: {
           y: false,
@@ -128,7 +128,7 @@ export class RegisterChart {
             gap: 3,
             font,
             stroke: text,
-            space: 18,
+            space: 22,
             ticks: { show: false },
             grid: { stroke: grid, width: 1 },
             incrs: reg.decimals || reg.type === "f32" ? undefined : [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 1e5, 1e6, 1e7],

@@ -38,9 +38,9 @@ export class CommandPanel {
     // every request needs write access (a read-only token's are refused): only those devices
     const devs = this.model.devices().filter((d) => this.model.mayWrite(d.bus, d.addr));
     // the register map arriving (writable, limits) changes the write list, not just its size
-    const key = devs.map((d) => `${d.bus}/${d.addr}/${d.model}/${d.name}/${d.registers.size}/${d.mapKnown ? 1 : 0}`).join(",");
-    if (key === this.devicesKey && !force) return;
     const none = devs.length === 0 && this.model.devices().length > 0;
+    const key = `${none}|` + devs.map((d) => `${d.bus}/${d.addr}/${d.model}/${d.name}/${d.registers.size}/${d.mapKnown ? 1 : 0}`).join(",");
+    if (key === this.devicesKey && !force) return;
     this.form.hidden = none;
     this.form.parentElement.querySelector('[data-role="cmd-none"]').hidden = !none;
     this.devicesKey = key;
