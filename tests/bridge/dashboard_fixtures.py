@@ -1,6 +1,7 @@
 """The dashboard tests' fixtures: one simulator + bridge stack and one Chromium for the whole
-session (``test_dashboard.py`` and ``test_dashboard_values.py`` share them: starting them is most
-of the suite's time), and a fresh page per test that must log no error."""
+session (``test_dashboard.py`` and ``test_dashboard_values.py`` share them through
+``conftest.py``: starting them is much of the suite's time), and a fresh page per test that must
+log no error."""
 
 from __future__ import annotations
 
@@ -8,15 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from .dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, Stack
-
-# No skip: the browser tests must run (scripts/setup-system.sh installs Debian's chromium).
-if not Path(CHROMIUM).exists():
-    raise RuntimeError(f"{CHROMIUM} is missing: run scripts/setup-system.sh")
-
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from .dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, Stack
 from .dashboard_page import OUT, SENT, T, record_sent
 
 __all__ = ["browser", "page", "stack"]
@@ -35,6 +30,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    # No skip: the browser tests must run (scripts/setup-system.sh installs Debian's chromium).
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/setup-system.sh")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .dashboard_fixtures import *  # noqa: F403  (the pytest fixtures: browser, page, stack)
 from .dashboard_helpers import Stack, locked_bridge
 from .dashboard_page import (
     NO_VALUE,

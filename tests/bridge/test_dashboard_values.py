@@ -21,7 +21,6 @@ from playwright.sync_api import Browser, Page, expect
 
 from frames.devicemap import load_device_map
 
-from .dashboard_fixtures import *  # noqa: F403  (the pytest fixtures: browser, page, stack)
 from .dashboard_helpers import Stack, locked_bridge
 from .dashboard_page import OUT, T, card, record_sent, sent_requests, shot
 
@@ -89,12 +88,15 @@ def test_charts_start_full_with_time_axis_hover_zoom_and_units(
         expect(readout).to_have_attribute("data-hover", "true")
         expect(readout).to_have_text(re.compile(rf"^{CLOCK} · -?\d+\.\d\d °C$"))
         shot(pg, "10-chart-hover")
-        # drag to zoom into a time span; double-click for the live window again
+        # drag to zoom into a time span (across the middle of the plot area, not the axes);
+        # double-click for the live window again
         live_span = info["x"][1] - info["x"][0]
-        y = box["y"] + box["height"] * 0.4
-        pg.mouse.move(box["x"] + box["width"] * 0.3, y)
+        over = chart.locator(".u-over").bounding_box()
+        assert over is not None
+        y = over["y"] + over["height"] * 0.5
+        pg.mouse.move(over["x"] + over["width"] * 0.35, y)
         pg.mouse.down()
-        pg.mouse.move(box["x"] + box["width"] * 0.6, y, steps=5)
+        pg.mouse.move(over["x"] + over["width"] * 0.65, y, steps=5)
         pg.mouse.up()
         expect(chart).to_have_attribute("data-zoomed", "true")
         zoomed = plot_info(pg, 1, "temperature")["x"]

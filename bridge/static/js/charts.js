@@ -124,7 +124,7 @@ export class RegisterChart {
           },
           {
             side: 1,
-            size: reg.type === "enum" ? 56 : 44,
+            size: reg.type === "enum" ? 52 : 36,
             gap: 3,
             font,
             stroke: text,
