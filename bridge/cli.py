@@ -64,9 +64,12 @@ def package_version() -> str:
 
 
 def log_level(args: argparse.Namespace) -> int:
-    """WARNING, INFO with -v, DEBUG with -vv; -v counts before and after the subcommand."""
+    """The subcommand's base level (WARNING for tools; INFO for the long-running services,
+    whose link changes an operator must see), one step down per -v (before or after the
+    subcommand), never below DEBUG."""
     verbose: int = args.verbose + getattr(args, "verbose_after", 0)
-    return logging.WARNING - 10 * min(verbose, 2)
+    base: int = getattr(args, "log_base", logging.WARNING)
+    return max(logging.DEBUG, base - 10 * verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

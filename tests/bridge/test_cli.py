@@ -81,6 +81,27 @@ async def test_bridge_with_config_file(tmp_path: Path) -> None:
                 await proc.wait()
 
 
+async def test_bus_up_is_logged_once_at_the_default_level(tmp_path: Path) -> None:
+    # issue 10: bus_up was invisible by default and logged twice with -v
+    link = tmp_path / "ttySIM"
+    async with SimulatedBus(count=1, profile="thermo", link=link):
+        cfg = tmp_path / "bridge.toml"
+        cfg.write_text(
+            f'[server]\nlisten = "127.0.0.1:0"\n[[bus]]\nname = "bus0"\nurl = "{link}"\n'
+            '[[bus.device]]\naddr = 1\nprofile = "thermo"\n'
+            '[[bus.poll]]\ncmd = "read_regs"\ninterval_s = 0.05\n'
+        )
+        proc, url = await start("bridge", "--config", str(cfg))
+        try:
+            await sigterm_and_check(proc, url)
+            _, err = await asyncio.wait_for(proc.communicate(), 15)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert err.decode().count("event=bus_up") == 1, err.decode()
+
+
 async def test_bad_config_exits_2_with_the_key_named(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[[bus]]\nname = "b"\nurl = "x"\nbaud = 9600\n')
@@ -172,6 +193,9 @@ def test_version_comes_from_the_package_metadata() -> None:
         (["encode", "--addr", "1", "--cmd", "3", "-v"], logging.INFO),  # was: unrecognized
         (["decode", "aa", "-vv"], logging.DEBUG),
         (["-v", "sim", "--verbose"], logging.DEBUG),  # before and after add up
+        (["demo"], logging.INFO),  # services show link changes (bus_up) by default
+        (["bridge", "--config", "x.toml", "-v"], logging.DEBUG),
+        (["-vvv", "demo"], logging.DEBUG),
     ],
 )
 def test_verbose_works_before_and_after_the_subcommand(argv: list[str], level: int) -> None:
