@@ -100,6 +100,8 @@ class TrafficCore:
                 return []
             self.up = ev.up
             self.down_reason = "" if ev.up else (ev.reason or "port unavailable")
+            if not ev.up and self.series is not None:
+                self.series.gap(self.bus, None, ev.ts)  # the charts' lines break here
             extra = {"reason": ev.reason} if ev.reason else {}
             return [self.event("bus_up" if ev.up else "bus_down", None, ev.ts, **extra)]
         return []

@@ -17,7 +17,7 @@ from bridge.traffic import TrafficCore
 from bridge.web import HttpRoutes
 from frames import STANDARD, Frame
 from frames.devicemap import load_device_map
-from frames.events import FrameReceived, FrameSent
+from frames.events import FrameReceived, FrameSent, LinkStateChanged
 
 
 def test_ring_thins_to_one_point_per_bucket_and_wraps() -> None:
@@ -94,6 +94,10 @@ def test_traffic_core_feeds_the_store_from_polls_and_write_echoes() -> None:
     assert got["heater"] == {"t": [11.0], "v": [1.0]}
     core.poll_missed(1, 12.0)  # offline (offline_after=1): the lines break
     assert store.query("bus0", 1)["1"]["temperature"]["v"] == [21.5, None]
+    core.traffic(FrameReceived(13.0, reply, "reply"), 13.0)
+    core.traffic(LinkStateChanged(13.5, True), 13.5)
+    core.traffic(LinkStateChanged(14.0, False, "gone"), 14.0)  # the bus went down: a gap too
+    assert store.query("bus0", 1)["1"]["temperature"]["v"] == [21.5, None, 21.5, None]
 
 
 def _routes(store: SeriesStore, allowed: str | None) -> HttpRoutes:
