@@ -1,7 +1,9 @@
-"""The dashboard tests' fixtures: one simulator + bridge stack and one Chromium for the whole
-session (``test_dashboard.py`` and ``test_dashboard_values.py`` share them through
-``conftest.py``: starting them is much of the suite's time), and a fresh page per test that must
-log no error."""
+"""The dashboard tests' fixtures, for ``test_dashboard.py`` and ``test_dashboard_values.py``
+(through ``conftest.py``): a simulator + bridge stack and a Chromium per module, and a fresh page
+per test that must log no error.
+
+Module scope, not session: Playwright's sync API keeps an event loop running while it is open,
+and the asyncio tests that run after the dashboard modules need none to be running."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from .dashboard_page import OUT, SENT, T, record_sent
 __all__ = ["browser", "page", "stack"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     OUT.mkdir(parents=True, exist_ok=True)
     s = Stack(tmp_path_factory.mktemp("dashboard"), OUT / "processes.log")
@@ -28,7 +30,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # No skip: the browser tests must run (scripts/setup-system.sh installs Debian's chromium).
     if not Path(CHROMIUM).exists():
