@@ -23,6 +23,7 @@ from .fanout import InMemoryHub
 from .history import make_epoch
 from .metrics import BridgeMetrics
 from .mqtt import MqttBridge
+from .series import SeriesStore
 from .server import BridgeServer
 
 __all__ = ["Bridge"]
@@ -45,6 +46,7 @@ class Bridge:
         self.hub = InMemoryHub(history_size=config.history.size, history_ttl_s=config.history.ttl_s)
         self.metrics = BridgeMetrics()
         self.buses: dict[str, BusOwner] = {}
+        self.series = SeriesStore()  # recent values per register, for /api/series
         for bus in config.buses:
             self.hub.add_bus(bus.name, make_epoch(clock(), rng.randrange(1000)))
             self.buses[bus.name] = BusOwner(
@@ -54,8 +56,11 @@ class Bridge:
                 request_queue=config.limits.request_queue,
                 offline_after=config.limits.offline_after,
                 clock=clock,
+                series=self.series,
             )
-        self.server = BridgeServer(config, self.hub, self.buses, self.metrics, clock=clock)
+        self.server = BridgeServer(
+            config, self.hub, self.buses, self.metrics, clock=clock, series=self.series
+        )
         self.mqtt: MqttBridge | None = None  # [mqtt]: values, discovery and /set (bridge/mqtt.py)
         if config.mqtt is not None:
             self.mqtt = MqttBridge(config, self.hub, self.buses, self.metrics, clock=clock, rng=rng)
