@@ -62,6 +62,7 @@ class RedisStore:
         self._tokens: dict[str, str] = {}  # bus → the lease value the script checks ("" none)
         self._pending: dict[str, list[tuple[int, str]]] = {}  # bus → (seq, payload) unwritten
         self._reset: set[str] = set()  # buses whose next batch starts a new epoch
+        self._paused: set[str] = set()  # fenced: waiting for the node to retake the lease
         self._writer: asyncio.Task[None] | None = None
         self._written = asyncio.Event()
         self._append = link.script(APPEND)
@@ -99,6 +100,23 @@ class RedisStore:
         self._tokens.pop(bus, None)
         self._pending.pop(bus, None)
         self._reset.discard(bus)
+        self._paused.discard(bus)
+
+    def resume(self, bus: str, token: str) -> None:
+        """The node holds the lease again (under ``token``): write what waited."""
+        self._tokens[bus] = token
+        self._paused.discard(bus)
+        if self._pending.get(bus):
+            self._kick()
+
+    def lost(self, bus: str) -> bool:
+        """Whether ``bus``'s history is gone from Redis although this node wrote some
+        (``meta_seen`` False): the node then calls :meth:`start_over`."""
+        return bus in self._own and not self._pending.get(bus) and self._pos[bus][1] > 0
+
+    def start_over(self, bus: str, why: str) -> None:
+        if bus in self._own:
+            self._start_over(bus, why)
 
     def owns(self, bus: str) -> bool:
         return bus in self._own
@@ -151,10 +169,13 @@ class RedisStore:
         self._reset.add(bus)
         self.on_reset(bus, epoch)
 
+    def _writable(self) -> list[str]:
+        return [b for b, p in self._pending.items() if p and b not in self._paused]
+
     async def _write_loop(self) -> None:
-        while any(self._pending.values()):
+        while buses := self._writable():
             try:
-                await asyncio.gather(*(self._write(bus) for bus in list(self._pending)))
+                await asyncio.gather(*(self._write(bus) for bus in buses))
             except REDIS_ERRORS as exc:
                 self.link.failed("store", exc)
                 await asyncio.sleep(self.backoff.next_delay())
@@ -190,9 +211,9 @@ class RedisStore:
             return  # released or restarted meanwhile: this batch's answer no longer matters
         if reset:
             self._reset.discard(bus)
-        if result == "fenced":
+        if result == "fenced":  # the lease is not ours (any more): hold the entries, ask
             log.warning("event=fenced bus=%s", bus)
-            self.release(bus)
+            self._paused.add(bus)
             self.on_fenced(bus)
             return
         if result in ("lost", "epoch", "gap"):
