@@ -48,6 +48,10 @@ class _Collector:
             n.link.round_trips,
         )  # fmt: skip
         yield CounterMetricFamily(
+            "framebridge_cluster_bus_resets", "bus_reset seen: a bus's history was lost",
+            n.hub.stats.epoch_changes,
+        )  # fmt: skip
+        yield CounterMetricFamily(
             "framebridge_cluster_epoch_resets", "New epochs started by this node's buses",
             n.store.resets,
         )  # fmt: skip
