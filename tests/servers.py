@@ -27,6 +27,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too: Redis refuses ports > 55535 in
+    cluster mode, and the kernel's ephemeral range goes up to 60999."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535:
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 def _ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
@@ -107,7 +122,7 @@ def redis_cluster(masters: int = 3) -> Iterator[list[RedisProcess]]:
                 d = Path(tmp) / str(i)
                 d.mkdir()
                 extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(d / "n.conf"))
-                nodes.append(RedisProcess(free_port(), d, extra).start())
+                nodes.append(RedisProcess(cluster_port(), d, extra).start())
             subprocess.run(
                 ["redis-cli", "--cluster", "create",
                  *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-yes"],

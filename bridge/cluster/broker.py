@@ -19,20 +19,24 @@ import asyncio
 import contextlib
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from typing import Any
 
-from redis.exceptions import RedisError
+import redis.asyncio as aredis
+from redis.exceptions import RedisClusterException, RedisError
 
 from frames.backoff import Backoff
 
 from ..broker import Receiver
 from ..store import Stamped
 from .keys import PayloadError, decode_payload
-from .link import REDIS_ERRORS, RedisLink
+from .link import RedisLink
 
 __all__ = ["RedisBroker"]
 
 log = logging.getLogger("bridge.cluster")
+
+REDIS_ERRORS_T = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 class RedisBroker:
@@ -47,7 +51,8 @@ class RedisBroker:
         self._channels: dict[str, str] = {}  # channel → bus
         self._extra: dict[str, Any] = {}  # other channels (requests, replies) → handler
         self._task: asyncio.Task[None] | None = None
-        self._pubsub: Any = None
+        self._pubsubs: list[Any] = []
+        self._shard_clients: dict[str, Any] = {}
         self._changed = asyncio.Event()
         self.on_resubscribed: Any = lambda: None
         self.backoff = Backoff(0.05, 2.0)
@@ -94,22 +99,39 @@ class RedisBroker:
             self._task = None
         await self._drop()
 
-    # -- the reader --------------------------------------------------------------------------
+    # -- the readers ------------------------------------------------------------------------
 
     async def _drop(self) -> None:
-        ps, self._pubsub = self._pubsub, None
+        pubsubs, self._pubsubs = self._pubsubs, []
         self.connected = False
-        if ps is not None:
-            with contextlib.suppress(*REDIS_ERRORS, RuntimeError):
+        for ps in pubsubs:
+            with contextlib.suppress(*REDIS_ERRORS_T, RuntimeError):
                 await asyncio.wait_for(ps.aclose(), 1.0)
+        for client in self._shard_clients.values():
+            with contextlib.suppress(*REDIS_ERRORS_T, RuntimeError):
+                await asyncio.wait_for(client.aclose(), 1.0)
+        self._shard_clients.clear()
 
-    async def _subscribe(self, ps: Any, channels: list[str]) -> None:
-        if not channels:
-            return
-        if self.link.cluster:
-            await ps.ssubscribe(*channels)
-        else:
-            await ps.subscribe(*channels)
+    def _target(self, channel: str) -> str:
+        """Which connection carries ``channel``: the one server, or the shard of its slot."""
+        if not self.link.cluster:
+            return ""
+        return str(self.link.client.get_node_from_key(channel).name)
+
+    def _pubsub_for(self, target: str) -> Any:
+        if not self.link.cluster:
+            return self.link.client.pubsub()
+        # a plain connection to the shard: one reader per shard, each blocking only on its own
+        # socket (redis-py's ClusterPubSub polls the shards in turn, one message per turn)
+        node = self.link.client.get_node(node_name=target)
+        client = aredis.Redis(
+            host=node.host,
+            port=node.port,
+            decode_responses=True,
+            socket_connect_timeout=self.link.config.connect_timeout_s,
+        )
+        self._shard_clients[target] = client
+        return client.pubsub()
 
     async def _run(self) -> None:
         while True:
@@ -117,44 +139,69 @@ class RedisBroker:
                 await self._session()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
+            except (*REDIS_ERRORS_T, RuntimeError) as exc:
                 self.link.failed("pubsub", exc)
             await self._drop()
             self.reconnects += 1
             await asyncio.sleep(self.backoff.next_delay())
 
     async def _session(self) -> None:
-        """One pub/sub connection, from subscribe until it fails or goes silent."""
-        self._pubsub = ps = self.link.client.pubsub()
-        subscribed: set[str] = set()
-        wanted = [*self._channels, *self._extra]
-        await asyncio.wait_for(self._subscribe(ps, wanted), self.link.config.command_timeout_s)
-        subscribed.update(wanted)
-        self.connected = True
-        self.link.ok("pubsub")
-        self.backoff.reset()
-        self.on_resubscribed()  # what was published while unsubscribed: from the streams
-        last_heard = time.monotonic()
-        next_ping = last_heard + self.ping_s
-        get = ps.get_sharded_message if self.link.cluster else ps.get_message
-        while True:
-            if self._changed.is_set():
+        """The pub/sub connections (one, or one per shard), from subscribe until one fails or
+        goes silent; then all are re-made."""
+        await self.link.connect()
+        readers: dict[str, set[str]] = {}  # target → its channels
+        tasks: set[asyncio.Task[None]] = set()
+        first = True
+        try:
+            while True:
                 self._changed.clear()
-                new = [ch for ch in (*self._channels, *self._extra) if ch not in subscribed]
-                await self._subscribe(ps, new)
+                for ch in (*self._channels, *self._extra):
+                    target = self._target(ch)
+                    if target not in readers:
+                        readers[target] = set()
+                        ps = self._pubsub_for(target)
+                        self._pubsubs.append(ps)
+                        tasks.add(asyncio.create_task(self._reader(ps, readers[target])))
+                    readers[target].add(ch)
+                if first:  # every channel is asked for: what was missed, from the streams
+                    first = False
+                    self.connected = True
+                    self.link.ok("pubsub")
+                    self.backoff.reset()
+                    self.on_resubscribed()
+                changed = asyncio.ensure_future(self._changed.wait())
+                done, _ = await asyncio.wait({*tasks, changed}, return_when=FIRST_COMPLETED)
+                changed.cancel()
+                for task in done - {changed}:
+                    task.result()  # a reader's error ends the session
+                    raise RuntimeError("a pub/sub reader ended")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _reader(self, ps: Any, channels: set[str]) -> None:
+        subscribed: set[str] = set()
+        last_heard = time.monotonic()
+        next_ping = last_heard
+        timeout = self.link.config.command_timeout_s
+        while True:
+            new = [ch for ch in channels if ch not in subscribed]
+            if new:
+                subscribe = ps.ssubscribe if self.link.cluster else ps.subscribe
+                await asyncio.wait_for(subscribe(*new), timeout)
                 subscribed.update(new)
             now = time.monotonic()
-            if now >= next_ping and not self.link.cluster:
-                await ps.ping()
+            if now >= next_ping:
+                await asyncio.wait_for(ps.ping(), timeout)
                 next_ping = now + self.ping_s
-            if now - last_heard > self.ping_timeout_s and not self.link.cluster:
+            if now - last_heard > self.ping_timeout_s:
                 raise TimeoutError("pub/sub connection silent (no pong)")
-            msg = await get(timeout=min(self.ping_s, 0.25))
+            msg = await ps.get_message(timeout=min(self.ping_s, 0.25))
             if msg is None:
                 continue
             last_heard = time.monotonic()
-            kind = msg.get("type")
-            if kind in ("message", "smessage"):
+            if msg.get("type") in ("message", "smessage"):
                 self._dispatch(msg["channel"], msg["data"])
 
     def _dispatch(self, channel: str, data: Any) -> None:

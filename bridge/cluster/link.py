@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ..config import RedisConfig
 from .keys import Keys
@@ -23,7 +23,12 @@ __all__ = ["REDIS_ERRORS", "RedisLink"]
 log = logging.getLogger("bridge.cluster")
 
 # what "Redis is unreachable or refused" looks like to a caller (timeouts included)
-REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisClusterException,  # not a RedisError: slots not known yet, a cluster that is down
+    OSError,
+    TimeoutError,
+)
 
 
 class RedisLink:
@@ -61,6 +66,22 @@ class RedisLink:
         if part in self._down:
             self._down.discard(part)
             log.info("event=redis_up part=%s", part)
+
+    async def publish(self, channel: str, text: str) -> int:
+        """PUBLISH (SPUBLISH to the shard that holds ``channel``'s slot on a cluster); the
+        number of subscribers that got it."""
+        self.round_trips += 1
+        if self.cluster:
+            node = self.client.get_node_from_key(channel)
+            return int(
+                await self.client.execute_command("SPUBLISH", channel, text, target_nodes=node)
+            )
+        return int(await self.client.publish(channel, text))
+
+    async def connect(self) -> None:
+        """A cluster client must learn the slots before the first routed command."""
+        if self.cluster:
+            await self.client.initialize()
 
     def script(self, text: str) -> Any:
         return self.client.register_script(text)

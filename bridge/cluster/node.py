@@ -152,6 +152,10 @@ class ClusterNode:
 
     async def start(self) -> None:
         self.broker.listen(self.keys.replies(self.node), self.router.on_reply)
+        try:
+            await self.link.connect()
+        except REDIS_ERRORS as exc:
+            self.link.failed("node", exc)
         self.broker.start()
         try:
             await self._leases()

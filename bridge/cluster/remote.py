@@ -84,10 +84,7 @@ class RequestRouter:
     async def _send(self, bus: str, rid: str, text: str, request: c.Request) -> None:
         fut = self._waiting[rid]
         try:
-            listeners = await self.link.client.execute_command(
-                self.link.publish_command.upper(), self.keys.requests(bus), text
-            )
-            self.link.round_trips += 1
+            listeners = await self.link.publish(self.keys.requests(bus), text)
         except REDIS_ERRORS as exc:
             self.link.failed("requests", exc)
             self._finish(rid, _fail("bus_down", f"cannot reach the owner of bus {bus}"))
@@ -168,10 +165,7 @@ class RequestRouter:
 
     async def _publish_reply(self, asker: str, text: str) -> None:
         try:
-            await self.link.client.execute_command(
-                self.link.publish_command.upper(), self.keys.replies(asker), text
-            )
-            self.link.round_trips += 1
+            await self.link.publish(self.keys.replies(asker), text)
         except REDIS_ERRORS as exc:
             self.link.failed("requests", exc)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import urllib.error
@@ -30,7 +31,10 @@ EXE = str(Path(sys.executable).parent / "framebridge")
 
 async def _spawn(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        EXE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        EXE,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=None if os.environ.get("FB_NODE_LOG") else asyncio.subprocess.DEVNULL,
     )
 
 
@@ -118,7 +122,9 @@ class NodeProc:
             self.proc = None
 
 
-async def start_node(tmp: Path, name: str, redis_url: str, buses: dict[str, str], **kw: Any) -> NodeProc:
+async def start_node(
+    tmp: Path, name: str, redis_url: str, buses: dict[str, str], **kw: Any
+) -> NodeProc:
     cfg = node_config(tmp / f"{name}.toml", name, redis_url, buses, **kw)
     return await NodeProc(name, cfg, free_port()).start()
 

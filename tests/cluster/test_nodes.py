@@ -32,7 +32,9 @@ async def test_a_client_on_b_gets_a_frames_in_order_and_a_request_through_b_reac
         seqs = on_b.seqs("bus0")
         assert contiguous(seqs)
         same = [s for s in seqs if s in got_a]
-        assert len(same) >= 20 and all(got_a[s] == m for m in on_b.messages if (s := m["seq"]) in got_a)
+        assert len(same) >= 20 and all(
+            got_a[s] == m for m in on_b.messages if (s := m["seq"]) in got_a
+        )
         reply = await on_b.ask(
             {"type": "request", "id": 7, "bus": "bus0", "addr": 1, "cmd": "identify"}
         )
