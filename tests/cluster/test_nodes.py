@@ -82,6 +82,15 @@ async def test_a_client_of_a_killed_node_resumes_on_another_without_gap_or_dupli
         after = [m for m in on_c.messages if m["seq"] > before]
         assert {m["epoch"] for m in after} == {epoch}
         assert contiguous(on_c.seqs("bus0"))
+        await a.stop()  # gives its lease up: the bus has no owner now
+        await wait_for(
+            lambda: (c.health_now() or {}).get("buses", {}).get("bus0", {}).get("owner", 1) is None,
+            "C sees bus0 without owner",
+        )
+        reply = await on_c.ask(
+            {"type": "request", "id": 9, "bus": "bus0", "addr": 1, "cmd": "identify"}
+        )
+        assert reply.get("ok") is False and reply["error"]["code"] == "bus_down", reply
         await on_c.close()
     finally:
         for n in (a, b, c):
