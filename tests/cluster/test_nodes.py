@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.servers import RedisProcess
 
@@ -147,11 +149,11 @@ async def test_redis_flushed_gives_bus_reset_then_old_positions_are_not_recovere
         old = on_b.last("bus0")
         redis_cli(redis, "flushall")
 
-        def reset(client: Client) -> dict[str, object] | None:
-            return next((m for m in client.messages if m.get("event") == "bus_reset"), None)
+        def reset(client: Client) -> Callable[[], dict[str, Any] | None]:
+            return lambda: next((m for m in client.messages if m.get("event") == "bus_reset"), None)
 
         for client in (on_a, on_b):
-            event = await wait_for(lambda c=client: reset(c), "bus_reset")
+            event = await wait_for(reset(client), "bus_reset")
             assert event["epoch"] != old["epoch"] and event["seq"] == 1
             i = client.messages.index(event)
             assert [m["seq"] for m in client.messages[i:]] == list(
