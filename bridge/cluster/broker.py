@@ -27,8 +27,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from frames.backoff import Backoff
 
-from ..broker import Receiver
-from ..store import Stamped
+from ..broker import MemoryBroker
 from .keys import PayloadError, decode_payload
 from .link import RedisLink
 
@@ -39,7 +38,9 @@ log = logging.getLogger("bridge.cluster")
 REDIS_ERRORS_T = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
-class RedisBroker:
+class RedisBroker(MemoryBroker):
+    """attach/detach/publish are the in-memory broker's: this node's receivers, at once."""
+
     def __init__(
         self, link: RedisLink, *, ping_s: float = 1.0, ping_timeout_s: float = 3.0
     ) -> None:
@@ -47,7 +48,7 @@ class RedisBroker:
         self.keys = link.keys
         self.ping_s = ping_s
         self.ping_timeout_s = ping_timeout_s
-        self._receivers: list[Receiver] = []
+        super().__init__()
         self._channels: dict[str, str] = {}  # channel → bus
         self._extra: dict[str, Any] = {}  # other channels (requests, replies) → handler
         self._task: asyncio.Task[None] | None = None
@@ -59,18 +60,6 @@ class RedisBroker:
         self.received = 0
         self.reconnects = 0
         self.connected = False
-
-    # -- the Broker protocol -----------------------------------------------------------------
-
-    def attach(self, receiver: Receiver) -> None:
-        self._receivers.append(receiver)
-
-    def detach(self, receiver: Receiver) -> None:
-        self._receivers.remove(receiver)
-
-    def publish(self, message: Stamped) -> None:
-        for receiver in self._receivers:
-            receiver(message)
 
     # -- channels ----------------------------------------------------------------------------
 

@@ -11,25 +11,38 @@ from typing import Any
 
 from tests.servers import RedisProcess
 
-from .harness import Client, start_node, wait_for
+from .harness import Client, NodeProc, start_node, wait_for
 
 
 def contiguous(seqs: list[int]) -> bool:
     return seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else False
 
 
-async def test_a_client_on_b_gets_a_frames_in_order_and_a_request_through_b_reaches_a(
-    tmp_path: Path, redis: RedisProcess, prefix: str, sim: str
-) -> None:
+async def owner_and_reader(
+    tmp_path: Path, redis: RedisProcess, prefix: str, sim: str, frames: int
+) -> tuple[NodeProc, NodeProc, Client, Client]:
+    """Node A polling bus0, node B without buses, a client of each on bus0 with ``frames``."""
     a = await start_node(tmp_path, "A", redis.url, {"bus0": sim}, prefix=prefix)
     b = await start_node(tmp_path, "B", redis.url, {}, prefix=prefix)
     try:
-        await wait_for(lambda: "bus0" in (b.health_now() or {}).get("buses", {}), "B sees bus0")
+        await wait_for(lambda: "bus0" in (b.health_now() or {}).get("buses", {}), "B: bus0")
         on_a, on_b = await Client.open(a.ws_url), await Client.open(b.ws_url)
-        assert on_b.welcome["buses"]["bus0"]["owner"] == "A"
         await on_a.subscribe(["bus0/*"])
         await on_b.subscribe(["bus0/*"])
-        await wait_for(lambda: len(on_b.seqs("bus0")) >= 30, "30 frames on B")
+        await wait_for(lambda: len(on_b.seqs("bus0")) >= frames, f"{frames} frames on B")
+    except BaseException:
+        await a.stop()
+        await b.stop()
+        raise
+    return a, b, on_a, on_b
+
+
+async def test_a_client_on_b_gets_a_frames_in_order_and_a_request_through_b_reaches_a(
+    tmp_path: Path, redis: RedisProcess, prefix: str, sim: str
+) -> None:
+    a, b, on_a, on_b = await owner_and_reader(tmp_path, redis, prefix, sim, 30)
+    try:
+        assert on_b.welcome["buses"]["bus0"]["owner"] == "A"
         got_a = {m["seq"]: m for m in on_a.messages}
         seqs = on_b.seqs("bus0")
         assert contiguous(seqs)
@@ -138,14 +151,8 @@ def redis_cli(redis: RedisProcess, *args: str) -> str:
 async def test_redis_flushed_gives_bus_reset_then_old_positions_are_not_recovered(
     tmp_path: Path, redis: RedisProcess, prefix: str, sim: str
 ) -> None:
-    a = await start_node(tmp_path, "A", redis.url, {"bus0": sim}, prefix=prefix)
-    b = await start_node(tmp_path, "B", redis.url, {}, prefix=prefix)
+    a, b, on_a, on_b = await owner_and_reader(tmp_path, redis, prefix, sim, 5)
     try:
-        await wait_for(lambda: "bus0" in (b.health_now() or {}).get("buses", {}), "B sees bus0")
-        on_a, on_b = await Client.open(a.ws_url), await Client.open(b.ws_url)
-        await on_a.subscribe(["bus0/*"])
-        await on_b.subscribe(["bus0/*"])
-        await wait_for(lambda: len(on_b.seqs("bus0")) >= 5, "frames on B")
         old = on_b.last("bus0")
         redis_cli(redis, "flushall")
 
