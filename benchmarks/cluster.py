@@ -4,7 +4,8 @@ Separate processes: one ``redis-server`` (tests/servers.py), one ``framebridge s
 device polled every ``--poll`` s: about 100 frames/s with the default), three ``framebridge
 bridge`` nodes (A owns the bus, B and C serve it from Redis), and ``--client-procs`` processes of
 WebSocket clients (``--clients`` in all, round-robin over the nodes, each subscribed to
-``bus0/*``). Then the same bus and the clients of one node on a single node without Redis,
+``bus0/*``; one client in twenty per node is a probe that parses and times every message, the
+others read every byte and parse none, so that the clients fit on a small machine). Then the same bus and the clients of one node on a single node without Redis,
 for the CPU baseline.
 
 Figures (over ``--seconds``, after a warm-up):
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -74,6 +76,13 @@ def pct(values: list[float], p: float) -> float:
 # -- the clients' process ----------------------------------------------------------------------
 
 
+def _masked(payload: bytes) -> bytes:
+    """One client text frame (payloads < 126 bytes), masked as RFC 6455 requires."""
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + body
+
+
 async def run_clients(urls: list[str], count: int, warmup: float, seconds: float) -> None:
     from websockets.asyncio.client import connect
 
@@ -83,8 +92,8 @@ async def run_clients(urls: list[str], count: int, warmup: float, seconds: float
 
     gate = asyncio.Semaphore(16)  # connect a few at a time (limits.max_pending handshakes)
 
-    async def one(url: str, probe: bool) -> None:
-        """Every client reads everything; one in ten (a probe) also parses and times it."""
+    async def probe(url: str) -> None:
+        """A full client that parses every message and times it."""
         async with gate:
             ws = await connect(url, max_queue=None)
             await ws.send(json.dumps({"type": "hello"}))
@@ -98,14 +107,42 @@ async def run_clients(urls: list[str], count: int, warmup: float, seconds: float
                 except TimeoutError:
                     break
                 now = time.time()
-                if not probe or now < start or '"ts"' not in raw:
+                if now < start or '"ts"' not in raw:
                     continue
                 data = json.loads(raw)
                 for m in data if isinstance(data, list) else [data]:
                     if m.get("type") == "frame":
                         out.append(now - m["ts"])
 
-    await asyncio.gather(*(one(urls[i % len(urls)], i % 10 < 1) for i in range(count)))
+    async def reader(url: str) -> None:
+        """A client that reads every byte and parses none (so that 1,000 of them fit in a
+        couple of processes on a small machine): what the bridge sends is the same."""
+        host, port = url.removeprefix("ws://").split("/")[0].split(":")
+        async with gate:
+            r, w = await asyncio.open_connection(host, int(port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            w.write(
+                f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            await r.readuntil(b"\r\n\r\n")
+            w.write(_masked(b'{"type":"hello"}'))
+            w.write(_masked(b'{"type":"subscribe","id":1,"topics":["bus0/*"]}'))
+        while time.time() < end:
+            try:
+                if not await asyncio.wait_for(r.read(65536), max(0.01, end - time.time())):
+                    break
+            except TimeoutError:
+                break
+        w.close()
+
+    await asyncio.gather(
+        *(
+            (probe if i // len(urls) % 20 == 0 else reader)(urls[i % len(urls)])
+            for i in range(count)
+        )
+    )
     print(json.dumps({u: v for u, v in lat.items()}))
 
 
@@ -218,7 +255,7 @@ def main() -> None:
     ap.add_argument("--role", choices=["conduct", "clients"], default="conduct")
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--client-procs", type=int, default=2)
-    ap.add_argument("--poll", type=float, default=0.015, help="poll interval (2 frames a poll)")
+    ap.add_argument("--poll", type=float, default=0.02, help="poll interval (2 frames a poll)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--urls", default="")

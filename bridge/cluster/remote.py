@@ -141,18 +141,16 @@ class RequestRouter:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("event=bad_request error=%s", exc)
             return
+        owner = self._owned.get(bus)
+        if owner is None:  # a node that owned the bus before still listens: the owner answers
+            return
         if rid in self._seen:  # delivered twice: executed once
             self.duplicates += 1
             return
         self._seen[rid] = None
         if len(self._seen) > 10_000:
             self._seen.popitem(last=False)
-        owner = self._owned.get(bus)
-        if owner is None:
-            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            fut.set_result(_fail("bus_down", f"this node no longer owns bus {bus}"))
-        else:
-            fut = owner.submit(request, client=client)
+        fut = owner.submit(request, client=client)
         self.served += 1
         fut.add_done_callback(lambda f: self._reply(asker, rid, f))
 

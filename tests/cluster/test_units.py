@@ -59,6 +59,10 @@ async def test_a_request_delivered_twice_runs_once_and_a_late_reply_is_dropped()
     assert owner.calls == 1 and router.duplicates == 1
     channel, text = link.sent[-1]
     assert channel == link.keys.replies("A") and json.loads(text)["result"]["client"] == "A/s1"
+    router.disown("bus0")  # a former owner still subscribed stays silent: the owner answers
+    router.on_request(body.replace("A:1", "A:2"))
+    await asyncio.sleep(0.05)
+    assert owner.calls == 1 and len(link.sent) == 1
     # the asking side: no reply within the timeout → "timeout"; the reply after it is counted
     fut = router.ask(c.Request("bus0", 1, "identify"), "s2")
     result = await asyncio.wait_for(fut, 5)
