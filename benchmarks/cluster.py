@@ -5,8 +5,8 @@ device polled every ``--poll`` s: about 100 frames/s with the default), three ``
 bridge`` nodes (A owns the bus, B and C serve it from Redis), and ``--client-procs`` processes of
 WebSocket clients (``--clients`` in all, round-robin over the nodes, each subscribed to
 ``bus0/*``; one client in twenty per node is a probe that parses and times every message, the
-others read every byte and parse none, so that the clients fit on a small machine). Then the same bus and the clients of one node on a single node without Redis,
-for the CPU baseline.
+others read every byte and parse none, so that the clients fit on a small machine). Then the
+same bus and the clients of one node on a single node without Redis, for the CPU baseline.
 
 Figures (over ``--seconds``, after a warm-up):
 
