@@ -210,6 +210,9 @@ class ClusterNode:
 
     async def _take(self, bus: str) -> str | None:
         """Try to take ``bus``'s lease; its value, or None (another node holds it)."""
+        self.link.round_trips += 1
+        if await self.link.client.exists(self.keys.owner(bus)):  # a standby's usual answer
+            return None
         token = await self.link.client.incr(self.keys.fence(bus))
         value = f"{self.node} {token}"
         ok = await self.link.client.set(self.keys.owner(bus), value, nx=True, px=self.ttl_ms)
