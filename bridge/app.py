@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 from .buses import BusOwner
 from .config import BridgeConfig, BusConfig
+from .errors import ConfigError
 from .fanout import Hub, InMemoryHub
 from .history import make_epoch
 from .metrics import BridgeMetrics
+from .mqtt import MqttBridge
 from .server import BridgeServer
 
 if TYPE_CHECKING:
@@ -74,6 +76,12 @@ class Bridge:
             served = self.buses
         self.server = BridgeServer(config, self.hub, served, self.metrics, clock=clock)
         self.server.cluster = self.cluster
+        self.mqtt: MqttBridge | None = None  # [mqtt]: values, discovery and /set (bridge/mqtt.py)
+        if config.mqtt is not None and self.cluster is not None:  # its device list is built
+            # once from the buses polled here, which a cluster node only knows later
+            raise ConfigError("mqtt", "not available together with [redis] in this version")
+        if config.mqtt is not None:
+            self.mqtt = MqttBridge(config, self.hub, self.buses, self.metrics, clock=clock, rng=rng)
         self.address: tuple[str, int] | None = None
         self._stopped = False
 
@@ -85,6 +93,8 @@ class Bridge:
             await self.cluster.start()
         for owner in self.buses.values() if self.cluster is None else ():
             await owner.start()
+        if self.mqtt is not None:
+            await self.mqtt.start()  # connects in the background: a broker down delays nothing
         self.server.set_ready()
         return self.address
 
@@ -108,6 +118,8 @@ class Bridge:
         grace = self.config.limits.shutdown_grace_s
         log.info("event=stopping clients=%d", len(self.server.conns))
         self.server.stop_accepting()
+        if self.mqtt is not None:  # no new /set commands either; the broker hears "offline"
+            await self.mqtt.stop()
         deadline = time.monotonic() + grace
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(

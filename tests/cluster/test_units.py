@@ -110,3 +110,15 @@ async def test_past_the_backlog_bound_a_bus_starts_a_new_epoch() -> None:
 async def _until(pred: Any) -> None:
     while not pred():
         await asyncio.sleep(0.01)
+
+
+def test_mqtt_and_redis_together_are_refused_until_mqtt_knows_remote_buses() -> None:
+    from bridge.app import Bridge
+    from bridge.config import BridgeConfig, MqttConfig
+    from bridge.errors import ConfigError
+
+    config = BridgeConfig(
+        redis=RedisConfig("redis://127.0.0.1:1/0"), mqtt=MqttConfig("mqtt://127.0.0.1:1")
+    )
+    with pytest.raises(ConfigError, match="mqtt"):
+        Bridge(config)
