@@ -7,21 +7,15 @@ from pathlib import Path
 from tests.servers import RedisProcess, redis_server
 
 from .harness import Client, PausableProxy, start_node, wait_for
-from .test_nodes import contiguous
+from .test_nodes import contiguous, owner_and_reader
 
 
 async def test_redis_restarted_mid_stream_loses_no_frame_within_history(
     tmp_path: Path, prefix: str, sim: str
 ) -> None:
     with redis_server("--appendonly", "yes", "--appendfsync", "always") as redis:
-        a = await start_node(tmp_path, "A", redis.url, {"bus0": sim}, prefix=prefix)
-        b = await start_node(tmp_path, "B", redis.url, {}, prefix=prefix)
+        a, b, on_a, on_b = await owner_and_reader(tmp_path, redis, prefix, sim, 5)
         try:
-            await wait_for(lambda: "bus0" in (b.health_now() or {}).get("buses", {}), "B: bus0")
-            on_a, on_b = await Client.open(a.ws_url), await Client.open(b.ws_url)
-            await on_a.subscribe(["bus0/*"])
-            await on_b.subscribe(["bus0/*"])
-            await wait_for(lambda: len(on_b.seqs("bus0")) >= 5, "frames on B")
             redis.stop()
             down_at = len(on_a.seqs("bus0"))
             health = await wait_for(
