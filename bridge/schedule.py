@@ -9,6 +9,12 @@ the wire only when it has used less of it lately than the others: polling keeps 
 another client's request goes before the flooder's next one, and each waits at most one
 transaction (itself capped by the bus's ``max_timeout_s``).
 
+Tenants (issue 12): a client id ``tenant:NAME/SESSION`` puts the source in its tenant's group.
+The wire is shared between *groups* first (polling, each tenant, each client without a tenant),
+by the same least-recent-bus-time rule, then between the sources of the chosen group. So a
+tenant with a hundred flooding connections gets one group's share, not a hundred: the other
+tenants' requests and the polling go round-robin with it, each waiting at most one transaction.
+
 Polls keep their rate without bursting after a stall (missed slots are skipped, not replayed).
 :func:`plan_polls` turns the ``[[bus.poll]]`` config into :class:`PollJob` s.
 """
@@ -26,9 +32,17 @@ from frames.errors import FrameValueError, UnknownCommand
 from .config import BusConfig
 from .errors import ConfigError
 
-__all__ = ["POLL", "PollJob", "Scheduler", "plan_polls"]
+__all__ = ["POLL", "TENANT_PREFIX", "PollJob", "Scheduler", "group_of", "plan_polls"]
 
 POLL = "<poll>"  # the scheduler's name for polling (client ids are session ids)
+TENANT_PREFIX = "tenant:"  # client ids "tenant:NAME/SESSION" are grouped by tenant
+
+
+def group_of(source: str) -> str:
+    """The fairness group of a source: ``tenant:NAME`` for a tenant's client, else itself."""
+    if source.startswith(TENANT_PREFIX):
+        return source.partition("/")[0]
+    return source
 
 
 @dataclass(slots=True)
@@ -108,8 +122,13 @@ class Scheduler:
         return used * 2.0 ** (-(now - at) / self.half_life_s) if now > at else used
 
     def charge(self, source: str, seconds: float, now: float) -> None:
-        """``source`` held the wire for ``seconds`` (a transaction that ended at ``now``)."""
-        self._usage[source] = (self.usage(source, now) + max(seconds, 0.0), now)
+        """``source`` held the wire for ``seconds`` (a transaction that ended at ``now``); its
+        tenant's group is charged too."""
+        spent = max(seconds, 0.0)
+        self._usage[source] = (self.usage(source, now) + spent, now)
+        group = group_of(source)
+        if group != source:
+            self._usage[group] = (self.usage(group, now) + spent, now)
 
     def pick(self, now: float, waiting: Iterable[str]) -> str | None:
         """The source to serve now: :data:`POLL` or a client in ``waiting``; None: idle."""
@@ -119,14 +138,22 @@ class Scheduler:
         if not candidates:
             return None
         served = self._served
-        best = min(candidates, key=lambda s: (self.usage(s, now), served.get(s, -1), s == POLL))
+        groups: dict[str, list[str]] = {}
+        for source in candidates:
+            groups.setdefault(group_of(source), []).append(source)
+        group = min(groups, key=lambda g: (self.usage(g, now), served.get(g, -1), g == POLL))
+        members = groups[group]
+        best = members[0]
+        if len(members) > 1:
+            best = min(members, key=lambda s: (self.usage(s, now), served.get(s, -1)))
         self._turn += 1
-        served[best] = self._turn
+        served[best] = served[group] = self._turn
         return best
 
     def prune(self, now: float, keep: Iterable[str]) -> None:
         """Drop clients whose usage has decayed to nothing (bounded memory, many clients)."""
         keep = set(keep) | {POLL}
+        keep |= {group_of(s) for s in keep}
         for source in [s for s in self._usage if s not in keep]:
             if self.usage(source, now) < 1e-6:
                 del self._usage[source]

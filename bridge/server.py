@@ -23,6 +23,7 @@ import itertools
 import logging
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from . import contract as c
-from .acl import check_token
+from .acl import Principal
 from .config import BridgeConfig
 from .connection import Action, Close, Connection, Send, Submit, Subscribe, Unsubscribe, state_for
 from .edge import Edge
@@ -39,7 +40,10 @@ from .fanout import Hub
 from .messages import Heartbeat
 from .metrics import BridgeMetrics
 from .policy import Policy, SimplePolicy
+from .quota import TenantPolicy
 from .session import QueueLimits, Session
+from .tenant_metrics import TenantMetrics
+from .tenants import Authenticator
 from .web import HttpRoutes
 from .writer import Conn, Writer
 
@@ -81,6 +85,12 @@ class BridgeServer:
         self.conns: dict[str, Conn] = {}  # every connection, with or without hello
         self.pending: dict[str, Conn] = {}  # those without hello yet, oldest first
         self._clients = 0  # connections welcomed and not yet ended
+        self.auth = _authenticator(config)
+        self.tenant_metrics = TenantMetrics(
+            self.metrics.registry, lambda: [conn.session for conn in self.conns.values()]
+        )
+        if policy is None and self.auth.required:  # quotas and per-tenant counts
+            policy = TenantPolicy(self.limits.max_clients, clock, self.tenant_metrics.rejected)
         self.policy: Policy = policy or SimplePolicy(self.limits.max_clients)
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
         self.routes = routes or HttpRoutes(self.health, self.metrics.render, self.state_json)
@@ -98,6 +108,7 @@ class BridgeServer:
         self.draining = False
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._shared: Any = None  # bridge.quota_redis.SharedCounts with [redis]
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(3)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -113,6 +124,7 @@ class BridgeServer:
 
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
         lim = self.limits
+        tls = self._tls()
         self._server = await serve(
             self._handler,
             **self.edge.serve_options(
@@ -128,6 +140,7 @@ class BridgeServer:
             max_queue=lim.incoming_messages,
             write_limit=lim.write_limit_bytes,
             server_header=None,
+            ssl=tls,
         )
         for listener in self._server.sockets:  # accepted sockets inherit both: they bound
             # what websockets parses ahead of a client we stopped reading, and what a client
@@ -135,10 +148,76 @@ class BridgeServer:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, lim.receive_buffer_bytes)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, lim.send_buffer_bytes)
         self._ticker = asyncio.create_task(self._heartbeats())
+        self._share_quotas()
         sock = next(iter(self._server.sockets))
         bound = sock.getsockname()
-        log.info("event=listening host=%s port=%s", bound[0], bound[1])
+        log.info(
+            "event=listening host=%s port=%s scheme=%s",
+            bound[0],
+            bound[1],
+            "wss" if tls else "ws",
+        )
+        if not self.auth.required:
+            where = (
+                "loopback only" if _loopback(bound[0]) else "NOT loopback: anyone who can reach it"
+            )
+            log.warning(
+                "event=open_bridge no tokens or tenants are configured: every client may read "
+                "and command every device (%s; set [server] listen to change it)",
+                where,
+            )
         return bound[0], bound[1]
+
+    def _share_quotas(self) -> None:
+        """With ``[redis]``, tenants' connection counts and request rates are shared by every
+        node (:mod:`bridge.quota_redis`)."""
+        redis_cfg = self.config.redis
+        if redis_cfg is None or not isinstance(self.policy, TenantPolicy):
+            return
+        from redis import asyncio as aioredis
+
+        from .quota_redis import SharedCounts
+
+        options = {
+            "socket_connect_timeout": redis_cfg.connect_timeout_s,
+            "socket_timeout": redis_cfg.command_timeout_s,
+        }
+        client: Any = (
+            aioredis.RedisCluster.from_url(redis_cfg.url, **options)
+            if redis_cfg.cluster
+            else aioredis.from_url(redis_cfg.url, **options)
+        )
+        self._shared = SharedCounts(client, self.policy, self.node, prefix=redis_cfg.prefix)
+        self._shared.start()
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """``[server] tls``: wss:// and https://; with ``client_ca``, client certificates
+        (verified; their subject CN may name a tenant, ``client_cert_cn``)."""
+        tls = self.config.server.tls
+        if tls is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(tls.cert, tls.key)
+        if tls.client_ca is not None:
+            context.load_verify_locations(tls.client_ca)
+            context.verify_mode = (
+                ssl.CERT_REQUIRED if tls.client_cert_required else ssl.CERT_OPTIONAL
+            )
+        return context
+
+    def _certified(self, ws: ServerConnection) -> Principal | None:
+        """The tenant a verified client certificate names, or None."""
+        if self.config.server.tls is None or ws.transport is None:
+            return None
+        cert = ws.transport.get_extra_info("peercert")
+        if not cert:
+            return None
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return self.auth.for_certificate(value)
+        return None
 
     def set_ready(self) -> None:
         """The buses have had their first try at opening: ``/healthz`` may answer 200."""
@@ -180,6 +259,9 @@ class BridgeServer:
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+        if self._shared is not None:
+            await self._shared.stop()
+            await self._shared.redis.aclose()
         self.edge.close()
 
     async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
@@ -212,7 +294,17 @@ class BridgeServer:
         session = Session(sid, self.queue_limits, now)
         conn = Conn(ws, session)
         session.wake = lambda: self._wake(conn)
-        core = Connection(session, self, self.policy, self.config.server.tokens, self.limits, now)
+        origin = ws.request.headers.get("Origin") if ws.request is not None else None
+        core = Connection(
+            session,
+            self,
+            self.policy,
+            self.auth,
+            self.limits,
+            now,
+            origin=origin,
+            certified=self._certified(ws),
+        )
         self.conns[sid] = conn
         self._admit_pending(conn)
         try:
@@ -232,6 +324,7 @@ class BridgeServer:
             if session.welcomed:
                 self._clients -= 1
                 self.policy.release(session.principal)
+                self.tenant_metrics.left(session)
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
 
     def _admit_pending(self, conn: Conn) -> None:
@@ -285,11 +378,12 @@ class BridgeServer:
         session = conn.session
         for action in actions:
             if isinstance(action, Send):
-                self._count(action)
+                self._count(action, session)
                 session.force([c.dumps(action.message)])
                 if action.message["type"] == "welcome":
                     self.pending.pop(session.id, None)
                     self._clients += 1
+                    self.tenant_metrics.joined(session.principal.tenant)
                     who = session.principal.name
                     log.info("event=welcome session=%s peer=%s who=%s", session.id, conn.peer, who)
             elif isinstance(action, Subscribe):
@@ -317,12 +411,14 @@ class BridgeServer:
                 return False
         return True
 
-    def _count(self, send: Send) -> None:
+    def _count(self, send: Send, session: Session) -> None:
         message: Any = send.message
         if message["type"] == "error":
             self.metrics.bad_messages.labels(message["code"]).inc()
         if send.outcome is not None:
             self.metrics.requests.labels(*send.outcome).inc()
+            if session.welcomed:
+                self.tenant_metrics.request(session.principal.tenant, send.outcome[1])
 
     def _refused(self, conn: Conn, close: Close) -> None:
         if close.label:
@@ -331,11 +427,12 @@ class BridgeServer:
 
     def _submit(self, conn: Conn, core: Connection, request: c.Request) -> None:
         session = conn.session
-        future = self.buses[request.bus].submit(request, client=session.id)
+        client = session.principal.client_id(session.id)  # tenant:NAME/SESSION: fair by tenant
+        future = self.buses[request.bus].submit(request, client=client)
 
         def done(fut: asyncio.Future[dict[str, Any]]) -> None:
             send = core.reply(request, None if fut.cancelled() else fut.result())
-            self._count(send)
+            self._count(send, session)
             if not session.closing:
                 session.force([c.dumps(send.message)])
 
@@ -383,7 +480,7 @@ class BridgeServer:
     def state_json(self, token: str | None = None) -> dict[str, Any] | None:
         """``/api/state``: what ``token`` may see; None (401) when tokens are configured and
         this one is missing or not among them."""
-        principal = check_token(token or "", self.config.server.tokens)
+        principal = self.auth.authenticate(token or "", self.clock())
         if principal is None:  # no token is "", never an accepted one
             return None
         return {
@@ -421,3 +518,16 @@ class BridgeServer:
             "buses": buses,
         }
         return ready, body
+
+
+def _authenticator(config: BridgeConfig) -> Authenticator:
+    verifier = None
+    if config.tenancy.jwt is not None:
+        from .jwtauth import JwtVerifier  # PyJWT only when JWTs are configured
+
+        verifier = JwtVerifier(config.tenancy.jwt)
+    return Authenticator(config.tenancy, config.server.tokens, verifier)
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
