@@ -14,6 +14,11 @@ The wire is shared between *groups* first (polling, each tenant, each client wit
 by the same least-recent-bus-time rule, then between the sources of the chosen group. So a
 tenant with a hundred flooding connections gets one group's share, not a hundred: the other
 tenants' requests and the polling go round-robin with it, each waiting at most one transaction.
+A client group that was idle does not come back with a credit of idle time to burst through:
+when it starts waiting, its usage is raised to within ``max_lead_s`` of the client group served
+last (as CFS places a waking task near the run queue's level), so it alternates with the others
+at once instead of starving them until its usage has caught up. Polling keeps its credit, and a
+newcomer is never lifted past waiting polls.
 
 Polls keep their rate without bursting after a stall (missed slots are skipped, not replayed).
 :func:`plan_polls` turns the ``[[bus.poll]]`` config into :class:`PollJob` s.
@@ -86,15 +91,25 @@ def plan_polls(
 
 
 class Scheduler:
-    def __init__(self, jobs: Iterable[PollJob], now: float, *, half_life_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        jobs: Iterable[PollJob],
+        now: float,
+        *,
+        half_life_s: float = 5.0,
+        max_lead_s: float = 0.01,
+    ) -> None:
         self.jobs = list(jobs)
         self.half_life_s = half_life_s
+        self.max_lead_s = max_lead_s
         # Stagger the first run over one interval so devices are not all polled at once.
         n = max(len(self.jobs), 1)
         for i, job in enumerate(self.jobs):
             job.next_due = now + job.interval_s * i / n
         self._usage: dict[str, tuple[float, float]] = {}  # source → (bus seconds, as of)
         self._served: dict[str, int] = {}  # source → turn it was last served (ties)
+        self._waiting_groups: set[str] = set()  # the groups of the previous pick
+        self._last_group: str | None = None  # the client group served last
         self._turn = 0
 
     # -- polls -------------------------------------------------------------------------------
@@ -141,7 +156,10 @@ class Scheduler:
         groups: dict[str, list[str]] = {}
         for source in candidates:
             groups.setdefault(group_of(source), []).append(source)
+        self._wake(groups, now)
         group = min(groups, key=lambda g: (self.usage(g, now), served.get(g, -1), g == POLL))
+        if group != POLL:
+            self._last_group = group
         members = groups[group]
         best = members[0]
         if len(members) > 1:
@@ -149,6 +167,20 @@ class Scheduler:
         self._turn += 1
         served[best] = served[group] = self._turn
         return best
+
+    def _wake(self, groups: dict[str, list[str]], now: float) -> None:
+        """Groups that start waiting now get no more than ``max_lead_s`` of credit over the
+        client group served last."""
+        before, self._waiting_groups = self._waiting_groups, set(groups)
+        last = self._last_group
+        if last is None:
+            return
+        floor = self.usage(last, now) - self.max_lead_s
+        if POLL in groups:  # a newcomer keeps its place ahead of polling that has more usage
+            floor = min(floor, self.usage(POLL, now) - self.max_lead_s)
+        for g in groups:
+            if g != POLL and g != last and g not in before and self.usage(g, now) < floor:
+                self._usage[g] = (floor, now)
 
     def prune(self, now: float, keep: Iterable[str]) -> None:
         """Drop clients whose usage has decayed to nothing (bounded memory, many clients)."""

@@ -52,7 +52,10 @@ def test_refused_claims(bad: dict[str, Any]) -> None:
 
 
 def test_wrong_key_none_alg_and_garbage_are_refused() -> None:
-    assert hs().verify(jwt.encode(claims(), "another-secret-another-secret-another!", "HS256"), NOW) is None
+    assert (
+        hs().verify(jwt.encode(claims(), "another-secret-another-secret-another!", "HS256"), NOW)
+        is None
+    )
     unsigned = jwt.encode(claims(), None, algorithm="none")
     assert hs().verify(unsigned, NOW) is None
     assert hs().verify("a.b.c", NOW) is None

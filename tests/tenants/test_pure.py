@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bridge import contract as c
-from bridge.acl import Tier, parse_pattern
+from bridge.acl import parse_pattern
 from bridge.config import parse_config
 from bridge.connection import Close, Connection, Send, Submit, Subscribe
 from bridge.errors import ConfigError
@@ -178,7 +178,7 @@ def test_inflight_quota_is_refused_at_once_and_freed_by_the_reply() -> None:
 
 
 def test_rate_quota_refills_with_time() -> None:
-    conn, policy, clock = core(config(inflight=100, requests_per_s=2.0))
+    conn, _policy, clock = core(config(inflight=100, requests_per_s=2.0))
     hello(conn, ACME)
     actions = [request(conn, clock.now, rid=i) for i in range(4)]
     assert [isinstance(a, Submit) for a in actions] == [True, True, False, False]
@@ -225,7 +225,9 @@ def test_malformed_messages_close_1008_after_the_tiers_count() -> None:
     for _ in range(2):
         [err] = conn.receive("{nope", clock.now)
         assert isinstance(err, Send)
-    assert conn.receive("{nope", clock.now) == [Close(1008, "too many bad messages", "bad_messages")]
+    assert conn.receive("{nope", clock.now) == [
+        Close(1008, "too many bad messages", "bad_messages")
+    ]
 
 
 def test_the_tier_sets_the_inbound_message_rate() -> None:
@@ -240,7 +242,7 @@ def test_a_quota_check_is_cheap() -> None:
     """The same loop as benchmarks/quota.py, with a bound loose enough for a loaded machine."""
     import time
 
-    conn, policy, clock = core(config(inflight=10**9, requests_per_s=1e12))
+    conn, policy, _clock = core(config(inflight=10**9, requests_per_s=1e12))
     hello(conn, ACME)
     principal = conn.session.principal
     req = c.Request("bus0", 1, "read_regs", timeout_s=0.5)
@@ -270,9 +272,7 @@ def jwt_core(claims: dict[str, Any]) -> tuple[Connection, Clock]:
 
     cfg = parse_config(config())
     clock = Clock()
-    verifier = FakeVerifier(
-        {k: Claims(t, "u", exp, None, None) for k, (t, exp) in claims.items()}
-    )
+    verifier = FakeVerifier({k: Claims(t, "u", exp, None, None) for k, (t, exp) in claims.items()})
     auth = Authenticator(cfg.tenancy, (), verifier)
     session = Session("s1", QueueLimits(), clock.now)
     conn = Connection(session, FakeNode(), TenantPolicy(9, clock), auth, make_limits(), clock.now)
@@ -280,7 +280,9 @@ def jwt_core(claims: dict[str, Any]) -> tuple[Connection, Clock]:
 
 
 def test_expiry_closes_4010_unless_refreshed() -> None:
-    conn, clock = jwt_core({"a.b.c": ("acme", 1010.0), "d.e.f": ("acme", 1100.0), "g.h.i": ("globex", 2000.0)})
+    conn, _clock = jwt_core(
+        {"a.b.c": ("acme", 1010.0), "d.e.f": ("acme", 1100.0), "g.h.i": ("globex", 2000.0)}
+    )
     hello(conn, "a.b.c")
     assert conn.next_deadline() == 1010.0
     [answer] = conn.receive('{"type":"refresh","token":"g.h.i","id":2}', 1001.0)

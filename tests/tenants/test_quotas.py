@@ -72,7 +72,9 @@ async def test_quotas_are_hit_and_answered_while_another_tenant_keeps_working(
         await acme.send(req(rid))
         outcomes.append((await replies(acme, {rid}))[rid])
     assert [o["ok"] for o in outcomes[:2]] == [True, True]
-    assert outcomes[2]["error"]["code"] == "quota" and "requests/s" in outcomes[2]["error"]["message"]
+    assert (
+        outcomes[2]["error"]["code"] == "quota" and "requests/s" in outcomes[2]["error"]["message"]
+    )
     # timeout over the tier's cap (0.5 s)
     await acme.send(req(7, timeout_s=1.0))
     assert (await replies(acme, {7}))[7]["error"]["code"] == "bad_request"
