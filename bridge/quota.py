@@ -71,14 +71,14 @@ class TenantPolicy:
         self.on_reject = on_reject or (lambda _tenant, _kind: None)
         self.usage: dict[str, TenantUsage] = {}
 
-    def _usage(self, tenant: str) -> TenantUsage:
+    def usage_of(self, tenant: str) -> TenantUsage:
         usage = self.usage.get(tenant)
         if usage is None:
             usage = self.usage[tenant] = TenantUsage()
         return usage
 
     def _reject(self, principal: Principal, kind: str, refusal: Refusal) -> Refusal:
-        usage = self._usage(principal.tenant)
+        usage = self.usage_of(principal.tenant)
         usage.rejections[kind] = usage.rejections.get(kind, 0) + 1
         self.on_reject(principal.tenant, kind)
         return refusal
@@ -90,7 +90,7 @@ class TenantPolicy:
             return Refusal("full", "node full", CLOSE_NODE_FULL)
         limit = principal.tier.connections
         if principal.tenant:
-            usage = self._usage(principal.tenant)
+            usage = self.usage_of(principal.tenant)
             if limit is not None and usage.connections + usage.remote_connections >= limit:
                 tier = principal.tier.name
                 text = f"tenant {principal.tenant} has {limit} connections (tier {tier})"
@@ -123,7 +123,7 @@ class TenantPolicy:
             return Refusal("bad_request", f"timeout_s must be <= {cap:g} (tier {tier.name})")
         if not principal.tenant:
             return None
-        usage = self._usage(principal.tenant)
+        usage = self.usage_of(principal.tenant)
         if tier.inflight is not None and usage.inflight >= tier.inflight:
             text = f"{tier.inflight} requests of tenant {principal.tenant} are in progress"
             return self._reject(principal, "inflight", Refusal("quota", text))

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .quota import TenantPolicy
@@ -40,8 +40,11 @@ class SharedCounts:
         interval_s: float = 0.5,
         ttl_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        tenants: Iterable[str] = (),  # the configured ones: known before their first use here
     ) -> None:
         self.redis = redis
+        for tenant in tenants:
+            policy.usage_of(tenant)
         self.policy = policy
         self.node = node
         self.prefix = prefix

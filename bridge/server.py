@@ -187,7 +187,10 @@ class BridgeServer:
             if redis_cfg.cluster
             else aioredis.from_url(redis_cfg.url, **options)
         )
-        self._shared = SharedCounts(client, self.policy, self.node, prefix=redis_cfg.prefix)
+        tenants = [t.name for t in self.config.tenancy.tenants]
+        self._shared = SharedCounts(
+            client, self.policy, self.node, prefix=redis_cfg.prefix, tenants=tenants
+        )
         self._shared.start()
 
     def _tls(self) -> ssl.SSLContext | None:
