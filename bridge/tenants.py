@@ -132,7 +132,9 @@ class Authenticator:
         if not self.required:
             return ANONYMOUS
         if token.count(".") == 2 and self.verifier is not None:
-            return self._jwt(token, now)
+            principal = self._jwt(token, now)
+            if principal is not None:
+                return principal  # else: maybe a static token with two dots
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         found: Tenant | None = None
         for stored, tenant in self._hashes:  # no early exit: timing says nothing
