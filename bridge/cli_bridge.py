@@ -123,7 +123,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--config", required=True, help="TOML file (examples/bridge.toml)")
     p.add_argument("--listen", help="HOST:PORT, overrides server.listen")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    p.set_defaults(func=cmd_bridge)
+    p.set_defaults(func=cmd_bridge, log_base=logging.INFO)
 
     p = sub.add_parser("demo", help="simulated devices on a pty and a bridge polling them")
     p.add_argument("--listen", default="127.0.0.1:8765", help="HOST:PORT (port 0: any free)")
@@ -133,4 +133,4 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--heartbeat", type=float, default=30.0, help="heartbeat_s for clients")
     p.add_argument("--seed", type=int, default=0, help="simulator random seed")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, log_base=logging.INFO)

@@ -388,7 +388,7 @@ class BridgeServer:
                     self._clients += 1
                     self.tenant_metrics.joined(session.principal.tenant)
                     who = session.principal.name
-                    log.info("event=welcome session=%s peer=%s who=%s", session.id, conn.peer, who)
+                    log.debug("event=welcome session=%s peer=%s who=%s", session.id, conn.peer, who)
             elif isinstance(action, Subscribe):
                 result = await self.hub.subscribe(
                     session, action.topics, action.since, self.clock()
@@ -397,7 +397,7 @@ class BridgeServer:
                 # the answer, then the replay, then live messages: in this order in the queue
                 session.force([c.dumps(answer), *result.replay])
                 if action.since or action.hidden:
-                    log.info(
+                    log.debug(  # per connection: DEBUG (services log at INFO by default)
                         "event=resume session=%s recovered=%s replayed=%d",
                         session.id,
                         result.recovered,

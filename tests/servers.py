@@ -49,7 +49,7 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> RedisProcess:
+    def start(self, timeout: float = 20.0) -> RedisProcess:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
@@ -70,9 +70,24 @@ class RedisProcess:
         deadline = time.monotonic() + timeout
         while not _ping(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on {self.port} did not start")
+                self.stop(kill=True)
+                log = self.dir / "redis.log"
+                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+                raise RuntimeError(f"redis-server on {self.port} did not start: {tail}")
             time.sleep(0.02)
         return self
+
+    def start_on_a_free_port(self, tries: int = 3) -> RedisProcess:
+        """:meth:`start`, taking another free port when the first was taken meanwhile (a free
+        port is only free until someone binds it: other test processes run beside us)."""
+        for attempt in range(tries):
+            try:
+                return self.start()
+            except RuntimeError:
+                if attempt == tries - 1:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
@@ -90,7 +105,7 @@ class RedisProcess:
 @contextlib.contextmanager
 def redis_server(*extra: str) -> Iterator[RedisProcess]:
     with tempfile.TemporaryDirectory(prefix="fb-redis-") as tmp:
-        server = RedisProcess(free_port(), Path(tmp), extra).start()
+        server = RedisProcess(free_port(), Path(tmp), extra).start_on_a_free_port()
         try:
             yield server
         finally:
@@ -107,7 +122,7 @@ def redis_cluster(masters: int = 3) -> Iterator[list[RedisProcess]]:
                 d = Path(tmp) / str(i)
                 d.mkdir()
                 extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(d / "n.conf"))
-                nodes.append(RedisProcess(free_port(), d, extra).start())
+                nodes.append(RedisProcess(free_port(), d, extra).start_on_a_free_port())
             subprocess.run(
                 ["redis-cli", "--cluster", "create",
                  *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-yes"],
