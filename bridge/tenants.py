@@ -23,10 +23,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .acl import ANONYMOUS, UNLIMITED, Pattern, Principal, Tier, TokenRule, check_token
+from .errors import ConfigError
 
 __all__ = [
     "DEFAULT_TIERS",
     "Authenticator",
+    "JwtConfig",
     "Tenancy",
     "Tenant",
     "TlsConfig",
@@ -66,6 +68,34 @@ class Tenant:
             origins=self.allowed_origins,
             expires=expires,
         )
+
+
+_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+
+
+@dataclass(frozen=True)
+class JwtConfig:
+    """``[jwt]`` (checked by :mod:`bridge.jwtauth`, which needs PyJWT only when configured)."""
+
+    algorithms: tuple[str, ...] = ("HS256",)
+    secret: str | None = None  # HS*: the shared secret
+    public_key: str | None = None  # RS*/ES*: a PEM file
+    jwks: str | None = None  # RS*/ES*: a JWKS (JSON) file
+    audience: str | None = None  # required ``aud`` when set
+    issuer: str | None = None  # required ``iss`` when set
+    leeway_s: float = 30.0  # clock skew allowed on exp/nbf
+    tenant_claim: str = "tenant"
+
+    def check(self, where: str) -> None:
+        bad = [a for a in self.algorithms if a not in _ALGORITHMS]
+        if bad or not self.algorithms:
+            raise ConfigError(f"{where}.algorithms", f"must be some of {', '.join(_ALGORITHMS)}")
+        sources = [s for s in (self.secret, self.public_key, self.jwks) if s]
+        if len(sources) != 1:
+            raise ConfigError(where, "give exactly one of secret, public_key, jwks")
+        hmac_algs = all(a.startswith("HS") for a in self.algorithms)
+        if bool(self.secret) != hmac_algs:
+            raise ConfigError(where, "secret goes with HS* algorithms, keys with RS*/ES*")
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,7 @@ from .acl import Pattern, Tier, parse_pattern
 from .config import _strings, _Table, require_positive
 from .errors import ConfigError
 from .guard import normalize_origin
-from .jwtauth import JwtConfig
-from .tenants import DEFAULT_TIERS, Tenancy, Tenant, TlsConfig
+from .tenants import DEFAULT_TIERS, JwtConfig, Tenancy, Tenant, TlsConfig
 
 __all__ = ["parse_tenancy", "parse_tls"]
 

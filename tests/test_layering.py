@@ -68,9 +68,12 @@ PURE_BRIDGE = [
     "local_fanout.py",
     "messages.py",
     "policy.py",
+    "quota.py",
     "schedule.py",
     "session.py",
     "store.py",
+    "tenants.py",
+    "tenants_config.py",
     "traffic.py",
 ]
 
