@@ -96,7 +96,7 @@ async def test_a_flooding_tenant_does_not_starve_another(fair_bridge: Bridge) ->
     # the bridge share one event loop on a loaded 2-core machine, so CPU adds noise: the bound
     # is loose, and the figures are printed for the report.
     assert served[0] > SAMPLES  # the flood really ran during the measurement
-    assert ratio < 8, summary
+    assert p99(loaded) < max(8 * p99(unloaded), 0.25), summary
     await calm.close()
 
 
