@@ -23,7 +23,6 @@ import itertools
 import logging
 import secrets
 import socket
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -32,7 +31,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from . import contract as c
-from .acl import Principal
+from . import server_tenants as tenant_io
 from .config import BridgeConfig
 from .connection import Action, Close, Connection, Send, Submit, Subscribe, Unsubscribe, state_for
 from .edge import Edge
@@ -43,7 +42,6 @@ from .policy import Policy, SimplePolicy
 from .quota import TenantPolicy
 from .session import QueueLimits, Session
 from .tenant_metrics import TenantMetrics
-from .tenants import Authenticator
 from .web import HttpRoutes
 from .writer import Conn, Writer
 
@@ -85,7 +83,7 @@ class BridgeServer:
         self.conns: dict[str, Conn] = {}  # every connection, with or without hello
         self.pending: dict[str, Conn] = {}  # those without hello yet, oldest first
         self._clients = 0  # connections welcomed and not yet ended
-        self.auth = _authenticator(config)
+        self.auth = tenant_io.authenticator(config)
         self.tenant_metrics = TenantMetrics(
             self.metrics.registry, lambda: [conn.session for conn in self.conns.values()]
         )
@@ -124,7 +122,7 @@ class BridgeServer:
 
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
         lim = self.limits
-        tls = self._tls()
+        tls = tenant_io.tls_context(self.config.server.tls)
         self._server = await serve(
             self._handler,
             **self.edge.serve_options(
@@ -148,79 +146,11 @@ class BridgeServer:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, lim.receive_buffer_bytes)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, lim.send_buffer_bytes)
         self._ticker = asyncio.create_task(self._heartbeats())
-        self._share_quotas()
+        self._shared = tenant_io.share_quotas(self.config, self.policy, self.node)
         sock = next(iter(self._server.sockets))
         bound = sock.getsockname()
-        log.info(
-            "event=listening host=%s port=%s scheme=%s",
-            bound[0],
-            bound[1],
-            "wss" if tls else "ws",
-        )
-        if not self.auth.required:
-            where = (
-                "loopback only" if _loopback(bound[0]) else "NOT loopback: anyone who can reach it"
-            )
-            log.warning(
-                "event=open_bridge no tokens or tenants are configured: every client may read "
-                "and command every device (%s; set [server] listen to change it)",
-                where,
-            )
+        tenant_io.announce(self.auth, bound[0], bound[1], tls is not None)
         return bound[0], bound[1]
-
-    def _share_quotas(self) -> None:
-        """With ``[redis]``, tenants' connection counts and request rates are shared by every
-        node (:mod:`bridge.quota_redis`)."""
-        redis_cfg = self.config.redis
-        if redis_cfg is None or not isinstance(self.policy, TenantPolicy):
-            return
-        from redis import asyncio as aioredis
-
-        from .quota_redis import SharedCounts
-
-        options = {
-            "socket_connect_timeout": redis_cfg.connect_timeout_s,
-            "socket_timeout": redis_cfg.command_timeout_s,
-        }
-        client: Any = (
-            aioredis.RedisCluster.from_url(redis_cfg.url, **options)
-            if redis_cfg.cluster
-            else aioredis.from_url(redis_cfg.url, **options)
-        )
-        tenants = [t.name for t in self.config.tenancy.tenants]
-        self._shared = SharedCounts(
-            client, self.policy, self.node, prefix=redis_cfg.prefix, tenants=tenants
-        )
-        self._shared.start()
-
-    def _tls(self) -> ssl.SSLContext | None:
-        """``[server] tls``: wss:// and https://; with ``client_ca``, client certificates
-        (verified; their subject CN may name a tenant, ``client_cert_cn``)."""
-        tls = self.config.server.tls
-        if tls is None:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(tls.cert, tls.key)
-        if tls.client_ca is not None:
-            context.load_verify_locations(tls.client_ca)
-            context.verify_mode = (
-                ssl.CERT_REQUIRED if tls.client_cert_required else ssl.CERT_OPTIONAL
-            )
-        return context
-
-    def _certified(self, ws: ServerConnection) -> Principal | None:
-        """The tenant a verified client certificate names, or None."""
-        if self.config.server.tls is None or ws.transport is None:
-            return None
-        cert = ws.transport.get_extra_info("peercert")
-        if not cert:
-            return None
-        for rdn in cert.get("subject", ()):
-            for key, value in rdn:
-                if key == "commonName":
-                    return self.auth.for_certificate(value)
-        return None
 
     def set_ready(self) -> None:
         """The buses have had their first try at opening: ``/healthz`` may answer 200."""
@@ -306,7 +236,7 @@ class BridgeServer:
             self.limits,
             now,
             origin=origin,
-            certified=self._certified(ws),
+            certified=tenant_io.certified(ws.transport, self.auth),  # TLS client certificate
         )
         self.conns[sid] = conn
         self._admit_pending(conn)
@@ -521,16 +451,3 @@ class BridgeServer:
             "buses": buses,
         }
         return ready, body
-
-
-def _authenticator(config: BridgeConfig) -> Authenticator:
-    verifier = None
-    if config.tenancy.jwt is not None:
-        from .jwtauth import JwtVerifier  # PyJWT only when JWTs are configured
-
-        verifier = JwtVerifier(config.tenancy.jwt)
-    return Authenticator(config.tenancy, config.server.tokens, verifier)
-
-
-def _loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
