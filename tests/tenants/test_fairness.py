@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
@@ -67,10 +68,38 @@ def p99(values: list[float]) -> float:
     return ordered[int(0.99 * (len(ordered) - 1))]
 
 
+def queue_waits(bridge: Bridge) -> list[float]:
+    """Record, for the calm tenant's requests, the time from ``submit`` to the bus owner taking
+    the request for the wire: the scheduler's share of the latency, without the event loop's
+    client-side work (one process runs simulator, bridge and every client here)."""
+    owner: Any = bridge.buses["bus0"]
+    submitted: dict[int, float] = {}
+    waits: list[float] = []
+    submit, take = owner.submit, owner._take
+
+    def timed_submit(request: Any, client: str = "") -> Any:
+        if client.startswith("tenant:acme/"):
+            submitted[id(request)] = time.perf_counter()
+        return submit(request, client=client)
+
+    def timed_take(source: str) -> Any:
+        pending = take(source)
+        t0 = submitted.pop(id(pending.request), None)
+        if t0 is not None:
+            waits.append(time.perf_counter() - t0)
+        return pending
+
+    owner.submit, owner._take = timed_submit, timed_take
+    return waits
+
+
 async def test_a_flooding_tenant_does_not_starve_another(fair_bridge: Bridge) -> None:
+    waits = queue_waits(fair_bridge)
     calm, _ = await client(fair_bridge, "acme")
     await latencies(calm, 20, 1)  # warm up (identify, first polls)
     unloaded = await latencies(calm, SAMPLES, 100)
+    queued_unloaded = list(waits)
+    waits.clear()
     flooders = [(await client(fair_bridge, "globex"))[0] for _ in range(FLOODERS)]
     stop = asyncio.Event()
     served = [0]
@@ -79,6 +108,7 @@ async def test_a_flooding_tenant_does_not_starve_another(fair_bridge: Bridge) ->
     while served[0] < FLOODERS:  # bounded: the bus serves them within milliseconds
         await asyncio.wait(tasks, timeout=0.05)
     loaded = await latencies(calm, SAMPLES, 1000)
+    queued_loaded = list(waits)
     stop.set()
     for ws in flooders:
         await ws.close()
@@ -87,7 +117,10 @@ async def test_a_flooding_tenant_does_not_starve_another(fair_bridge: Bridge) ->
     summary = (
         f"unloaded p99 {p99(unloaded) * 1e3:.1f} ms, loaded p99 {p99(loaded) * 1e3:.1f} ms "
         f"(ratio {ratio:.2f}); medians {sorted(unloaded)[50] * 1e3:.1f} / "
-        f"{sorted(loaded)[50] * 1e3:.1f} ms; flood replies meanwhile {served[0]}"
+        f"{sorted(loaded)[50] * 1e3:.1f} ms; flood replies meanwhile {served[0]}; "
+        f"bus queue wait p99 {p99(queued_unloaded) * 1e3:.2f} -> {p99(queued_loaded) * 1e3:.2f} ms "
+        f"(medians {sorted(queued_unloaded)[len(queued_unloaded) // 2] * 1e3:.2f} -> "
+        f"{sorted(queued_loaded)[len(queued_loaded) // 2] * 1e3:.2f} ms)"
     )
     print(f"\nfairness: {summary}")
     log.warning("fairness: %s", summary)
