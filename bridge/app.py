@@ -22,6 +22,8 @@ from .errors import ConfigError
 from .fanout import InMemoryHub
 from .history import make_epoch
 from .metrics import BridgeMetrics
+from .mqtt import MqttBridge
+from .series import SeriesStore
 from .server import BridgeServer
 
 __all__ = ["Bridge"]
@@ -44,6 +46,7 @@ class Bridge:
         self.hub = InMemoryHub(history_size=config.history.size, history_ttl_s=config.history.ttl_s)
         self.metrics = BridgeMetrics()
         self.buses: dict[str, BusOwner] = {}
+        self.series = SeriesStore()  # recent values per register, for /api/series
         for bus in config.buses:
             self.hub.add_bus(bus.name, make_epoch(clock(), rng.randrange(1000)))
             self.buses[bus.name] = BusOwner(
@@ -53,8 +56,14 @@ class Bridge:
                 request_queue=config.limits.request_queue,
                 offline_after=config.limits.offline_after,
                 clock=clock,
+                series=self.series,
             )
-        self.server = BridgeServer(config, self.hub, self.buses, self.metrics, clock=clock)
+        self.server = BridgeServer(
+            config, self.hub, self.buses, self.metrics, clock=clock, series=self.series
+        )
+        self.mqtt: MqttBridge | None = None  # [mqtt]: values, discovery and /set (bridge/mqtt.py)
+        if config.mqtt is not None:
+            self.mqtt = MqttBridge(config, self.hub, self.buses, self.metrics, clock=clock, rng=rng)
         self.address: tuple[str, int] | None = None
         self._stopped = False
 
@@ -64,6 +73,8 @@ class Bridge:
         self.address = await self.server.start(host, port)
         for owner in self.buses.values():
             await owner.start()
+        if self.mqtt is not None:
+            await self.mqtt.start()  # connects in the background: a broker down delays nothing
         self.server.set_ready()
         return self.address
 
@@ -89,6 +100,8 @@ class Bridge:
         grace = self.config.limits.shutdown_grace_s
         log.info("event=stopping clients=%d", len(self.server.conns))
         self.server.stop_accepting()
+        if self.mqtt is not None:  # no new /set commands either; the broker hears "offline"
+            await self.mqtt.stop()
         deadline = time.monotonic() + grace
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(

@@ -441,6 +441,7 @@ def state_for(node: Node, principal: Principal) -> dict[str, m.BusState]:
         out[name] = {
             "up": bus.up,
             "reason": bus.down_reason,
+            "url": str(getattr(bus, "url", "")),  # the bus's port, for the dashboard
             "epoch": pos.epoch,
             "seq": pos.seq,
             "devices": snap,

@@ -112,6 +112,7 @@ class Reply(_Reply, total=False):
 class BusState(TypedDict):
     up: bool
     reason: str
+    url: str  # the port (or URL) the bus owner opens, as configured
     epoch: int
     seq: int
     devices: dict[str, Any]

@@ -40,6 +40,7 @@ from .messages import Heartbeat
 from .metrics import BridgeMetrics
 from .policy import Policy, SimplePolicy
 from .quota import TenantPolicy
+from .series import SeriesStore
 from .session import QueueLimits, Session
 from .tenant_metrics import TenantMetrics
 from .web import HttpRoutes
@@ -73,8 +74,10 @@ class BridgeServer:
         routes: HttpRoutes | None = None,
         clock: Callable[[], float] = time.time,
         policy: Policy | None = None,
+        series: SeriesStore | None = None,
     ) -> None:
         self.config = config
+        self.series = series
         self.limits = config.limits
         self.hub = hub
         self.buses = buses
@@ -91,7 +94,9 @@ class BridgeServer:
             policy = TenantPolicy(self.limits.max_clients, clock, self.tenant_metrics.rejected)
         self.policy: Policy = policy or SimplePolicy(self.limits.max_clients)
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
-        self.routes = routes or HttpRoutes(self.health, self.metrics.render, self.state_json)
+        self.routes = routes or HttpRoutes(
+            self.health, self.metrics.render, self.state_json, series=self.series_json
+        )
         self.edge = Edge(config, lambda reason: self.metrics.rejected.labels(reason).inc())
         self.queue_limits = QueueLimits(
             max_messages=self.limits.queue_messages,
@@ -421,6 +426,18 @@ class BridgeServer:
             "ts": self.clock(),
             "buses": state_for(self, principal),
         }
+
+    def series_json(self, token: str | None, bus: str, addr: int | None) -> dict[str, Any] | None:
+        """``/api/series``: the recent values of a bus's registers (one device's with ``addr``)
+        that ``token`` may see; None (401) on the same terms as :meth:`state_json`."""
+        principal = self.auth.authenticate(token or "", self.clock())
+        if principal is None:
+            return None
+        devices: dict[str, Any] = {}
+        if self.series is not None and bus in self.buses and principal.may_see(bus, addr):
+            found = self.series.query(bus, addr)
+            devices = {a: v for a, v in found.items() if principal.may_see(bus, int(a))}
+        return {"bus": bus, "ts": self.clock(), "devices": devices}
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         buses = {}

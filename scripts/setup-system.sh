@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the system programs the tests use (redis-server, socat, chromium, tshark, ser2net),
-# only when missing.
+# Install the system programs the tests use (redis-server, socat, chromium, tshark, ser2net,
+# mosquitto), only when missing.
 # Idempotent; fails loudly when something cannot be installed.
 set -euo pipefail
 need=()
@@ -9,6 +9,8 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)  # the capture tests run the dissector
 command -v ser2net >/dev/null 2>&1 || need+=(ser2net)  # tests/remote: RFC 2217 and raw TCP
+# the MQTT tests start their own broker (Debian's mosquitto lives in /usr/sbin)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 # make -C firmware test: clang (and libFuzzer), the s390x cross compiler and qemu-user for the
 # big-endian run, the Cortex-M0 toolchain with newlib for the size build.
 command -v clang >/dev/null 2>&1 || need+=(clang)

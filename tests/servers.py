@@ -1,5 +1,8 @@
 """Real servers for tests, started on free loopback ports in temp dirs (never the machine's own).
 
+``mosquitto_server()`` starts Debian's ``mosquitto`` with a temp config (anonymous, loopback,
+no persistence: a restart loses every retained message, which the MQTT tests rely on).
+
 ``redis_server()`` starts one ``redis-server``; ``redis_cluster()`` three with
 ``--cluster-enabled yes`` joined by ``redis-cli --cluster create``. Each waits (bounded) until
 the server answers and is stopped at the end of the ``with``. Shared by every test that needs
@@ -18,7 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RedisProcess", "free_port", "redis_cluster", "redis_server"]
+__all__ = [
+    "MosquittoProcess",
+    "RedisProcess",
+    "free_port",
+    "mosquitto_server",
+    "redis_cluster",
+    "redis_server",
+]
 
 
 def free_port() -> int:
@@ -148,3 +158,70 @@ def redis_cluster(masters: int = 3) -> Iterator[list[RedisProcess]]:
         finally:
             for n in nodes:
                 n.stop()
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class MosquittoProcess:
+    """One mosquitto broker; ``stop()``/``start()`` restart it on the same port."""
+
+    port: int
+    dir: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> MosquittoProcess:
+        exe = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        if exe is None:
+            raise RuntimeError("mosquitto is not installed (scripts/setup-system.sh installs it)")
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "log_dest stderr\n"
+        )
+        with open(self.dir / "mosquitto.log", "ab") as logfile:  # the child keeps its own fd
+            self.proc = subprocess.Popen(
+                [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=logfile
+            )
+        deadline = time.monotonic() + timeout
+        while not _listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto on {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def mosquitto_server() -> Iterator[MosquittoProcess]:
+    with tempfile.TemporaryDirectory(prefix="fb-mosquitto-") as tmp:
+        server = MosquittoProcess(free_port(), Path(tmp)).start()
+        try:
+            yield server
+        finally:
+            server.stop()

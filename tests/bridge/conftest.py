@@ -37,6 +37,9 @@ from bridge.metrics import BridgeMetrics
 from bridge.server import BridgeServer
 from bridge.writer import Conn
 
+# the dashboard tests' session-wide browser and simulator + bridge stack, and their page
+from .dashboard_fixtures import browser, page, stack  # noqa: F401
+
 TIMEOUT = 5.0
 
 
