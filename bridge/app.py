@@ -15,16 +15,20 @@ import random
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .buses import BusOwner
-from .config import BridgeConfig
+from .config import BridgeConfig, BusConfig
 from .errors import ConfigError
-from .fanout import InMemoryHub
+from .fanout import Hub, InMemoryHub
 from .history import make_epoch
 from .metrics import BridgeMetrics
 from .mqtt import MqttBridge
 from .series import SeriesStore
 from .server import BridgeServer
+
+if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
 
 __all__ = ["Bridge"]
 
@@ -40,16 +44,13 @@ class Bridge:
         rng: random.Random | None = None,
     ) -> None:
         rng = rng or random.Random()
-        if config.redis is not None:  # parsed (its names are fixed) but not served yet
-            raise ConfigError("redis", "cluster mode is not available in this version")
         self.config = config
-        self.hub = InMemoryHub(history_size=config.history.size, history_ttl_s=config.history.ttl_s)
         self.metrics = BridgeMetrics()
-        self.buses: dict[str, BusOwner] = {}
         self.series = SeriesStore()  # recent values per register, for /api/series
-        for bus in config.buses:
-            self.hub.add_bus(bus.name, make_epoch(clock(), rng.randrange(1000)))
-            self.buses[bus.name] = BusOwner(
+        self.cluster: ClusterNode | None = None
+
+        def make_owner(bus: BusConfig) -> BusOwner:
+            return BusOwner(
                 bus,
                 self.hub,
                 self.metrics,
@@ -58,10 +59,32 @@ class Bridge:
                 clock=clock,
                 series=self.series,
             )
+
+        self.hub: Hub
+        if config.redis is not None:  # a cluster node: buses are polled where leases are held
+            from .cluster.setup import build_cluster
+
+            self.cluster, self.hub, served = build_cluster(
+                config, self.metrics, make_owner, clock=clock, rng=rng
+            )
+            self.buses: dict[str, BusOwner] = self.cluster.owned  # type: ignore[assignment]
+        else:
+            self.hub = InMemoryHub(
+                history_size=config.history.size, history_ttl_s=config.history.ttl_s
+            )
+            self.buses = {}
+            for bus in config.buses:
+                self.hub.add_bus(bus.name, make_epoch(clock(), rng.randrange(1000)))
+                self.buses[bus.name] = make_owner(bus)
+            served = self.buses
         self.server = BridgeServer(
-            config, self.hub, self.buses, self.metrics, clock=clock, series=self.series
+            config, self.hub, served, self.metrics, clock=clock, series=self.series
         )
+        self.server.cluster = self.cluster
         self.mqtt: MqttBridge | None = None  # [mqtt]: values, discovery and /set (bridge/mqtt.py)
+        if config.mqtt is not None and self.cluster is not None:  # its device list is built
+            # once from the buses polled here, which a cluster node only knows later
+            raise ConfigError("mqtt", "not available together with [redis] in this version")
         if config.mqtt is not None:
             self.mqtt = MqttBridge(config, self.hub, self.buses, self.metrics, clock=clock, rng=rng)
         self.address: tuple[str, int] | None = None
@@ -71,7 +94,9 @@ class Bridge:
         """Listen first (``/healthz`` answers 503 "starting"), then open the buses; ready when
         each has had its first try (a bus that cannot open yet keeps retrying: ``bus_down``)."""
         self.address = await self.server.start(host, port)
-        for owner in self.buses.values():
+        if self.cluster is not None:  # takes the leases it can and starts those owners
+            await self.cluster.start()
+        for owner in self.buses.values() if self.cluster is None else ():
             await owner.start()
         if self.mqtt is not None:
             await self.mqtt.start()  # connects in the background: a broker down delays nothing
@@ -109,7 +134,9 @@ class Bridge:
             )
         await self.server.flush(min(1.0, max(0.0, deadline - time.monotonic())) or 0.1)
         await self.server.close()
-        for owner in self.buses.values():
+        if self.cluster is not None:  # stops its owners, writes what waits, gives leases up
+            await self.cluster.stop()
+        for owner in self.buses.values() if self.cluster is None else ():
             await owner.stop(grace=0)
         log.info("event=stopped")
 

@@ -315,6 +315,9 @@ class Connection:
         for name in principal.visible(self.node.buses):
             pos = self.node.position(name)
             buses[name] = {"epoch": pos.epoch, "seq": pos.seq}
+            owner = getattr(self.node.buses[name], "owner", ...)
+            if owner is not ...:  # cluster mode: the node that polls the bus
+                buses[name]["owner"] = owner
         out: m.Welcome = {
             "type": "welcome",
             "session": self.session.id,
@@ -446,6 +449,9 @@ def state_for(node: Node, principal: Principal) -> dict[str, m.BusState]:
             "seq": pos.seq,
             "devices": snap,
         }
+        owner = getattr(bus, "owner", ...)
+        if owner is not ...:  # cluster mode: the node that polls the bus (None: no node)
+            out[name]["owner"] = owner
     return out
 
 

@@ -106,6 +106,7 @@ class BridgeServer:
             answer_bytes=self.limits.answer_bytes,
         )
         self.node = config.server.node
+        self.cluster: Any = None  # a bridge.cluster.node.ClusterNode in cluster mode
         self.started = time.monotonic()
         self.ready = False
         self.draining = False
@@ -440,7 +441,7 @@ class BridgeServer:
         return {"bus": bus, "ts": self.clock(), "devices": devices}
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        buses = {}
+        buses: dict[str, dict[str, Any]] = {}
         for name, bus in self.buses.items():
             pos = self.hub.position(name)
             snap = bus.snapshot()
@@ -452,7 +453,13 @@ class BridgeServer:
                 "devices": len(snap),
                 "devices_online": online,
             }
+            if self.cluster is not None:  # every bus of the cluster, with the node polling it
+                buses[name]["owner"] = getattr(bus, "owner", None)
+                if getattr(bus, "note", ""):
+                    buses[name]["note"] = bus.note  # type: ignore[attr-defined]
         up = [b["up"] for b in buses.values()]
+        if self.cluster is not None and self.cluster.degraded:
+            up.append(False)  # Redis unreachable: local buses serve, the cluster does not
         if self.draining:
             status = "stopping"
         elif not self.ready:
@@ -467,4 +474,6 @@ class BridgeServer:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "buses": buses,
         }
+        if self.cluster is not None:
+            body["cluster"] = self.cluster.health()
         return ready, body

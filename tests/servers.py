@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too: Redis refuses ports > 55535 in
+    cluster mode, and the kernel's ephemeral range goes up to 60999."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535:
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
 def _ping(port: int) -> bool:
@@ -87,7 +102,9 @@ class RedisProcess:
             time.sleep(0.02)
         return self
 
-    def start_on_a_free_port(self, tries: int = 3) -> RedisProcess:
+    def start_on_a_free_port(
+        self, tries: int = 3, pick: Callable[[], int] = free_port
+    ) -> RedisProcess:
         """:meth:`start`, taking another free port when the first was taken meanwhile (a free
         port is only free until someone binds it: other test processes run beside us)."""
         for attempt in range(tries):
@@ -96,7 +113,7 @@ class RedisProcess:
             except RuntimeError:
                 if attempt == tries - 1:
                     raise
-                self.port = free_port()
+                self.port = pick()
         raise AssertionError("unreachable")
 
     def stop(self, kill: bool = False) -> None:
@@ -132,7 +149,8 @@ def redis_cluster(masters: int = 3) -> Iterator[list[RedisProcess]]:
                 d = Path(tmp) / str(i)
                 d.mkdir()
                 extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(d / "n.conf"))
-                nodes.append(RedisProcess(free_port(), d, extra).start_on_a_free_port())
+                node = RedisProcess(cluster_port(), d, extra)
+                nodes.append(node.start_on_a_free_port(pick=cluster_port))
             subprocess.run(
                 ["redis-cli", "--cluster", "create",
                  *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-yes"],
