@@ -107,13 +107,15 @@ class Bridge:
     def ws_url(self) -> str:
         assert self.address is not None, "start() first"
         host, port = self.address
-        return f"ws://{host}:{port}/ws"
+        scheme = "wss" if self.config.server.tls is not None else "ws"
+        return f"{scheme}://{host}:{port}/ws"
 
     @property
     def http_url(self) -> str:
         assert self.address is not None, "start() first"
         host, port = self.address
-        return f"http://{host}:{port}"
+        scheme = "https" if self.config.server.tls is not None else "http"
+        return f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
         """Idempotent graceful stop (see the module docstring for the order)."""

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "frames.codegen_cli",
     "firmware_sim.cli",
     "bridge.cli_bridge",
+    "bridge.cli_tenants",
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from frames.errors import FrameValueError
 from .acl import TokenRule
 from .errors import ConfigError
 from .guard import normalize_origin, split_host
+from .tenants import Tenancy, TlsConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,6 +110,7 @@ class ServerConfig:
     compression: bool = False  # permessage-deflate: ~3x memory per connection
     allowed_origins: tuple[str, ...] = ()  # browser pages besides the bridge's own ("*": any)
     allowed_hosts: tuple[str, ...] = ()  # Host names besides the listen address ("*": any)
+    tls: TlsConfig | None = None  # wss:// and https:// (tenants; docs/tenants.md)
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ class BridgeConfig:
     buses: tuple[BusConfig, ...] = ()
     redis: RedisConfig | None = None  # None: one node, everything in memory
     mqtt: MqttConfig | None = None  # None: no MQTT
+    tenancy: Tenancy = field(default_factory=Tenancy)  # [tiers.*], [[tenant]], [jwt]
 
     def bus(self, name: str) -> BusConfig:
         for b in self.buses:
@@ -456,6 +459,9 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
         allowed_origins=_strings(st, "allowed_origins", normalize_origin, "an origin"),
         allowed_hosts=_strings(st, "allowed_hosts", split_host, "a host or host:port"),
     )
+    from .tenants_config import parse_tenancy, parse_tls  # it builds on this module's helpers
+
+    server = replace(server, tls=parse_tls(st.get("tls", dict, None), "server.tls", base))
     st.done()
     lt = _Table(top.get("limits", dict, {}), "limits")
     limits = Limits(**_dataclass_from(lt, Limits))
@@ -478,8 +484,15 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
             raise ConfigError(f"server.tokens[{i}].buses", f"no bus named {unknown[0]!r}")
     redis = _redis(top.get("redis", dict, None), "redis")
     mqtt = _mqtt(top.get("mqtt", dict, None), "mqtt", base)
+    tenancy = parse_tenancy(
+        top.get("tiers", dict, None),
+        top.get("tenant", list, None),
+        top.get("jwt", dict, None),
+        names,
+        base,
+    )
     top.done()
-    return BridgeConfig(server, limits, history, buses, redis, mqtt=mqtt)
+    return BridgeConfig(server, limits, history, buses, redis, mqtt=mqtt, tenancy=tenancy)
 
 
 def _redis(raw: Any, where: str) -> RedisConfig | None:

@@ -25,6 +25,7 @@ __all__ = [
     "FrameMessage",
     "Heartbeat",
     "Pong",
+    "Refreshed",
     "Reply",
     "ReplyError",
     "ServerMessage",
@@ -142,6 +143,17 @@ class Pong(_Pong, total=False):
     id: int | str
 
 
+class _Refreshed(TypedDict):
+    type: Literal["refreshed"]
+    expires: float | None  # when the new credential ends (epoch seconds); null: never
+
+
+class Refreshed(_Refreshed, total=False):
+    """The answer to ``refresh``: the new credential is in force (tenants)."""
+
+    id: int | str
+
+
 class Heartbeat(TypedDict):
     type: Literal["heartbeat"]
     ts: float
@@ -203,6 +215,7 @@ ServerMessage = (
     | Reply
     | StateAnswer
     | Pong
+    | Refreshed
     | Heartbeat
     | ErrorMessage
     | FrameMessage
@@ -216,6 +229,7 @@ SERVER_TYPES: dict[str, type[Any]] = {
     "reply": Reply,
     "state": StateAnswer,
     "pong": Pong,
+    "refreshed": Refreshed,
     "heartbeat": Heartbeat,
     "error": ErrorMessage,
     "frame": FrameMessage,

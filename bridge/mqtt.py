@@ -38,12 +38,12 @@ from frames.devicemap import load_device_map
 from frames.errors import FramesError
 
 from . import contract as c
-from .acl import check_token
 from .buses import BusOwner
 from .config import BridgeConfig, MqttConfig, mqtt_address
 from .errors import ConfigError
 from .metrics import BridgeMetrics
 from .mqtt_core import CommandRefused, DeviceSpec, MqttCore, Publish, WriteCommand, expire_after
+from .server_tenants import authenticator
 from .store import Stamped
 
 __all__ = ["COMMAND_CLIENT", "MqttBridge"]
@@ -91,9 +91,10 @@ class MqttBridge:
         assert config.mqtt is not None, "no [mqtt] table"
         cfg: MqttConfig = config.mqtt
         self.cfg = cfg
-        principal = check_token(cfg.token, config.server.tokens)
+        # resolved like a hello token: server.tokens, a tenant's token (tenants' patterns apply)
+        principal = authenticator(config).authenticate(cfg.token, clock())
         if principal is None:
-            raise ConfigError("mqtt.token", "is not one of server.tokens")
+            raise ConfigError("mqtt.token", "is not one of server.tokens nor a tenant's token")
         self.principal = principal
         self.host, self.port, self.tls = mqtt_address(cfg.url)
         self.client_id = cfg.client_id or f"framebridge-{config.server.node}"

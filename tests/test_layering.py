@@ -71,9 +71,12 @@ PURE_BRIDGE = [
     "mqtt_discovery.py",
     "mqtt_payload.py",
     "policy.py",
+    "quota.py",
     "schedule.py",
     "session.py",
     "store.py",
+    "tenants.py",
+    "tenants_config.py",
     "traffic.py",
 ]
 
