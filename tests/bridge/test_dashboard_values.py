@@ -211,6 +211,24 @@ def test_register_codecs_match_the_python_device_map(page: Page) -> None:
         assert out["back"] == case["words"], (case, out)
 
 
+def test_write_controls_follow_the_access_patterns(page: Page) -> None:
+    """welcome.access.write: `*`, `bus/*`, `bus/addr`, and tenant patterns limited to commands
+    (`bus/addr:write_reg`): controls only where the page's write commands are allowed."""
+    got = page.evaluate(
+        """async () => {
+            const r = await import("./static/js/registers.js");
+            const ask = (write, bus, addr) => r.mayWrite({read: ["*"], write}, bus, addr);
+            return [
+                ask(["*"], "bus0", 1), ask([], "bus0", 1), ask(["bus0/*"], "bus1", 1),
+                ask(["bus0/2"], "bus0", 2), ask(["bus0/2"], "bus0", 3),
+                ask(["bus0/2:write_reg"], "bus0", 2), ask(["bus0/2:identify"], "bus0", 2),
+                ask(["bus0/2:echo,16"], "bus0", 2), r.mayWrite(undefined, "bus0", 1),
+            ];
+        }"""
+    )
+    assert got == [True, False, False, True, False, True, False, True, True]
+
+
 def test_scaled_writes_and_the_editor_keeps_the_whole_value(page: Page) -> None:
     setpoint = tile(page, 1, "setpoint")
     setpoint.locator("button.edit").click()

@@ -140,10 +140,20 @@ export function chartPoint(value) {
 
 /**
  * May this client write to bus/addr? `write` holds welcome.access.write patterns: `*`,
- * `bus/*`, `bus/addr`. No access in welcome (an older bridge): unknown → true, the bridge
- * decides.
+ * `bus/*`, `bus/addr`, or a tenant's `bus/addr:write_reg` (only the named commands: a control is
+ * shown when one of the page's write commands is among them). No access in welcome (an older
+ * bridge): unknown → true, the bridge decides.
  */
+// Commands the page writes registers with (names and codes, as tenant patterns may name them).
+const WRITE_COMMANDS = new Set(["write_reg", "write_regs", "6", "16"]);
+
 export function mayWrite(access, bus, addr) {
   if (!access || !Array.isArray(access.write)) return true;
-  return access.write.some((p) => p === "*" || p === `${bus}/*` || p === `${bus}/${addr}`);
+  return access.write.some((pattern) => {
+    // "bus0/2:write_reg": a tenant pattern limited to some commands (docs/tenants.md)
+    const [target, commands] = String(pattern).split(":", 2);
+    const hit = target === "*" || target === `${bus}/*` || target === `${bus}/${addr}`;
+    if (!hit) return false;
+    return commands === undefined || commands.split(",").some((c) => WRITE_COMMANDS.has(c.trim()));
+  });
 }
