@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .acl import Pattern, Tier, parse_pattern
-from .config import _strings, _Table, require_positive
+from .config_table import Table, require_positive, strings
 from .errors import ConfigError
 from .guard import normalize_origin
 from .tenants import DEFAULT_TIERS, JwtConfig, Tenancy, Tenant, TlsConfig
@@ -26,7 +26,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def _tier(name: str, raw: Any, where: str) -> Tier:
-    t = _Table(raw, where)
+    t = Table(raw, where)
     values: dict[str, Any] = {"name": name}
     for f in fields(Tier):
         if f.name == "name":
@@ -42,7 +42,7 @@ def _tier(name: str, raw: Any, where: str) -> Tier:
     return Tier(**values)
 
 
-def _patterns(t: _Table, key: str) -> tuple[Pattern, ...]:
+def _patterns(t: Table, key: str) -> tuple[Pattern, ...]:
     out = []
     for i, value in enumerate(t.get(key, list, [])):
         try:
@@ -55,7 +55,7 @@ def _patterns(t: _Table, key: str) -> tuple[Pattern, ...]:
 
 
 def _tenant(raw: Any, where: str, tiers: Mapping[str, Tier], buses: set[str]) -> Tenant:
-    t = _Table(raw, where)
+    t = Table(raw, where)
     name = t.get("name", str, "")
     if not _NAME.match(name):
         raise ConfigError(t.at("name"), "a tenant needs a name of letters, digits, _ . - (<= 64)")
@@ -79,7 +79,7 @@ def _tenant(raw: Any, where: str, tiers: Mapping[str, Tier], buses: set[str]) ->
     cns = t.get("client_cert_cn", list, [])
     if not all(isinstance(cn, str) and cn for cn in cns):
         raise ConfigError(t.at("client_cert_cn"), "must be a list of names")
-    origins = _strings(t, "allowed_origins", normalize_origin, "an origin")
+    origins = strings(t, "allowed_origins", normalize_origin, "an origin")
     tenant = Tenant(
         name=name,
         tier=tier,
@@ -94,7 +94,7 @@ def _tenant(raw: Any, where: str, tiers: Mapping[str, Tier], buses: set[str]) ->
 
 
 def _jwt(raw: Any, where: str, base: Path | None) -> JwtConfig:
-    t = _Table(raw, where)
+    t = Table(raw, where)
     algorithms = t.get("algorithms", list, ["HS256"])
     secret = t.get("secret", str, None)
     secret_env = t.get("secret_env", str, None)
@@ -151,7 +151,7 @@ def parse_tenancy(
 def parse_tls(raw: Any, where: str, base: Path | None) -> TlsConfig | None:
     if raw is None:
         return None
-    t = _Table(raw, where)
+    t = Table(raw, where)
 
     def path(key: str, required: bool) -> str | None:
         value: str | None = t.get(key, str, None)

@@ -57,6 +57,8 @@ PURE_BRIDGE = [
     "broker.py",
     "client_policy.py",
     "config.py",
+    "config_services.py",
+    "config_table.py",
     "connection.py",
     "contract.py",
     "devices.py",
