@@ -159,6 +159,23 @@ class RateLimit:
 class Connection:
     """The logic of one client connection (see the module docstring)."""
 
+    # one per client, 10,000 clients a node: no per-instance dict
+    __slots__ = (
+        "auth",
+        "byte_rate",
+        "certified",
+        "closed",
+        "errors",
+        "expires",
+        "hello_deadline",
+        "limits",
+        "node",
+        "origin",
+        "policy",
+        "rate",
+        "session",
+    )
+
     def __init__(
         self,
         session: Session,
