@@ -124,33 +124,6 @@ def bind_guarded(host: str, port: int) -> GuardedSocket | None:
     return sock
 
 
-class EdgeState:
-    """What the edge keeps per connection (see :class:`EdgeConnection`)."""
-
-    __slots__ = (
-        "handshaking",
-        "held",
-        "holding",
-        "paused",
-        "refusal",
-        "refusal_reason",
-        "request_seen",
-        "source",
-        "tail",
-    )
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.refusal: Response | None = None
-        self.refusal_reason = ""
-        self.handshaking = True
-        self.request_seen = False
-        self.tail = b""
-        self.held = bytearray()
-        self.holding = False
-        self.paused = False
-
-
 class EdgeConnection(ServerConnection):
     """A websockets server connection with the edge's accounting (see the module docstring).
     :meth:`Edge.serve_options` binds a subclass to its :class:`Edge`."""
@@ -159,44 +132,50 @@ class EdgeConnection(ServerConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.refusal: Response | None = None
+        self.refusal_reason = ""
+        self._handshaking = True
+        self._request_seen = False
+        self._tail = b""
+        self._held = bytearray()
+        self._holding = False
+        self._paused = False
         peer = transport.get_extra_info("peername")
-        # one attribute, not nine: websockets' connection already has ~27, and past 30 CPython
-        # stops sharing the instance dict's keys (about 2 KiB more per client)
-        self.es = EdgeState(str(peer[0]) if isinstance(peer, tuple) and peer else "?")
+        self.source = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         sock = transport.get_extra_info("socket")
         self.edge.admit(self, sock.fileno() if sock is not None else -1)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.edge.sources.closed(self.es.source, handshaking=self.es.handshaking)
-        self.es.handshaking = False
+        self.edge.sources.closed(self.source, handshaking=self._handshaking)
+        self._handshaking = False
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.es.holding:
+        if self._holding:
             self._hold(data)
             return
-        if self.es.request_seen:
+        if self._request_seen:
             super().data_received(data)
             return
         # before the end of the first request: find it, and hold back what follows
-        window = self.es.tail + data
+        window = self._tail + data
         end = window.find(b"\r\n\r\n")
         if end < 0:
-            self.es.tail = window[-3:]
+            self._tail = window[-3:]
             super().data_received(data)
             return
-        cut = end + 4 - len(self.es.tail)
-        self.es.request_seen = True
-        self.es.holding = True
+        cut = end + 4 - len(self._tail)
+        self._request_seen = True
+        self._holding = True
         rest = data[cut:]
         super().data_received(data[:cut])
         if rest:
             self._hold(rest)
 
     def _hold(self, data: bytes) -> None:
-        self.es.held += data
-        if len(self.es.held) > HELD_BYTES and not self.es.paused and self.transport is not None:
-            self.es.paused = True
+        self._held += data
+        if len(self._held) > HELD_BYTES and not self._paused and self.transport is not None:
+            self._paused = True
             self.transport.pause_reading()
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
@@ -206,22 +185,22 @@ class EdgeConnection(ServerConnection):
             self._end_handshake()
 
     def _end_handshake(self) -> None:
-        if self.es.handshaking:
-            self.es.handshaking = False
-            self.edge.sources.handshake_done(self.es.source)
-        self.es.holding = False
-        held, self.es.held = bytes(self.es.held), bytearray()
+        if self._handshaking:
+            self._handshaking = False
+            self.edge.sources.handshake_done(self.source)
+        self._holding = False
+        held, self._held = bytes(self._held), bytearray()
         if self.protocol.state is not State.OPEN:
             return  # answered with HTTP (and closing): what followed is not read
-        if self.es.paused and self.transport is not None:
-            self.es.paused = False
+        if self._paused and self.transport is not None:
+            self._paused = False
             self.transport.resume_reading()
         if held:  # frames a client sent right behind its upgrade request
             super().data_received(held)
 
     def expire_handshake(self) -> None:
         """Close a connection still in its handshake (the descriptor reserve's short wait)."""
-        if self.es.handshaking and self.transport is not None:
+        if self._handshaking and self.transport is not None:
             self.transport.abort()
 
 
@@ -313,24 +292,24 @@ class Edge:
 
     def admit(self, conn: EdgeConnection, fd: int) -> None:
         """At accept, before any byte is read: count the source, look at the descriptors."""
-        verdict = self.sources.opened(conn.es.source)
+        verdict = self.sources.opened(conn.source)
         zone = fd_zone(fd, self.soft_limit, self.fd_reserve)
         if verdict is SourceVerdict.DROP or zone is FdZone.EXHAUSTED:
             reason = "per_source" if verdict is SourceVerdict.DROP else "fd_limit"
             self.count(reason)
-            log.warning("event=refused reason=%s peer=%s fd=%d", reason, conn.es.source, fd)
+            log.warning("event=refused reason=%s peer=%s fd=%d", reason, conn.source, fd)
             conn.transport.abort()
             return
         if verdict is SourceVerdict.TOO_MANY:
-            conn.es.refusal = http_response(
+            conn.refusal = http_response(
                 429, b"too many connections from your address\n", _TEXT, Retry_After="5"
             )
-            conn.es.refusal_reason = "per_source"
+            conn.refusal_reason = "per_source"
         elif zone is FdZone.TIGHT:
-            conn.es.refusal = http_response(
+            conn.refusal = http_response(
                 503, b"bridge is out of connections, retry later\n", _TEXT, Retry_After="5"
             )
-            conn.es.refusal_reason = "fd_limit"
+            conn.refusal_reason = "fd_limit"
             conn.loop.call_later(TIGHT_HANDSHAKE_S, conn.expire_handshake)
 
     def check(self, conn: ServerConnection, request: Request) -> Response | None:
