@@ -61,7 +61,7 @@ def _masked_text(payload: bytes) -> bytes:
 
 
 async def _raw_connect(
-    host: str, port: int, path: str, stalled: bool, deadline: float
+    host: str, port: int, path: str, stalled: bool, deadline: float, token: str = "bench"
 ) -> socket.socket:
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -74,7 +74,7 @@ async def _raw_connect(
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
-    hello = _masked_text(b'{"type":"hello","token":"bench"}')
+    hello = _masked_text(json.dumps({"type": "hello", "token": token}).encode())
     sub = _masked_text(b'{"type":"subscribe","id":1,"topics":["bus0/*"]}')
     await loop.sock_sendall(sock, request + hello + sub)
     buf = b""
@@ -91,7 +91,12 @@ async def _raw_connect(
 
 
 async def _connect_all(
-    url: str, count: int, stall: int, concurrency: int, timeout: float
+    url: str,
+    count: int,
+    stall: int,
+    concurrency: int,
+    timeout: float,
+    tokens: tuple[str, ...] = ("bench",),
 ) -> tuple[list[socket.socket], list[socket.socket]]:
     u = urlsplit(url)
     host, port, path = u.hostname or "127.0.0.1", u.port or 80, u.path or "/"
@@ -102,7 +107,8 @@ async def _connect_all(
         async with sem:
             for attempt in range(5):  # a full accept backlog drops SYNs: retry
                 try:
-                    return await _raw_connect(host, port, path, i < stall, deadline)
+                    token = tokens[i % len(tokens)]
+                    return await _raw_connect(host, port, path, i < stall, deadline, token)
                 except (ConnectionError, OSError):
                     if attempt == 4:
                         raise
@@ -116,7 +122,14 @@ async def _connect_all(
 def run_bulk(args: argparse.Namespace) -> None:
     raise_nofile()
     healthy, stalled = asyncio.run(
-        _connect_all(args.url, args.count, args.stall_count, args.concurrency, args.timeout)
+        _connect_all(
+            args.url,
+            args.count,
+            args.stall_count,
+            args.concurrency,
+            args.timeout,
+            tuple(args.tokens.split(",")),
+        )
     )
     emit({"ready": len(healthy) + len(stalled)})
     sel = selectors.DefaultSelector()
@@ -239,6 +252,8 @@ async def run_server(args: argparse.Namespace) -> None:
         limits=Limits(max_clients=args.count + 100, ping_interval_s=300, ping_timeout_s=300),
         buses=(BusConfig("bus0", "none"),),
     )
+    if args.tenants:
+        cfg = tenants_config(cfg)
     server = BridgeServer(cfg, hub, {"bus0": _NoBus()})  # type: ignore[dict-item]
     host, port = await server.start("127.0.0.1", 0)
     loop = asyncio.get_running_loop()
@@ -291,6 +306,50 @@ async def run_server(args: argparse.Namespace) -> None:
             emit({"deliveries": messages * len(conns), "frames": messages * len(conns)})
     await server.close()
     os._exit(0)
+
+
+TENANT_TOKENS = ("alpha-token", "beta-token")
+
+
+def tenants_config(base: Any) -> Any:
+    """``base`` with two tenants (tokens :data:`TENANT_TOKENS`), ACL patterns (one whole-bus,
+    one per device) and every quota on, for the tenants' fan-out comparison."""
+    from dataclasses import replace
+
+    from bridge.config import parse_config
+    from bridge.tenants import hash_token
+
+    tier = {
+        "connections": base.limits.max_clients,
+        "inflight": 10,
+        "max_timeout_s": 60.0,
+        "requests_per_s": 100.0,
+        "subscriptions": 64,
+        "messages_per_s": 200.0,
+        "bytes_per_s": 65536.0,
+        "bad_messages": 20,
+    }
+    raw = {
+        "bus": [{"name": "bus0", "url": "none"}],
+        "tiers": {"bench": tier},
+        "tenant": [
+            {
+                "name": "alpha",
+                "tier": "bench",
+                "token_sha256": [hash_token(TENANT_TOKENS[0])],
+                "read": ["bus0/*"],
+                "write": ["bus0/1"],
+            },
+            {
+                "name": "beta",
+                "tier": "bench",
+                "token_sha256": [hash_token(TENANT_TOKENS[1])],
+                "read": ["bus0/1", "bus0/2"],
+                "write": ["bus0/2:write_reg"],
+            },
+        ],
+    }
+    return replace(base, tenancy=parse_config(raw).tenancy)
 
 
 def emit(obj: dict[str, Any]) -> None:

@@ -25,6 +25,12 @@ Two kinds of bridge process:
 
     .venv/bin/python benchmarks/bridge.py                       # 10,000 clients; ~2 minutes
     .venv/bin/python benchmarks/bridge.py --clients 2000 --seconds 5   # quicker
+    .venv/bin/python benchmarks/bridge.py --phases fanout --clients 2000 --rounds 3 --tenants
+
+``--tenants`` adds, in the fan-out phase of the same run, a second synthetic bridge with two
+tenants (one reading ``bus0/*``, one two devices by pattern), every tier quota on, and as many
+clients (half per tenant), interleaved round by round with the no-auth one: the table gives the
+ratio of their deliveries per bridge CPU-second.
 
 The child roles live in ``_bridge_roles.py``. Every wait is bounded (``--timeout``), every child
 is stopped at the end.
@@ -132,7 +138,12 @@ def me(role: str, *extra: str) -> list[str]:
 
 
 def spawn_bulk(
-    args: argparse.Namespace, url: str, count: int, stall: int = 0, procs: int = 2
+    args: argparse.Namespace,
+    url: str,
+    count: int,
+    stall: int = 0,
+    procs: int = 2,
+    tokens: tuple[str, ...] = ("bench",),
 ) -> list[Child]:
     out = []
     per, extra = divmod(count, procs)
@@ -142,6 +153,7 @@ def spawn_bulk(
         st = stall_per + (k < stall_extra)
         argv = me("bulk", "--url", url, "--count", str(n), "--stall-count", str(st))
         argv += ["--timeout", str(args.timeout), "--bulk-poll-ms", str(args.bulk_poll_ms)]
+        argv += ["--tokens", ",".join(tokens)]
         out.append(Child(argv, args.timeout))
     for child in out:
         child.read()  # ready
@@ -153,6 +165,7 @@ def fanout_phase(args: argparse.Namespace, rows: list[list[str]]) -> None:
         me("server", "--count", str(args.clients), "--timeout", str(args.timeout)), args.timeout
     )
     bulk: list[Child] = []
+    tenants: Child | None = None
     try:
         url = server.read()["url"]
         time.sleep(0.5)
@@ -185,6 +198,22 @@ def fanout_phase(args: argparse.Namespace, rows: list[list[str]]) -> None:
             frames_per.setdefault(name, []).append(res["deliveries"] / max(res["frames"], 1))
             return res["deliveries"] / max(cpu, 1 / CLK_TCK)
 
+        if args.tenants:  # the same run, the same clients' count, two tenants with quotas on
+            argv = me("server", "--count", str(args.clients), "--timeout", str(args.timeout))
+            tenants = Child([*argv, "--tenants"], args.timeout)
+            t_url = tenants.read()["url"]
+            bulk += spawn_bulk(args, t_url, args.clients, tokens=roles.TENANT_TOKENS)
+            time.sleep(1.0)
+            tenants.send("collect")
+            assert tenants.read()["clients"] == args.clients
+
+        def run_tenants(cmd: str) -> float:
+            assert tenants is not None
+            cpu0 = proc_cpu(tenants.pid)
+            tenants.send(cmd)
+            res = tenants.read()
+            return res["deliveries"] / max(proc_cpu(tenants.pid) - cpu0, 1 / CLK_TCK)
+
         m = args.messages
         jobs = {
             "ours": f"fanout {m} {args.burst}",
@@ -193,10 +222,27 @@ def fanout_phase(args: argparse.Namespace, rows: list[list[str]]) -> None:
             "broadcast": f"broadcast {max(1, m // 4)}",
         }
         rates: dict[str, list[float]] = {k: [] for k in jobs}
-        for _ in range(args.rounds):  # interleaved: a noisy patch hits every job
+        if args.tenants:
+            rates["tenants"] = []
+        for r in range(args.rounds):  # interleaved: a noisy patch hits every job
             for name, cmd in jobs.items():
+                if name == "ours" and args.tenants and r % 2:  # either goes first, in turn
+                    rates["tenants"].append(run_tenants(cmd))
                 rates[name].append(run(name, cmd))
+                if name == "ours" and args.tenants and not r % 2:
+                    rates["tenants"].append(run_tenants(cmd))
         med = {k: statistics.median(v) for k, v in rates.items()}
+        if args.tenants:
+            share = med["tenants"] / med["ours"]
+            rows.append(
+                [
+                    f"fan-out with two tenants (ACL patterns, quotas) / no auth, same run "
+                    f"({med['tenants'] / 1000:.0f}k vs {med['ours'] / 1000:.0f}k)",
+                    f"{share:.2f}",
+                    ">= 0.90",
+                    "met" if share >= 0.9 else "NOT met",
+                ]
+            )
         ours, ours1, naive, bc = med["ours"], med["ours1"], med["naive"], med["broadcast"]
         fpm = statistics.median(frames_per["ours"])
         rows.append(
@@ -233,6 +279,8 @@ def fanout_phase(args: argparse.Namespace, rows: list[list[str]]) -> None:
         for child in bulk:
             child.stop()
         server.stop()
+        if tenants is not None:
+            tenants.stop()
 
 
 BRIDGE_TOML = """
@@ -372,6 +420,12 @@ if __name__ == "__main__":
     p.add_argument("--bulk-poll-ms", type=float, default=20.0)
     p.add_argument("--timeout", type=float, default=300.0, help="bound on every wait, s")
     p.add_argument("--phases", default="fanout,latency")
+    p.add_argument(
+        "--tenants",
+        action="store_true",
+        help="fan-out phase: also a bridge with two tenants (ACL patterns, quotas), same run",
+    )
+    p.add_argument("--tokens", default="bench", help="bulk role: hello tokens, round-robin")
     p.add_argument("--clients", type=int, default=10_000, help="memory and fan-out phase")
     p.add_argument("--messages", type=int, default=100, help="per fan-out round")
     p.add_argument("--burst", type=int, default=16, help="messages published per loop turn")

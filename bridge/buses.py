@@ -42,6 +42,7 @@ from .fanout import Hub
 from .metrics import BridgeMetrics
 from .replay import ReplayMaster, capture_recorder, is_replay_url
 from .schedule import POLL, PollJob, Scheduler, plan_polls
+from .series import SeriesStore
 from .traffic import Message, NoiseLimits, TrafficCore
 
 __all__ = ["BusOwner", "load_register_maps"]
@@ -91,9 +92,11 @@ class BusOwner:
         offline_after: int = 1,
         registry: CommandRegistry = STANDARD,
         clock: Callable[[], float] = time.time,
+        series: SeriesStore | None = None,
     ) -> None:
         self.name = cfg.name
         self.cfg = cfg
+        self.url = cfg.url  # shown in `state` (the dashboard's "port")
         self.hub = hub
         self.metrics = metrics
         self.registry = registry
@@ -105,7 +108,7 @@ class BusOwner:
             [(d.addr, d.name, d.profile) for d in cfg.devices], maps, offline_after=offline_after
         )
         noise = NoiseLimits(cfg.error_interval_s, cfg.unsolicited_per_s)
-        self.core = TrafficCore(cfg.name, registry, self.book, noise)
+        self.core = TrafficCore(cfg.name, registry, self.book, noise, series)
         self.jobs: list[PollJob] = plan_polls(cfg, registry, maps)
         self.recorder = capture_recorder(cfg)  # None unless [bus.capture] is set
         self.master: AsyncMaster | ReplayMaster = AsyncMaster(

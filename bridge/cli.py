@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "frames.codegen_cli",
     "firmware_sim.cli",
     "bridge.cli_bridge",
+    "bridge.cli_tenants",
 )
 
 
@@ -64,17 +65,23 @@ def package_version() -> str:
 
 
 def log_level(args: argparse.Namespace) -> int:
-    """WARNING, INFO with -v, DEBUG with -vv; -v counts before and after the subcommand."""
+    """The subcommand's base level (WARNING for tools; INFO for the long-running services,
+    whose link changes an operator must see), one step down per -v (before or after the
+    subcommand), never below DEBUG."""
     verbose: int = args.verbose + getattr(args, "verbose_after", 0)
-    return logging.WARNING - 10 * min(verbose, 2)
+    base: int = getattr(args, "log_base", logging.WARNING)
+    return max(logging.DEBUG, base - 10 * verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=log_level(args), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = log_level(args)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # websockets logs every connection at INFO; the bridge logs its own events (and websockets'
+    # only with -vv, for debugging a handshake)
+    quiet = level if level <= logging.DEBUG else max(level, logging.WARNING)
+    logging.getLogger("websockets").setLevel(quiet)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from .config import (
     BusConfig,
     DeviceConfig,
     Limits,
+    MqttConfig,
     PollConfig,
     ServerConfig,
     load_config,
@@ -102,8 +103,20 @@ async def _demo(args: argparse.Namespace) -> int:
             server=ServerConfig(host=host, port=port, node="demo"),
             limits=Limits(heartbeat_s=args.heartbeat),
             buses=(bus,),
+            mqtt=_demo_mqtt(args.mqtt),
         )
+        if config.mqtt is not None:
+            _out(f"mqtt:      {config.mqtt.url} (topics {config.mqtt.prefix}/bus0/...)")
         return await _serve(config, (host, port), args.duration)
+
+
+def _demo_mqtt(url: str | None) -> MqttConfig | None:
+    """``demo --mqtt URL``: the ``[mqtt]`` table with only ``url`` set (checked like it)."""
+    if url is None:
+        return None
+    from .config import parse_config
+
+    return parse_config({"mqtt": {"url": url}}).mqtt
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -123,7 +136,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--config", required=True, help="TOML file (examples/bridge.toml)")
     p.add_argument("--listen", help="HOST:PORT, overrides server.listen")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    p.set_defaults(func=cmd_bridge)
+    p.set_defaults(func=cmd_bridge, log_base=logging.INFO)
 
     p = sub.add_parser("demo", help="simulated devices on a pty and a bridge polling them")
     p.add_argument("--listen", default="127.0.0.1:8765", help="HOST:PORT (port 0: any free)")
@@ -133,4 +146,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--heartbeat", type=float, default=30.0, help="heartbeat_s for clients")
     p.add_argument("--seed", type=int, default=0, help="simulator random seed")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    p.set_defaults(func=cmd_demo)
+    p.add_argument(
+        "--mqtt", metavar="URL", help="also publish to this MQTT broker (mqtt://HOST:PORT)"
+    )
+    p.set_defaults(func=cmd_demo, log_base=logging.INFO)

@@ -33,18 +33,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from frames.backoff import Backoff
 
+from .client_connect import open_connection, reconnect
+from .client_connect import remember as _remember
 from .client_policy import (
     DEAD_AFTER_HEARTBEATS,
-    SLOW_BACKOFF_STEPS,
     ResumeTracker,
     close_rule,
     closed_error,
-    http_rule,
     is_bus_reset,
     parse_messages,
     silence_limit,
@@ -59,15 +59,6 @@ _ANSWERS = frozenset({"welcome", "subscribed", "unsubscribed", "reply", "pong", 
 
 # on_reload(bus, state, reason): bus None = every bus; reason "bus_reset" or "not_recovered"
 ReloadHook = Callable[[str | None, dict[str, Any], str], Awaitable[None] | None]
-
-
-HISTORY_KEPT = 64  # the newest entries of close_codes, delays, resumes and reloads
-
-
-def _remember(log_list: list[Any], item: Any) -> None:
-    """Append, keeping only the newest HISTORY_KEPT: a client may live for months."""
-    log_list.append(item)
-    del log_list[:-HISTORY_KEPT]
 
 
 class BridgeClient:
@@ -131,32 +122,15 @@ class BridgeClient:
         return self.welcome
 
     async def _open(self) -> None:
-        ws = await asyncio.wait_for(
-            connect(self.url, open_timeout=self.open_timeout_s, **self.connect_kwargs),
-            self.open_timeout_s,
+        self.ws, self.welcome = await open_connection(
+            self.url,
+            self.token,
+            open_timeout_s=self.open_timeout_s,
+            connect_kwargs=self.connect_kwargs,
+            close_codes=self.close_codes,
         )
-        try:
-            await asyncio.wait_for(self._hello(ws), self.open_timeout_s)
-        except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd is not None else ws.close_code
-            _remember(self.close_codes, code)
-            raise closed_error(code, exc.rcvd.reason if exc.rcvd is not None else "") from None
-        except BaseException:
-            ws.transport.abort()  # a failed hello: nothing worth a close handshake
-            raise
-
-    async def _hello(self, ws: ClientConnection) -> None:
-        await ws.send(json.dumps({"type": "hello", "token": self.token}))
-        while True:
-            for msg in parse_messages(await ws.recv()):
-                if msg.get("type") == "welcome":
-                    self.ws = ws
-                    self.welcome = msg
-                    self.tracker.welcome(msg)
-                    self._connected.set()
-                    return
-                if msg.get("type") == "error":
-                    raise ClientError(f"hello refused: {msg}")
+        self.tracker.welcome(self.welcome)
+        self._connected.set()
 
     async def close(self) -> None:
         self._closed = True
@@ -316,7 +290,6 @@ class BridgeClient:
             return 1006
 
     async def _read_and_reconnect(self) -> None:
-        failures = 0
         while True:
             assert self.ws is not None
             code = await self._read_one_connection(self.ws)
@@ -327,44 +300,23 @@ class BridgeClient:
             if self._closed or not self.reconnect or not rule.retry:
                 self._end(closed_error(code))
                 return
-            while True:
-                failures += 1
-                if failures > self.max_reconnects:
-                    self._end(ClientClosed(f"gave up after {failures - 1} reconnects", code))
-                    return
-                if rule.slow:
-                    self.backoff.attempts = max(self.backoff.attempts, SLOW_BACKOFF_STEPS)
-                delay = self.backoff.next_delay()
-                _remember(self.delays, delay)
-                await asyncio.sleep(delay)
-                try:
-                    await self._open()
-                    await self._resume()
-                    failures = 0
-                    break
-                except ClientClosed as exc:
-                    log.info("event=reconnect_refused url=%s code=%s", self.url, exc.code)
-                    rule = close_rule(exc.code)
-                    if not rule.retry:
-                        self._end(exc)
-                        return
-                except InvalidStatus as exc:
-                    status = exc.response.status_code
-                    log.info("event=reconnect_refused url=%s http=%s", self.url, status)
-                    rule = http_rule(status)
-                    if not rule.retry:
-                        self._end(ClientClosed(f"the bridge refused the upgrade: HTTP {status}"))
-                        return
-                except (
-                    OSError,
-                    asyncio.TimeoutError,
-                    InvalidHandshake,
-                    ConnectionClosed,
-                    ClientError,
-                ) as exc:
-                    log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
-                    self._connected.clear()  # a hello that worked before the resume failed
-                    rule = close_rule(1006)
+            end = await reconnect(
+                self._reopen,
+                rule,
+                code,
+                backoff=self.backoff,
+                max_reconnects=self.max_reconnects,
+                delays=self.delays,
+                url=self.url,
+                on_failure=self._connected.clear,  # a hello that worked before the resume failed
+            )
+            if end is not None:
+                self._end(end)
+                return
+
+    async def _reopen(self) -> None:
+        await self._open()
+        await self._resume()
 
     async def _resume(self) -> None:
         if not self.topics:

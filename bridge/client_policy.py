@@ -59,6 +59,7 @@ CLOSE_CODES: Mapping[int, CloseRule] = MappingProxyType(
         4001: CloseRule("no hello in time", True),
         4002: CloseRule("server silent (closed by the client)", True),
         4003: CloseRule("unauthorized", False),
+        4010: CloseRule("token expired (no refresh in time)", False),
     }
 )
 

@@ -8,8 +8,8 @@ a bridge that survives bad and slow clients. Unknown keys are errors: a typo suc
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,12 @@ from frames import DEFAULT_FORMAT, MAX_SLAVE_ADDR, FrameFormat
 from frames.errors import FrameValueError
 
 from .acl import TokenRule
+from .config_services import MqttConfig, RedisConfig, mqtt_address, parse_mqtt, parse_redis
+from .config_table import Table, dataclass_from, require_positive, strings
 from .errors import ConfigError
 from .guard import normalize_origin, split_host
+from .tenants import Tenancy, TlsConfig
+from .tenants_config import parse_tenancy, parse_tls
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,10 +36,12 @@ __all__ = [
     "DeviceConfig",
     "HistoryConfig",
     "Limits",
+    "MqttConfig",
     "PollConfig",
     "RedisConfig",
     "ServerConfig",
     "load_config",
+    "mqtt_address",
     "parse_config",
     "parse_listen",
     "require_positive",
@@ -106,6 +112,7 @@ class ServerConfig:
     compression: bool = False  # permessage-deflate: ~3x memory per connection
     allowed_origins: tuple[str, ...] = ()  # browser pages besides the bridge's own ("*": any)
     allowed_hosts: tuple[str, ...] = ()  # Host names besides the listen address ("*": any)
+    tls: TlsConfig | None = None  # wss:// and https:// (tenants; docs/tenants.md)
 
 
 @dataclass(frozen=True)
@@ -151,28 +158,14 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class RedisConfig:
-    """``[redis]``: the nodes of a cluster share history, bus ownership, routing and quotas
-    through this Redis (these key names are a contract: deployment tools write them)."""
-
-    url: str  # redis://, rediss:// or unix://
-    cluster: bool = False  # a Redis Cluster (keys of one bus share a hash tag; sharded pub/sub)
-    prefix: str = "framebridge"  # every key and channel starts with this
-    connect_timeout_s: float = 2.0
-    command_timeout_s: float = 2.0
-    ownership_ttl_s: float = 5.0  # a bus owner's lease; renewed every third of it
-
-
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
-
-@dataclass(frozen=True)
 class BridgeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: Limits = field(default_factory=Limits)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     buses: tuple[BusConfig, ...] = ()
     redis: RedisConfig | None = None  # None: one node, everything in memory
+    mqtt: MqttConfig | None = None  # None: no MQTT
+    tenancy: Tenancy = field(default_factory=Tenancy)  # [tiers.*], [[tenant]], [jwt]
 
     def bus(self, name: str) -> BusConfig:
         for b in self.buses:
@@ -199,67 +192,8 @@ def load_config(path: str | Path) -> BridgeConfig:
     return parse_config(raw, base=Path(path).parent)
 
 
-class _Table:
-    """A TOML table being read: typed getters that name the key on error, and leftovers check."""
-
-    def __init__(self, raw: Any, where: str) -> None:
-        if not isinstance(raw, Mapping):
-            raise ConfigError(where, "must be a table")
-        self.raw = raw
-        self.where = where
-        self.used: set[str] = set()
-
-    def at(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        self.used.add(key)
-        if key not in self.raw:
-            return default
-        value = self.raw[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            raise ConfigError(self.at(key), f"must be {_names(kinds)}, got {value!r}")
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kinds):
-            raise ConfigError(self.at(key), f"must be {_names(kinds)}, got {value!r}")
-        return value
-
-    def positive(self, key: str, default: float, *, zero: bool = False) -> Any:
-        kind: type = int if isinstance(default, int) else float
-        return require_positive(self.at(key), self.get(key, kind, default), zero=zero)
-
-    def done(self) -> None:
-        extra = sorted(set(self.raw) - self.used)
-        if extra:
-            raise ConfigError(self.where or "top level", f"unknown key(s): {', '.join(extra)}")
-
-
-def _names(kinds: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-_ZERO_ALLOWED = {"size", "ping_interval_s", "ping_timeout_s"}  # 0 means none / off
-
-
-def _dataclass_from(table: _Table, cls: type[Any]) -> Any:
-    """Numeric/bool/str dataclass fields read from a table of the same names."""
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        default = f.default
-        if isinstance(default, bool):
-            values[f.name] = table.get(f.name, bool, default)
-        elif isinstance(default, (int, float)):
-            values[f.name] = table.positive(f.name, default, zero=f.name in _ZERO_ALLOWED)
-        elif isinstance(default, str):
-            values[f.name] = table.get(f.name, str, default)
-    return values
-
-
 def _format(raw: Any, where: str) -> FrameFormat:
-    t = _Table(raw, where)
+    t = Table(raw, where)
     try:
         fmt = FrameFormat(
             start=t.get("start", int, 0xAA),
@@ -283,7 +217,7 @@ def _addr(value: Any, where: str) -> int:
 
 
 def _poll(raw: Any, where: str) -> PollConfig:
-    t = _Table(raw, where)
+    t = Table(raw, where)
     cmd = t.get("cmd", (int, str), "read_regs")
     args = t.get("args", dict, None)
     data_hex = t.get("data", str, None)
@@ -311,7 +245,7 @@ def _resolve_profile(name: str, base: Path | None) -> str:
 
 
 def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
-    t = _Table(raw, where)
+    t = Table(raw, where)
     name = t.get("name", str, None)
     if not name or not all(c.isalnum() or c in "_.-" for c in name) or len(name) > 64:
         raise ConfigError(t.at("name"), "a bus needs a name of letters, digits, _ . - (<= 64)")
@@ -321,7 +255,7 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
     devices: list[DeviceConfig] = []
     first_at: dict[int, str] = {}  # address → where it was first given
     for i, d in enumerate(t.get("device", list, [])):
-        dt = _Table(d, f"{t.at('device')}[{i}]")
+        dt = Table(d, f"{t.at('device')}[{i}]")
         addr = _addr(dt.get("addr", int, None), dt.at("addr"))
         if addr in first_at:
             raise ConfigError(dt.at("addr"), f"address {addr} is already used by {first_at[addr]}")
@@ -360,7 +294,7 @@ def _bus(raw: Any, where: str, base: Path | None) -> BusConfig:
 
 
 def _capture(raw: Any, where: str, base: Path | None) -> CaptureConfig:
-    t = _Table(raw, where)
+    t = Table(raw, where)
     directory = t.get("dir", str, "")
     if not directory:
         raise ConfigError(t.at("dir"), "capture needs a directory")
@@ -382,7 +316,7 @@ def _token(raw: Any, where: str) -> str | TokenRule:
         if not raw:
             raise ConfigError(where, "a token must be a non-empty string")
         return raw
-    t = _Table(raw, where)
+    t = Table(raw, where)
     token = t.get("token", str, "")
     if not token:
         raise ConfigError(t.at("token"), "a token must be a non-empty string")
@@ -399,20 +333,10 @@ def _token(raw: Any, where: str) -> str | TokenRule:
     return rule
 
 
-def _strings(t: _Table, key: str, check: Callable[[str], object], what: str) -> tuple[str, ...]:
-    """A list of strings, each ``"*"`` or accepted by ``check`` (not None)."""
-    out = []
-    for i, value in enumerate(t.get(key, list, [])):
-        if not isinstance(value, str) or (value.strip() != "*" and check(value) is None):
-            raise ConfigError(f"{t.at(key)}[{i}]", f'must be {what} or "*", got {value!r}')
-        out.append(value.strip())
-    return tuple(out)
-
-
 def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeConfig:
     """A parsed TOML document → :class:`BridgeConfig` (``base``: where relative paths start)."""
-    top = _Table(raw, "")
-    st = _Table(top.get("server", dict, {}), "server")
+    top = Table(raw, "")
+    st = Table(top.get("server", dict, {}), "server")
     host, port = parse_listen(st.get("listen", str, "127.0.0.1:8765"))
     tokens = tuple(
         _token(x, f"server.tokens[{i}]") for i, x in enumerate(st.get("tokens", list, []))
@@ -423,15 +347,17 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
         node=st.get("node", str, "node-1"),
         tokens=tokens,
         compression=st.get("compression", bool, False),
-        allowed_origins=_strings(st, "allowed_origins", normalize_origin, "an origin"),
-        allowed_hosts=_strings(st, "allowed_hosts", split_host, "a host or host:port"),
+        allowed_origins=strings(st, "allowed_origins", normalize_origin, "an origin"),
+        allowed_hosts=strings(st, "allowed_hosts", split_host, "a host or host:port"),
     )
+
+    server = replace(server, tls=parse_tls(st.get("tls", dict, None), "server.tls", base))
     st.done()
-    lt = _Table(top.get("limits", dict, {}), "limits")
-    limits = Limits(**_dataclass_from(lt, Limits))
+    lt = Table(top.get("limits", dict, {}), "limits")
+    limits = Limits(**dataclass_from(lt, Limits))
     lt.done()
-    ht = _Table(top.get("history", dict, {}), "history")
-    history = HistoryConfig(**_dataclass_from(ht, HistoryConfig))
+    ht = Table(top.get("history", dict, {}), "history")
+    history = HistoryConfig(**dataclass_from(ht, HistoryConfig))
     ht.done()
     buses = tuple(_bus(b, f"bus[{i}]", base) for i, b in enumerate(top.get("bus", list, [])))
     names = {b.name for b in buses}
@@ -446,38 +372,14 @@ def parse_config(raw: Mapping[str, Any], *, base: Path | None = None) -> BridgeC
         unknown = sorted((rule.buses or set()) - names)
         if unknown:
             raise ConfigError(f"server.tokens[{i}].buses", f"no bus named {unknown[0]!r}")
-    redis = _redis(top.get("redis", dict, None), "redis")
-    top.done()
-    return BridgeConfig(server, limits, history, buses, redis)
-
-
-def _redis(raw: Any, where: str) -> RedisConfig | None:
-    if raw is None:
-        return None
-    t = _Table(raw, where)
-    url = t.get("url", str, "")
-    if not url.startswith(_REDIS_SCHEMES):
-        raise ConfigError(t.at("url"), f"must start with one of {', '.join(_REDIS_SCHEMES)}")
-    redis = RedisConfig(
-        url=url,
-        cluster=t.get("cluster", bool, False),
-        prefix=t.get("prefix", str, "framebridge"),
-        connect_timeout_s=t.positive("connect_timeout_s", 2.0),
-        command_timeout_s=t.positive("command_timeout_s", 2.0),
-        ownership_ttl_s=t.positive("ownership_ttl_s", 5.0),
+    redis = parse_redis(top.get("redis", dict, None), "redis")
+    mqtt = parse_mqtt(top.get("mqtt", dict, None), "mqtt", base)
+    tenancy = parse_tenancy(
+        top.get("tiers", dict, None),
+        top.get("tenant", list, None),
+        top.get("jwt", dict, None),
+        names,
+        base,
     )
-    if not redis.prefix or any(ch in redis.prefix for ch in "{}"):
-        raise ConfigError(t.at("prefix"), "must be a non-empty string without { or }")
-    t.done()
-    return redis
-
-
-def require_positive(where: str, value: Any, *, zero: bool = False) -> Any:
-    """The config's rule for every count, size and duration: > 0 (or >= 0 where 0 means off).
-
-    Public so command-line flags that stand for a config key (``demo --interval``) refuse the
-    same values with the same message.
-    """
-    if value < 0 or (value == 0 and not zero):
-        raise ConfigError(where, f"must be {'>=' if zero else '>'} 0, got {value}")
-    return value
+    top.done()
+    return BridgeConfig(server, limits, history, buses, redis, mqtt=mqtt, tenancy=tenancy)

@@ -23,9 +23,10 @@ from typing import Any, Protocol, TypeVar, cast
 
 from . import contract as c
 from . import messages as m
-from .acl import Principal, TokenRule, check_token
+from .acl import Credentials, Principal, StaticTokens, TokenRule
 from .config import Limits
 from .errors import ContractError
+from .guard import normalize_origin
 from .policy import Policy
 from .session import Session
 
@@ -146,9 +147,9 @@ class RateLimit:
             self.throttled_since = now
         return (1.0 - self.level) / self.rate
 
-    def take(self, now: float) -> None:
+    def take(self, now: float, cost: float = 1.0) -> None:
         self._refill(now)
-        self.level -= 1.0
+        self.level -= cost
 
     def flooding(self, now: float) -> bool:
         since = self.throttled_since
@@ -158,23 +159,48 @@ class RateLimit:
 class Connection:
     """The logic of one client connection (see the module docstring)."""
 
+    # one per client, 10,000 clients a node: no per-instance dict
+    __slots__ = (
+        "auth",
+        "byte_rate",
+        "certified",
+        "closed",
+        "errors",
+        "expires",
+        "hello_deadline",
+        "limits",
+        "node",
+        "origin",
+        "policy",
+        "rate",
+        "session",
+    )
+
     def __init__(
         self,
         session: Session,
         node: Node,
         policy: Policy,
-        tokens: Collection[str | TokenRule],
+        tokens: Collection[str | TokenRule] | Credentials,
         limits: Limits,
         now: float,
+        *,
+        origin: str | None = None,
+        certified: Principal | None = None,
     ) -> None:
         self.session = session
         self.node = node
         self.policy = policy
-        self.tokens = tokens
+        self.auth: Credentials = tokens if isinstance(tokens, Credentials) else StaticTokens(tokens)
         self.limits = limits
+        self.origin = origin  # the handshake's Origin header (browsers), for a tenant's origins
+        self.certified = certified  # the tenant a verified client certificate names
         self.hello_deadline: float | None = now + limits.hello_timeout_s
+        self.expires: float | None = None  # the credential's end (a JWT's exp)
         self.closed = False
         self.rate = RateLimit(limits.message_rate, limits.message_burst, limits.flood_close_s, now)
+        self.byte_rate: RateLimit | None = None  # the tier's inbound bytes per second
+        self.errors: RateLimit | None = None  # the tier's malformed messages per minute
 
     @property
     def welcomed(self) -> bool:
@@ -183,18 +209,26 @@ class Connection:
     # -- time ----------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """When :meth:`tick` has something to do (the hello deadline), or None."""
-        return None if self.closed else self.hello_deadline
+        """When :meth:`tick` has something to do (hello deadline, credential expiry), or None."""
+        if self.closed:
+            return None
+        return self.hello_deadline if self.hello_deadline is not None else self.expires
 
     def tick(self, now: float) -> list[Action]:
-        deadline = self.hello_deadline
-        if self.closed or deadline is None or now < deadline:
+        if self.closed:
             return []
-        return self._close(c.CLOSE_HELLO_TIMEOUT, "hello timeout", "hello_timeout")
+        if self.hello_deadline is not None and now >= self.hello_deadline:
+            return self._close(c.CLOSE_HELLO_TIMEOUT, "hello timeout", "hello_timeout")
+        if self.expires is not None and now >= self.expires:
+            return self._close(c.CLOSE_TOKEN_EXPIRED, "token expired", "token_expired")
+        return []
 
     def read_delay(self, now: float) -> float:
-        """Seconds before the adapter may read the next message (the rate limit)."""
-        return self.rate.delay(now)
+        """Seconds before the adapter may read the next message (the rate limits)."""
+        delay = self.rate.delay(now)
+        if self.byte_rate is not None:
+            delay = max(delay, self.byte_rate.delay(now))
+        return delay
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -205,16 +239,25 @@ class Connection:
         expired = self.tick(now)
         if expired:
             return expired
-        if self.rate.flooding(now):
+        if self.rate.flooding(now) or (self.byte_rate and self.byte_rate.flooding(now)):
             return self._close(c.CLOSE_POLICY, "message rate", "flood")
         self.rate.take(now)
+        if self.byte_rate is not None:
+            self.byte_rate.take(now, len(raw))
         msg: c.ClientMessage | None = None
         try:
             msg = c.parse_client_message(raw, max_topics=self.limits.max_topics)
             if not self.session.welcomed:
                 return self._hello(msg, now)
+            if isinstance(msg, c.Refresh):
+                return self._refresh(msg, now)
             return self._dispatch(msg)
         except ContractError as exc:
+            errors = self.errors
+            if errors is not None:
+                errors.take(now)
+                if errors.delay(now) > 0:  # over the tier's malformed messages per minute
+                    return self._close(c.CLOSE_POLICY, "too many bad messages", "bad_messages")
             return [Send(m.error_message(exc.code, exc.message, exc.msg_id))]
         except Exception:  # a bridge bug: this message fails, the connection and the rest go on
             log.exception("event=internal_error session=%s", self.session.id)
@@ -229,28 +272,69 @@ class Connection:
     def _hello(self, msg: c.ClientMessage, now: float) -> list[Action]:
         if not isinstance(msg, c.Hello):
             raise ContractError(c.HELLO_REQUIRED, "send hello first", msg.id)
-        if msg.token is None:
-            if self.tokens:
+        principal: Principal | None
+        if msg.token is None and self.certified is not None:
+            principal = self.certified
+        elif msg.token is None:
+            if self.auth.required:
                 raise ContractError(c.MISSING_FIELD, "'token' is required", msg.id)
-            token = ""
+            principal = self.auth.authenticate("", now)
         else:
-            token = msg.token
-        principal = check_token(token, self.tokens)
+            principal = self.auth.authenticate(msg.token, now)
         if principal is None:
             return self._close(c.CLOSE_UNAUTHORIZED, "unauthorized", "unauthorized")
+        if not self._origin_ok(principal):
+            return self._close(c.CLOSE_UNAUTHORIZED, "origin not allowed", "tenant_origin")
         refusal = self.policy.admit_connection(principal, self.node.clients())
         if refusal is not None:
             return self._close(refusal.close or c.CLOSE_POLICY, refusal.message, refusal.code)
         self.session.principal = principal
         self.session.welcomed = True
         self.hello_deadline = None
+        self.expires = principal.expires
+        self._tier_limits(principal, now)
         return [Send(self._welcome(principal, msg.id))]
+
+    def _origin_ok(self, principal: Principal) -> bool:
+        """A tenant that names its own browser origins gets only those (a client without
+        ``Origin``, which is not a browser, is not concerned)."""
+        if not principal.origins or self.origin is None:
+            return True
+        return "*" in principal.origins or normalize_origin(self.origin) in principal.origins
+
+    def _tier_limits(self, principal: Principal, now: float) -> None:
+        """The tier's inbound rates replace the node-wide one for this connection."""
+        tier, lim = principal.tier, self.limits
+        if tier.messages_per_s is not None:
+            rate = tier.messages_per_s
+            self.rate = RateLimit(rate, max(2 * rate, 1.0), lim.flood_close_s, now)
+        if tier.bytes_per_s is not None:
+            rate = tier.bytes_per_s
+            burst = max(2 * rate, float(lim.max_message_bytes))
+            self.byte_rate = RateLimit(rate, burst, lim.flood_close_s, now)
+        if tier.bad_messages is not None:
+            n = float(tier.bad_messages)
+            self.errors = RateLimit(n / 60.0, n, lim.flood_close_s, now)
+
+    def _refresh(self, msg: c.Refresh, now: float) -> list[Action]:
+        """A new credential of the same tenant takes over (its scopes, its expiry)."""
+        old: Principal = self.session.principal
+        new = self.auth.authenticate(msg.token, now)
+        if new is None or new.tenant != old.tenant or not old.tenant:
+            raise ContractError(c.UNAUTHORIZED, "this token is not accepted here", msg.id)
+        self.session.principal = new
+        self.expires = new.expires
+        out: m.Refreshed = {"type": "refreshed", "expires": new.expires}
+        return [Send(out if msg.id is None else {"type": "refreshed", "id": msg.id, **out})]
 
     def _welcome(self, principal: Principal, msg_id: Any) -> m.Welcome:
         buses: dict[str, m.BusPosition] = {}
         for name in principal.visible(self.node.buses):
             pos = self.node.position(name)
             buses[name] = {"epoch": pos.epoch, "seq": pos.seq}
+            owner = getattr(self.node.buses[name], "owner", ...)
+            if owner is not ...:  # cluster mode: the node that polls the bus
+                buses[name]["owner"] = owner
         out: m.Welcome = {
             "type": "welcome",
             "session": self.session.id,
@@ -279,15 +363,22 @@ class Connection:
         return self._request(principal, msg)
 
     def _visible_topics(self, principal: Principal, topics: Sequence[c.Topic]) -> list[c.Topic]:
-        """For a token limited to some buses, ``*`` is those buses (``BUS/*`` each)."""
+        """For a principal limited to some buses or devices, ``*`` and ``BUS/*`` are what it
+        may see of them (``BUS/*`` or ``BUS/ADDR`` each): fan-out and replay then filter by
+        device with no cost per message."""
         if not principal.restricted:
             return list(topics)
         out: list[c.Topic] = []
         for topic in topics:
-            if topic.bus is None:
-                out += [c.Topic(bus, None) for bus in principal.visible(self.node.buses)]
-            else:
-                out.append(topic)
+            if topic.addr is not None or (
+                topic.bus is not None and not principal.may_see(topic.bus, None)
+            ):
+                out.append(topic)  # checked (and refused if hidden) by the caller
+                continue
+            for bus, addr in principal.topics(topic.bus, self.node.buses):
+                narrowed = c.Topic(bus, addr)
+                if narrowed not in out:
+                    out.append(narrowed)
         return out
 
     def _subscribe(self, principal: Principal, msg: c.Subscribe) -> list[Action]:
@@ -297,9 +388,13 @@ class Connection:
             # a bus the token may not see is answered like one that does not exist: a limited
             # token learns nothing of the others
             if topic.bus is not None and not (
-                topic.bus in buses and principal.may_see(topic.bus, topic.addr)
+                topic.bus in buses and principal.may_see(topic.bus, None)
             ):
                 raise ContractError(c.BAD_VALUE, f"no bus named {topic.bus!r}", msg.id)
+            if topic.bus is not None and not principal.may_see(topic.bus, topic.addr):
+                # decided by the patterns alone: the same answer whether the device exists
+                text = f"topic {topic} is outside this token's read access"
+                raise ContractError(c.BAD_VALUE, text, msg.id)
         refusal = self.policy.admit_subscription(principal, topics, len(self.session.topics))
         if refusal is not None:
             raise ContractError(refusal.code, refusal.message, msg.id)
@@ -328,18 +423,19 @@ class Connection:
             # may not see is answered like one that does not exist
             text = f"no bus named {msg.bus!r}"
             return [Send(m.reply_error("bad_request", text, msg.id), ("", "bad_request"))]
-        refusal = self.policy.admit_request(principal, msg)
-        if refusal is not None:
-            reply = m.reply_error(refusal.code, refusal.message, msg.id)
-            return [Send(reply, (msg.bus, refusal.code))]
         if self.node.draining:
             reply = m.reply_error("busy", "bridge is shutting down", msg.id)
             return [Send(reply, (msg.bus, "busy"))]
+        refusal = self.policy.admit_request(principal, msg)
+        if refusal is not None:  # never queued: answered in this turn
+            reply = m.reply_error(refusal.code, refusal.message, msg.id)
+            return [Send(reply, (msg.bus, refusal.code))]
         return [Submit(msg)]
 
     def reply(self, request: c.Request, result: Mapping[str, Any] | None) -> Send:
         """The answer to a submitted request: ``result`` is the bus owner's reply fields, or
         None when the request was cancelled (the bridge is stopping)."""
+        self.policy.request_done(self.session.principal, request)
         if result is None:
             text = "request cancelled (bridge stopping)"
             return Send(m.reply_error("bus_down", text, request.id), (request.bus, "bus_down"))
@@ -365,10 +461,14 @@ def state_for(node: Node, principal: Principal) -> dict[str, m.BusState]:
         out[name] = {
             "up": bus.up,
             "reason": bus.down_reason,
+            "url": str(getattr(bus, "url", "")),  # the bus's port, for the dashboard
             "epoch": pos.epoch,
             "seq": pos.seq,
             "devices": snap,
         }
+        owner = getattr(bus, "owner", ...)
+        if owner is not ...:  # cluster mode: the node that polls the bus (None: no node)
+            out[name]["owner"] = owner
     return out
 
 

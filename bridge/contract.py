@@ -23,12 +23,14 @@ __all__ = [
     "CLOSE_NODE_FULL",
     "CLOSE_POLICY",
     "CLOSE_SLOW_CONSUMER",
+    "CLOSE_TOKEN_EXPIRED",
     "CLOSE_UNAUTHORIZED",
     "VERSION",
     "ClientMessage",
     "Hello",
     "Ping",
     "Position",
+    "Refresh",
     "Request",
     "StateQuery",
     "Subscribe",
@@ -50,6 +52,7 @@ CLOSE_NODE_FULL = 1013
 CLOSE_SLOW_CONSUMER = 4000
 CLOSE_HELLO_TIMEOUT = 4001
 CLOSE_UNAUTHORIZED = 4003
+CLOSE_TOKEN_EXPIRED = 4010  # the credential expired and no refresh came (tenants, JWT)
 
 # ``error`` message codes (the message was not understood) ...
 BAD_JSON = "bad_json"
@@ -62,7 +65,16 @@ HELLO_REQUIRED = "hello_required"
 ALREADY_HELLO = "already_hello"
 INTERNAL_ERROR = "internal_error"  # the bridge failed on the message (a bug: logged)
 # ... and ``reply.error.code`` values (the request was understood but failed).
-REPLY_CODES = ("timeout", "device_error", "bus_down", "busy", "forbidden", "bad_request")
+REPLY_CODES = (
+    "timeout",
+    "device_error",
+    "bus_down",
+    "busy",
+    "forbidden",
+    "bad_request",
+    "quota",  # a tenant's in-flight or rate quota: refused at once, never queued
+)
+UNAUTHORIZED = "unauthorized"  # a refresh token that is not accepted (the connection goes on)
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _MAX_ID_LEN = 128
@@ -163,7 +175,15 @@ class Ping:
     id: Any = None
 
 
-ClientMessage = Hello | Subscribe | Unsubscribe | Request | StateQuery | Ping
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """A new credential for this connection before the current one expires (tenants)."""
+
+    token: str
+    id: Any = None
+
+
+ClientMessage = Hello | Subscribe | Unsubscribe | Request | StateQuery | Ping | Refresh
 
 
 def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], msg_id: Any) -> Any:
@@ -300,4 +320,6 @@ def _message(obj: Any, text: str, max_topics: int) -> ClientMessage:
         return StateQuery(msg_id)
     if kind == "ping":
         return Ping(msg_id)
+    if kind == "refresh":
+        return Refresh(_get(obj, "token", str, msg_id), msg_id)
     raise ContractError(UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", msg_id)

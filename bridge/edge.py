@@ -218,7 +218,9 @@ class Edge:
         self.fd_reserve = lim.fd_reserve
         self.soft_limit = 0
         self.guard = BrowserGuard.build(
-            config.server.host, config.server.allowed_origins, config.server.allowed_hosts
+            config.server.host,
+            config.server.allowed_origins + config.tenancy.origins(),
+            config.server.allowed_hosts,
         )
         self.log_filter = lograte.RateLimitFilter(lim.log_burst, lim.log_interval_s)
         self._filtered: list[str] = []
@@ -232,7 +234,9 @@ class Edge:
         Also starts the edge (file limit, log filter, accept-error handler)."""
         self.start()
         self.guard = BrowserGuard.build(
-            host, self.config.server.allowed_origins, self.config.server.allowed_hosts
+            host,
+            self.config.server.allowed_origins + self.config.tenancy.origins(),
+            self.config.server.allowed_hosts,
         )
         edge = self
 

@@ -111,6 +111,20 @@ class LocalFanout:
                 pos[1] = min(held) - 1
                 self._release(msg.bus, pos)
 
+    def skip(self, bus: str, seq: int) -> None:
+        """Give up on ``bus``'s seqs up to ``seq``: no store has them any more (a node that
+        was cut off longer than the history). Counted as a gap; later ones flow on."""
+        pos = self._pos.get(bus)
+        if pos is None or seq <= pos[1]:
+            return
+        self.stats.gaps += 1
+        pos[1] = seq
+        held = self._held.get(bus)
+        if held:
+            for s in [s for s in held if s <= seq]:
+                del held[s]
+            self._release(bus, pos)
+
     def _release(self, bus: str, pos: list[int]) -> None:
         held = self._held[bus]
         while pos[1] + 1 in held:

@@ -25,6 +25,7 @@ __all__ = [
     "FrameMessage",
     "Heartbeat",
     "Pong",
+    "Refreshed",
     "Reply",
     "ReplyError",
     "ServerMessage",
@@ -38,9 +39,13 @@ __all__ = [
 ]
 
 
-class BusPosition(TypedDict):
+class _BusPosition(TypedDict):
     epoch: int
     seq: int
+
+
+class BusPosition(_BusPosition, total=False):
+    owner: str | None  # cluster mode: the node polling the bus (None: none right now)
 
 
 class _Welcome(TypedDict):
@@ -108,12 +113,17 @@ class Reply(_Reply, total=False):
     rtt_ms: float
 
 
-class BusState(TypedDict):
+class _BusState(TypedDict):
     up: bool
     reason: str
+    url: str  # the port (or URL) the bus owner opens, as configured
     epoch: int
     seq: int
     devices: dict[str, Any]
+
+
+class BusState(_BusState, total=False):
+    owner: str | None  # cluster mode: the node polling the bus (None: none right now)
 
 
 class _StateAnswer(TypedDict):
@@ -130,6 +140,17 @@ class _Pong(TypedDict):
 
 
 class Pong(_Pong, total=False):
+    id: int | str
+
+
+class _Refreshed(TypedDict):
+    type: Literal["refreshed"]
+    expires: float | None  # when the new credential ends (epoch seconds); null: never
+
+
+class Refreshed(_Refreshed, total=False):
+    """The answer to ``refresh``: the new credential is in force (tenants)."""
+
     id: int | str
 
 
@@ -168,6 +189,10 @@ class FrameMessage(_FrameMessage, total=False):
 
 
 class _EventMessage(TypedDict):
+    """``event`` is one of bus_up, bus_down, device_online, device_offline, crc_error,
+    frames_dropped, ... and ``bus_reset`` (cluster mode: the bus's history was lost and a new
+    ``epoch`` starts with this event as its seq 1; reload ``state``, old positions are gone)."""
+
     type: Literal["event"]
     bus: str
     seq: int
@@ -190,6 +215,7 @@ ServerMessage = (
     | Reply
     | StateAnswer
     | Pong
+    | Refreshed
     | Heartbeat
     | ErrorMessage
     | FrameMessage
@@ -203,6 +229,7 @@ SERVER_TYPES: dict[str, type[Any]] = {
     "reply": Reply,
     "state": StateAnswer,
     "pong": Pong,
+    "refreshed": Refreshed,
     "heartbeat": Heartbeat,
     "error": ErrorMessage,
     "frame": FrameMessage,

@@ -3,8 +3,8 @@
 The connection core (:mod:`bridge.connection`) asks the policy three questions, always with
 the authenticated :class:`~bridge.acl.Principal` in hand: may this client stay connected, may
 it take these subscriptions, may it send this request. Today's answers are the node-wide
-client limit and the token's read-only flag; tenants and quotas plug in here later (a policy
-that counts per principal) without touching the core or the server.
+client limit and the token's read-only flag (:class:`SimplePolicy`); tenants' quotas are
+:class:`bridge.quota.TenantPolicy`, which counts per tenant.
 
 Connections that have not said hello yet are not the policy's business: they are counted apart
 (``limits.max_pending``, ``limits.hello_timeout_s``) so that they can never crowd out clients
@@ -48,6 +48,9 @@ class Policy(Protocol):
     def release(self, principal: Principal) -> None:
         """An admitted connection ended."""
 
+    def request_done(self, principal: Principal, request: Request) -> None:
+        """An admitted request has its answer (or was cancelled): it is no longer in flight."""
+
 
 class SimplePolicy:
     """One node, no tenants: at most ``max_clients`` authenticated clients; read-only tokens
@@ -67,9 +70,12 @@ class SimplePolicy:
         return None
 
     def admit_request(self, principal: Principal, request: Request) -> Refusal | None:
-        if not principal.may_request(request.bus, request.addr):
+        if not principal.may_request(request.bus, request.addr, request.cmd):
             return Refusal("forbidden", "this token may not send requests here")
         return None
 
     def release(self, principal: Principal) -> None:
+        return None
+
+    def request_done(self, principal: Principal, request: Request) -> None:
         return None

@@ -31,7 +31,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from . import contract as c
-from .acl import check_token
+from . import server_tenants as tenant_io
 from .config import BridgeConfig
 from .connection import Action, Close, Connection, Send, Submit, Subscribe, Unsubscribe, state_for
 from .edge import Edge
@@ -39,7 +39,10 @@ from .fanout import Hub
 from .messages import Heartbeat
 from .metrics import BridgeMetrics
 from .policy import Policy, SimplePolicy
+from .quota import TenantPolicy
+from .series import SeriesStore
 from .session import QueueLimits, Session
+from .tenant_metrics import TenantMetrics
 from .web import HttpRoutes
 from .writer import Conn, Writer
 
@@ -71,8 +74,10 @@ class BridgeServer:
         routes: HttpRoutes | None = None,
         clock: Callable[[], float] = time.time,
         policy: Policy | None = None,
+        series: SeriesStore | None = None,
     ) -> None:
         self.config = config
+        self.series = series
         self.limits = config.limits
         self.hub = hub
         self.buses = buses
@@ -81,9 +86,17 @@ class BridgeServer:
         self.conns: dict[str, Conn] = {}  # every connection, with or without hello
         self.pending: dict[str, Conn] = {}  # those without hello yet, oldest first
         self._clients = 0  # connections welcomed and not yet ended
+        self.auth = tenant_io.authenticator(config)
+        self.tenant_metrics = TenantMetrics(
+            self.metrics.registry, lambda: [conn.session for conn in self.conns.values()]
+        )
+        if policy is None and self.auth.required:  # quotas and per-tenant counts
+            policy = TenantPolicy(self.limits.max_clients, clock, self.tenant_metrics.rejected)
         self.policy: Policy = policy or SimplePolicy(self.limits.max_clients)
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
-        self.routes = routes or HttpRoutes(self.health, self.metrics.render, self.state_json)
+        self.routes = routes or HttpRoutes(
+            self.health, self.metrics.render, self.state_json, series=self.series_json
+        )
         self.edge = Edge(config, lambda reason: self.metrics.rejected.labels(reason).inc())
         self.queue_limits = QueueLimits(
             max_messages=self.limits.queue_messages,
@@ -93,11 +106,13 @@ class BridgeServer:
             answer_bytes=self.limits.answer_bytes,
         )
         self.node = config.server.node
+        self.cluster: Any = None  # a bridge.cluster.node.ClusterNode in cluster mode
         self.started = time.monotonic()
         self.ready = False
         self.draining = False
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._shared: Any = None  # bridge.quota_redis.SharedCounts with [redis]
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(3)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -113,6 +128,7 @@ class BridgeServer:
 
     async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
         lim = self.limits
+        tls = tenant_io.tls_context(self.config.server.tls)
         self._server = await serve(
             self._handler,
             **self.edge.serve_options(
@@ -128,6 +144,7 @@ class BridgeServer:
             max_queue=lim.incoming_messages,
             write_limit=lim.write_limit_bytes,
             server_header=None,
+            ssl=tls,
         )
         for listener in self._server.sockets:  # accepted sockets inherit both: they bound
             # what websockets parses ahead of a client we stopped reading, and what a client
@@ -135,9 +152,10 @@ class BridgeServer:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, lim.receive_buffer_bytes)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, lim.send_buffer_bytes)
         self._ticker = asyncio.create_task(self._heartbeats())
+        self._shared = tenant_io.share_quotas(self.config, self.policy, self.node)
         sock = next(iter(self._server.sockets))
         bound = sock.getsockname()
-        log.info("event=listening host=%s port=%s", bound[0], bound[1])
+        tenant_io.announce(self.auth, bound[0], bound[1], tls is not None)
         return bound[0], bound[1]
 
     def set_ready(self) -> None:
@@ -180,6 +198,9 @@ class BridgeServer:
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+        if self._shared is not None:
+            await self._shared.stop()
+            await self._shared.redis.aclose()
         self.edge.close()
 
     async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
@@ -212,7 +233,17 @@ class BridgeServer:
         session = Session(sid, self.queue_limits, now)
         conn = Conn(ws, session)
         session.wake = lambda: self._wake(conn)
-        core = Connection(session, self, self.policy, self.config.server.tokens, self.limits, now)
+        origin = ws.request.headers.get("Origin") if ws.request is not None else None
+        core = Connection(
+            session,
+            self,
+            self.policy,
+            self.auth,
+            self.limits,
+            now,
+            origin=origin,
+            certified=tenant_io.certified(ws.transport, self.auth),  # TLS client certificate
+        )
         self.conns[sid] = conn
         self._admit_pending(conn)
         try:
@@ -232,6 +263,7 @@ class BridgeServer:
             if session.welcomed:
                 self._clients -= 1
                 self.policy.release(session.principal)
+                self.tenant_metrics.left(session)
             log.debug("event=disconnect session=%s code=%s", sid, ws.close_code)
 
     def _admit_pending(self, conn: Conn) -> None:
@@ -285,13 +317,14 @@ class BridgeServer:
         session = conn.session
         for action in actions:
             if isinstance(action, Send):
-                self._count(action)
+                self._count(action, session)
                 session.force([c.dumps(action.message)])
                 if action.message["type"] == "welcome":
                     self.pending.pop(session.id, None)
                     self._clients += 1
+                    self.tenant_metrics.joined(session.principal.tenant)
                     who = session.principal.name
-                    log.info("event=welcome session=%s peer=%s who=%s", session.id, conn.peer, who)
+                    log.debug("event=welcome session=%s peer=%s who=%s", session.id, conn.peer, who)
             elif isinstance(action, Subscribe):
                 result = await self.hub.subscribe(
                     session, action.topics, action.since, self.clock()
@@ -300,7 +333,7 @@ class BridgeServer:
                 # the answer, then the replay, then live messages: in this order in the queue
                 session.force([c.dumps(answer), *result.replay])
                 if action.since or action.hidden:
-                    log.info(
+                    log.debug(  # per connection: DEBUG (services log at INFO by default)
                         "event=resume session=%s recovered=%s replayed=%d",
                         session.id,
                         result.recovered,
@@ -317,12 +350,14 @@ class BridgeServer:
                 return False
         return True
 
-    def _count(self, send: Send) -> None:
+    def _count(self, send: Send, session: Session) -> None:
         message: Any = send.message
         if message["type"] == "error":
             self.metrics.bad_messages.labels(message["code"]).inc()
         if send.outcome is not None:
             self.metrics.requests.labels(*send.outcome).inc()
+            if session.welcomed:
+                self.tenant_metrics.request(session.principal.tenant, send.outcome[1])
 
     def _refused(self, conn: Conn, close: Close) -> None:
         if close.label:
@@ -331,11 +366,12 @@ class BridgeServer:
 
     def _submit(self, conn: Conn, core: Connection, request: c.Request) -> None:
         session = conn.session
-        future = self.buses[request.bus].submit(request, client=session.id)
+        client = session.principal.client_id(session.id)  # tenant:NAME/SESSION: fair by tenant
+        future = self.buses[request.bus].submit(request, client=client)
 
         def done(fut: asyncio.Future[dict[str, Any]]) -> None:
             send = core.reply(request, None if fut.cancelled() else fut.result())
-            self._count(send)
+            self._count(send, session)
             if not session.closing:
                 session.force([c.dumps(send.message)])
 
@@ -383,7 +419,7 @@ class BridgeServer:
     def state_json(self, token: str | None = None) -> dict[str, Any] | None:
         """``/api/state``: what ``token`` may see; None (401) when tokens are configured and
         this one is missing or not among them."""
-        principal = check_token(token or "", self.config.server.tokens)
+        principal = self.auth.authenticate(token or "", self.clock())
         if principal is None:  # no token is "", never an accepted one
             return None
         return {
@@ -392,8 +428,20 @@ class BridgeServer:
             "buses": state_for(self, principal),
         }
 
+    def series_json(self, token: str | None, bus: str, addr: int | None) -> dict[str, Any] | None:
+        """``/api/series``: the recent values of a bus's registers (one device's with ``addr``)
+        that ``token`` may see; None (401) on the same terms as :meth:`state_json`."""
+        principal = self.auth.authenticate(token or "", self.clock())
+        if principal is None:
+            return None
+        devices: dict[str, Any] = {}
+        if self.series is not None and bus in self.buses and principal.may_see(bus, addr):
+            found = self.series.query(bus, addr)
+            devices = {a: v for a, v in found.items() if principal.may_see(bus, int(a))}
+        return {"bus": bus, "ts": self.clock(), "devices": devices}
+
     def health(self) -> tuple[bool, dict[str, Any]]:
-        buses = {}
+        buses: dict[str, dict[str, Any]] = {}
         for name, bus in self.buses.items():
             pos = self.hub.position(name)
             snap = bus.snapshot()
@@ -405,7 +453,13 @@ class BridgeServer:
                 "devices": len(snap),
                 "devices_online": online,
             }
+            if self.cluster is not None:  # every bus of the cluster, with the node polling it
+                buses[name]["owner"] = getattr(bus, "owner", None)
+                if getattr(bus, "note", ""):
+                    buses[name]["note"] = bus.note  # type: ignore[attr-defined]
         up = [b["up"] for b in buses.values()]
+        if self.cluster is not None and self.cluster.degraded:
+            up.append(False)  # Redis unreachable: local buses serve, the cluster does not
         if self.draining:
             status = "stopping"
         elif not self.ready:
@@ -420,4 +474,6 @@ class BridgeServer:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "buses": buses,
         }
+        if self.cluster is not None:
+            body["cluster"] = self.cluster.health()
         return ready, body

@@ -22,6 +22,7 @@ from frames.commands import CommandRegistry, jsonable
 from frames.events import CrcErrorSeen, FrameReceived, FrameSent, LinkStateChanged, TrafficEvent
 
 from .devices import DeviceBook
+from .series import SeriesStore
 
 __all__ = ["Message", "NoiseLimits", "TrafficCore"]
 
@@ -43,11 +44,13 @@ class TrafficCore:
         registry: CommandRegistry,
         book: DeviceBook,
         noise: NoiseLimits = NoiseLimits(),
+        series: SeriesStore | None = None,
     ) -> None:
         self.bus = bus
         self.registry = registry
         self.book = book
         self.noise = noise
+        self.series = series  # recent values per register for charts (bridge/series.py)
         self.read_code = registry.resolve_code("read_regs")
         self.write_code = registry.resolve_code("write_reg")
         self.identify_code = registry.resolve_code("identify")
@@ -97,6 +100,8 @@ class TrafficCore:
                 return []
             self.up = ev.up
             self.down_reason = "" if ev.up else (ev.reason or "port unavailable")
+            if not ev.up and self.series is not None:
+                self.series.gap(self.bus, None, ev.ts)  # the charts' lines break here
             extra = {"reason": ev.reason} if ev.reason else {}
             return [self.event("bus_up" if ev.up else "bus_down", None, ev.ts, **extra)]
         return []
@@ -149,6 +154,8 @@ class TrafficCore:
 
     def poll_missed(self, addr: int, now: float) -> list[Message]:
         news = self.book.missed(addr)
+        if news is not None and self.series is not None:
+            self.series.gap(self.bus, addr, now)
         return [] if news is None else [self.event(news, addr, now)]
 
     def reply(self, frame: Frame, sent: bytes, rtt_ms: float) -> dict[str, Any]:
@@ -216,7 +223,7 @@ class TrafficCore:
             start = self._read_start.get(f.addr)
             fields = self.fields(f, False)  # cached: the published frame uses the same
             if start is not None and fields is not None and isinstance(fields.get("values"), list):
-                self.book.registers(f.addr, start, fields["values"], ts)
+                self._store(f.addr, self.book.registers(f.addr, start, fields["values"], ts), ts)
         elif f.cmd == self.identify_code:
             fields = self.fields(f, False)
             if fields is not None:
@@ -224,7 +231,11 @@ class TrafficCore:
         elif f.cmd == self.write_code and len(f.data) == 4:
             reg = int.from_bytes(f.data[:2], "little")
             value = int.from_bytes(f.data[2:], "little")
-            self.book.registers(f.addr, reg, [value], ts)
+            self._store(f.addr, self.book.registers(f.addr, reg, [value], ts), ts)
+
+    def _store(self, addr: int, named: dict[str, Any], ts: float) -> None:
+        if self.series is not None and named:
+            self.series.add(self.bus, addr, named, ts)
 
     def frame_message(
         self, f: Frame, direction: str, ts: float, kind: str | None = None

@@ -93,9 +93,14 @@ def request_token(path_and_query: str, headers: Headers | None) -> str | None:
     return values[0] if values else None
 
 
+SeriesFn = Callable[[str | None, str, int | None], dict[str, Any] | None]
+
+
 class HttpRoutes:
     """The non-WebSocket endpoints. ``health`` returns (ready, body); ``state`` gets the
-    request's token and returns None when that token may not read the state (401)."""
+    request's token and returns None when that token may not read the state (401); ``series``
+    (``/api/series?bus=B[&addr=A]``) gets the token, the bus and the address, on the same
+    terms."""
 
     def __init__(
         self,
@@ -103,11 +108,13 @@ class HttpRoutes:
         metrics: Callable[[], bytes],
         state: Callable[[str | None], dict[str, Any] | None],
         static_dir: Path = STATIC_DIR,
+        series: SeriesFn | None = None,
     ) -> None:
         self.health = health
         self.metrics = metrics
         self.state = state
         self.static_dir = static_dir
+        self.series = series
 
     def route(
         self, path_and_query: str, headers: Headers | None = None, method: str = "GET"
@@ -133,13 +140,10 @@ class HttpRoutes:
         if path == "/api/state":
             state = self.state(request_token(path_and_query, headers))
             if state is None:
-                return http_response(
-                    401,
-                    b"unauthorized: give a token (Authorization: Bearer T, or ?token=T)\n",
-                    "text/plain; charset=utf-8",
-                    WWW_Authenticate='Bearer realm="framebridge"',
-                )
+                return _unauthorized()
             return json_response(200, state)
+        if path == "/api/series" and self.series is not None:
+            return self._series(path_and_query, headers)
         if path in ("/", "/index.html"):
             index = self.static_dir / "index.html"
             if index.is_file():
@@ -149,6 +153,20 @@ class HttpRoutes:
             return _static(self.static_dir, path[len("/static/") :])
         return http_response(404, b"not found\n", "text/plain; charset=utf-8")
 
+    def _series(self, path_and_query: str, headers: Headers | None) -> Response:
+        query = parse_qs(urlsplit(path_and_query).query)
+        bus = query.get("bus", [""])[0]
+        addr_text = query.get("addr", [""])[0]
+        if not bus or (addr_text and not addr_text.isdigit()) or len(addr_text) > 3:
+            return json_response(400, {"error": "bus=NAME required; addr=0..255 optional"})
+        assert self.series is not None
+        found = self.series(
+            request_token(path_and_query, headers), bus, int(addr_text) if addr_text else None
+        )
+        if found is None:
+            return _unauthorized()
+        return json_response(200, found)
+
     def process_request(self, _connection: object, request: Request) -> Response | None:
         """The ``process_request`` hook of :func:`websockets.asyncio.server.serve`.
 
@@ -157,7 +175,16 @@ class HttpRoutes:
         return self.route(request.path, request.headers, getattr(request, "method", "GET"))
 
 
-_GET_ROUTES = frozenset({"/healthz", "/metrics", "/api/state", "/", "/index.html"})
+_GET_ROUTES = frozenset({"/healthz", "/metrics", "/api/state", "/api/series", "/", "/index.html"})
+
+
+def _unauthorized() -> Response:
+    return http_response(
+        401,
+        b"unauthorized: give a token (Authorization: Bearer T, or ?token=T)\n",
+        "text/plain; charset=utf-8",
+        WWW_Authenticate='Bearer realm="framebridge"',
+    )
 
 
 def _not_found() -> Response:

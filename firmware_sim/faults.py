@@ -19,8 +19,6 @@ from .errors import ConfigError
 
 __all__ = ["NO_FAULTS", "Delivery", "FaultConfig", "FaultInjector", "OfflineWindow", "wire_time"]
 
-FAULT_KINDS = ("drop_reply", "corrupt_byte", "garbage", "split_writes", "delay", "offline")
-
 
 @dataclass(frozen=True)
 class OfflineWindow:

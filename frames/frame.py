@@ -91,10 +91,3 @@ class TaggedFrame(Frame):
 
     def __str__(self) -> str:
         return f"{Frame.__str__(self)[:-1]} tag={self.tag})"
-
-
-def with_tag(frame: Frame, tag: int | None) -> Frame:
-    """``frame`` carrying ``tag`` (a :class:`TaggedFrame`), or a plain :class:`Frame` for None."""
-    if tag is None:
-        return frame if type(frame) is Frame else Frame(frame.addr, frame.cmd, frame.data)
-    return TaggedFrame(frame.addr, frame.cmd, frame.data, tag)

@@ -12,44 +12,30 @@ Driving it::
     ... at core.next_deadline():    core.tick(now)
     after each of these:            write core.data_to_send(), handle core.events()
 
-Timing rules (why each exists):
+Timing rules, in short (docs/master.md says why each exists, with the limits they leave):
 
-* **One transaction on the wire at a time.** A half-duplex bus cannot carry two; further requests
-  wait in a bounded FIFO queue (``max_queue``) and leave in order.
-* **Inter-frame gap** before every request: the line must have been quiet (nothing sent or
-  received) for ``gap`` seconds, by default 3.5 character times at ``baudrate`` (10 bits/char).
-  This also keeps a request from colliding with a late reply still on the wire. "Sent" ends at
-  the estimated end of transmission (length x character time), or when the reply arrives if that
-  is sooner: a reply proves the request has left the wire, whatever the estimate said (a pty or a
-  USB adapter has no real baud rate; without this, every request there would wait out a phantom
-  transmission time after the previous reply).
-* **Timeout** per attempt, counted from the end of the request's transmission; then up to
-  ``retries`` more attempts. A reply to *any* attempt of the current transaction is accepted.
-* **Early retry**: garbage, a CRC failure or a malformed reply from the addressed slave while
-  waiting means the reply was hit; the request is resent as soon as the line is quiet for a gap
-  instead of after the full timeout (a good reply arriving meanwhile still wins).
-* **Matching**: a reply must come from the addressed slave with the same command (or
-  ``cmd | 0x80``, an error reply), and for the standard commands its payload must agree with the
-  request (read count, echoed register...). Anything else is counted and reported as
-  ``unexpected``; a frame that answers an earlier timed-out or cancelled request is ``late``.
-* **Late replies and the guard time.** The default frame carries no transaction id, so a reply
-  to a timed-out request that arrives while an *identical* request waits looks exactly like its
-  reply. So after a transaction ends with attempts unanswered (timeout, cancel, or a reply to
-  one of several attempts), the bus stays quiet for ``guard`` seconds (default: that
-  transaction's timeout, at least the master's ``timeout``) and whatever arrives meanwhile is
-  ``late``. A reply later than
-  timeout + guard can still be taken for the next identical request's: only the tagged format
-  (``FrameFormat(tagged=True)``) rules that out. There every transaction gets the next tag
-  (0..255, wrapping), retries keep it, the slave echoes it, and a reply with another tag is
-  ``late`` whenever it arrives.
-* **Broadcast** (address 0) expects no reply: the transaction ends after ``turnaround`` seconds,
-  which gives slaves time to act before the next request.
-* **Cancel** of a request already on the wire keeps the bus busy until its reply or its timeout,
-  so the next request can never read the cancelled one's reply.
-* **Idle flush**: when no byte has arrived for ``idle_flush`` seconds, the stream decoder gives up
-  any partial frame, so a stray start byte cannot stall the next reply.
-* **RS-485 local echo** (``discard_echo``): the first frame equal to what we just sent is our own
-  echo and is dropped.
+* **One transaction on the wire at a time** (a half-duplex bus carries one); further requests
+  wait in a bounded FIFO (``max_queue``) and leave in order.
+* **Inter-frame gap** before every request (:class:`~frames.line.HalfDuplexLine`): quiet for
+  ``gap`` seconds (default 3.5 character times) after the last byte either way; a reply ends our
+  transmission's estimated end at once (a pty has no real baud rate).
+* **Timeout** per attempt from the end of transmission, then up to ``retries`` more; a reply to
+  *any* attempt is accepted. **Early retry**: garbage, a CRC failure or a malformed reply from the
+  addressed slave means the reply was hit: resend once the line is quiet, not after the timeout.
+* **Matching**: same slave, same command (or ``cmd | 0x80``), and for the standard commands a
+  payload that agrees with the request; else ``unexpected``, or ``late`` when it answers an
+  earlier timed-out or cancelled request.
+* **Guard time** (:class:`~frames.transaction.OwedReplies`): after a transaction ends with
+  attempts unanswered, the bus stays quiet for ``guard`` seconds and what arrives is ``late``.
+  The default frame has no transaction id, so a reply later than timeout + guard can still pass
+  for an identical next request's; the tagged format (``FrameFormat(tagged=True)``: one tag per
+  transaction, echoed by the slave) rules that out.
+* **Broadcast** (address 0) expects no reply: done after ``turnaround`` seconds.
+* **Cancel** of a request on the wire keeps the bus until its reply or its timeout, so the next
+  request can never read the cancelled one's reply.
+* **Idle flush**: ``idle_flush`` seconds of silence give up a partial frame (a stray start byte
+  cannot stall the next reply). **RS-485 local echo** (``discard_echo``): the first frame equal
+  to what we just sent is our own echo and is dropped.
 """
 
 from __future__ import annotations
@@ -57,17 +43,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Literal
 
-from .codec import encode
 from .commands import STANDARD, CommandRegistry
-from .errors import (
-    DeviceError,
-    FrameValueError,
-    LinkDown,
-    MasterClosed,
-    MasterError,
-    QueueFull,
-    Timeout,
-)
+from .errors import FrameValueError, LinkDown, MasterClosed, MasterError, QueueFull
 from .events import (
     CrcErrorSeen,
     FrameReceived,
@@ -79,7 +56,8 @@ from .events import (
     RequestFailed,
 )
 from .format import DEFAULT_FORMAT, FrameFormat
-from .frame import BROADCAST, ERROR_FLAG, Frame, TaggedFrame
+from .frame import BROADCAST, Frame
+from .line import HalfDuplexLine
 from .payloads import (
     parse_read_registers,
     read_registers_request,
@@ -88,7 +66,7 @@ from .payloads import (
     write_registers_request,
 )
 from .stream import StreamDecoder
-from .transaction import OwedReplies, Transaction, char_time, default_gap
+from .transaction import OwedReplies, Transaction, TransactionBuilder, char_time, default_gap
 
 __all__ = [
     "MasterCore",
@@ -127,8 +105,6 @@ class MasterCore:
         connected: bool = True,
         wall_offset: float = 0.0,
     ) -> None:
-        if baudrate <= 0:
-            raise FrameValueError("baudrate must be positive")
         if timeout <= 0 or retries < 0 or turnaround < 0 or max_queue < 1:
             raise FrameValueError("timeout must be > 0, retries/turnaround >= 0, max_queue >= 1")
         if guard is not None and guard < 0:
@@ -137,18 +113,14 @@ class MasterCore:
         self.registry = registry
         self.timeout = timeout
         self.retries = retries
-        self.char_time = char_time(baudrate)
-        self.gap = default_gap(baudrate) if gap is None else gap
-        if self.gap < 0:
-            raise FrameValueError("gap must be >= 0")
-        # A floor keeps scheduler jitter on a pty from splitting a frame that arrived in pieces.
-        self.idle_flush = max(self.gap, 0.005) if idle_flush is None else idle_flush
+        self.decoder = StreamDecoder(fmt)
+        self._line = HalfDuplexLine(self.decoder, baudrate=baudrate, gap=gap, idle_flush=idle_flush)
         self.turnaround = turnaround
         self.discard_echo = discard_echo
         self.max_queue = max_queue
         self.wall_offset = wall_offset  # added to ``now`` for traffic events' wall-clock ``ts``
         self.stats = MasterStats()
-        self.decoder = StreamDecoder(fmt)
+        self._build = TransactionBuilder(fmt, registry)
         self._queue: deque[Transaction] = deque()
         self._current: Transaction | None = None
         # Late replies and the guard time: quiet after a transaction ends with attempts
@@ -157,15 +129,31 @@ class MasterCore:
         self._echo: Frame | None = None
         self._out = bytearray()
         self._events: list[MasterEvent] = []
-        self._next_token = 1
-        self._next_tag = 0  # the tagged format's transaction tag, 0..255 wrapping
-        self._line_busy_until = float("-inf")  # end of our last transmission
-        self._last_rx = float("-inf")
         self._connected = connected
         self._closed = False
         self._seen_errors = 0
 
     # -- public API -------------------------------------------------------------------------
+
+    @property
+    def char_time(self) -> float:
+        """Seconds per character at the line's baud rate."""
+        return self._line.char_time
+
+    @property
+    def gap(self) -> float:
+        return self._line.gap
+
+    @property
+    def idle_flush(self) -> float:
+        return self._line.idle_flush
+
+    def set_baudrate(
+        self, baudrate: int, *, gap: float | None = None, idle_flush: float | None = None
+    ) -> None:
+        """The port's rate changed: re-derive the timing (``gap``/``idle_flush`` as given to
+        the constructor: None means "from the baud rate")."""
+        self._line.retime(baudrate, gap=gap, idle_flush=idle_flush)
 
     @property
     def connected(self) -> bool:
@@ -200,28 +188,11 @@ class MasterCore:
             raise MasterClosed("master is closed")
         if not self._connected:
             raise LinkDown("link is down")
-        # A plain code (the hot path) needs no registry lookup; anything else is resolved.
-        code = (
-            cmd if type(cmd) is int and 0 <= cmd < ERROR_FLAG else self.registry.resolve_code(cmd)
-        )
-        if code & ERROR_FLAG:
-            raise FrameValueError(f"command 0x{code:02x} has the error flag set")
-        wire = encode(addr, code, data, self.fmt)  # validates address and payload size
         if len(self._queue) >= self.max_queue:
             raise QueueFull(f"{len(self._queue)} requests already waiting for the bus")
         t = self.timeout if timeout is None else timeout
         r = self.retries if retries is None else retries
-        if t <= 0 or r < 0:
-            raise FrameValueError("timeout must be > 0 and retries >= 0")
-        if self.fmt.tagged:
-            tag = self._next_tag
-            self._next_tag = (tag + 1) & 0xFF
-            request: Frame = TaggedFrame(addr, code, bytes(data), tag)
-            wire = encode(addr, code, data, self.fmt, tag=tag)
-        else:
-            request = Frame(addr, code, bytes(data))
-        txn = Transaction(self._next_token, request, wire, t, r)
-        self._next_token += 1
+        txn = self._build.build(addr, cmd, data, t, r)
         self._queue.append(txn)
         self.stats.requests += 1
         self._advance(now)
@@ -248,11 +219,8 @@ class MasterCore:
     def receive_data(self, data: bytes, now: float) -> None:
         if not data:
             return
-        dec = self.decoder
-        if dec.pending and now >= self._last_rx + self.idle_flush:
-            self._on_frames(dec.flush(), now)
-        self._last_rx = now
-        self._on_frames(dec.feed(data), now)
+        self._on_frames(self._line.flush_if_idle(now), now)
+        self._on_frames(self._line.received(data, now), now)
         self._advance(now)
 
     def tick(self, now: float) -> None:
@@ -281,8 +249,8 @@ class MasterCore:
                 when = min(when, self._line_free_at())
         elif cur is not None or self._queue:
             when = self._line_free_at()
-        if self.decoder.pending:
-            flush_at = self._last_rx + self.idle_flush
+        flush_at = self._line.flush_deadline()
+        if flush_at is not None:
             when = flush_at if when is None else min(when, flush_at)
         return when
 
@@ -300,9 +268,7 @@ class MasterCore:
         if self._connected or self._closed:
             return
         self._connected = True
-        self.decoder.reset()
-        self._last_rx = float("-inf")
-        self._line_busy_until = float("-inf")
+        self._line.reset()
         self._owed.reset_guard()
         self._events.append(LinkStateChanged(now + self.wall_offset, True))
 
@@ -329,15 +295,13 @@ class MasterCore:
         self.decoder.reset()
 
     def _line_free_at(self) -> float:
-        return max(max(self._line_busy_until, self._last_rx) + self.gap, self._owed.quiet_until)
+        return max(self._line.free_at(), self._owed.quiet_until)
 
     def _ts(self, now: float) -> float:
         return now + self.wall_offset
 
     def _advance(self, now: float) -> None:
-        dec = self.decoder
-        if dec.pending and now >= self._last_rx + self.idle_flush:
-            self._on_frames(dec.flush(), now)
+        self._on_frames(self._line.flush_if_idle(now), now)
         cur = self._current
         if cur is not None and cur.awaiting and now >= cur.deadline:
             self._on_deadline(cur, now)
@@ -365,30 +329,19 @@ class MasterCore:
             self._finish(cur, now)
         elif cur.broadcast:
             self.stats.broadcasts += 1
-            self._events.append(
-                ReplyReceived(
-                    cur.token, cur.request, Frame(BROADCAST, cur.request.cmd), now - cur.sent_at, 1
-                )
-            )
+            self._events.append(cur.broadcast_done(now))
             self._finish(cur, now)
         elif cur.retries_left:  # resent by _advance as soon as the line is free
             cur.retries_left -= 1
             self.stats.retries += 1
         else:
             self.stats.timeouts += 1
-            req = cur.request
-            err = Timeout(
-                f"no reply from addr {req.addr} to cmd 0x{req.cmd:02x} after "
-                f"{cur.attempts} attempt(s) of {cur.timeout:g}s"
-            )
-            self._events.append(RequestFailed(cur.token, req, err, cur.attempts))
+            self._events.append(cur.timed_out())
             self._finish(cur, now)
 
     def _transmit(self, txn: Transaction, now: float) -> None:
-        wire = txn.wire
-        self._out += wire
-        end = now + len(wire) * self.char_time
-        self._line_busy_until = end
+        self._out += txn.wire
+        end = self._line.transmitted(len(txn.wire), now)
         txn.attempts += 1
         txn.sent_at = now
         txn.awaiting = True
@@ -441,8 +394,7 @@ class MasterCore:
             self._echo = None
             cur.outstanding -= 1
             cur.awaiting = False
-            if self._line_busy_until > now:  # the reply proves our request has left the wire
-                self._line_busy_until = now
+            self._line.reply_seen(now)  # the reply proves our request has left the wire
             if cur.cancelled:
                 self.stats.late += 1
                 kind = "late"
@@ -463,13 +415,9 @@ class MasterCore:
         self._events.append(FrameReceived(self._ts(now), frame, kind))
 
     def _complete(self, cur: Transaction, frame: Frame, now: float) -> None:
-        if frame.cmd & ERROR_FLAG:
+        outcome = cur.answered(frame, now)
+        if isinstance(outcome, RequestFailed):
             self.stats.device_errors += 1
-            code = frame.error_code if frame.error_code is not None else 0
-            err = DeviceError(code, frame.addr, frame.base_cmd)
-            self._events.append(RequestFailed(cur.token, cur.request, err, cur.attempts))
         else:
             self.stats.replies += 1
-            self._events.append(
-                ReplyReceived(cur.token, cur.request, frame, now - cur.sent_at, cur.attempts)
-            )
+        self._events.append(outcome)

@@ -248,6 +248,16 @@ class IdleFlush:
             return frames + dec.feed(data)
         return dec.feed(data)
 
+    @property
+    def last_rx(self) -> float:
+        """When bytes last arrived (``-inf`` before any)."""
+        return self._last_rx
+
+    def reset(self) -> None:
+        """Forget any partial frame and when bytes last arrived (the port was reopened)."""
+        self.decoder.reset()
+        self._last_rx = float("-inf")
+
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must run: only while a partial frame is held."""
         return self._last_rx + self.idle_flush if self.decoder.pending else None

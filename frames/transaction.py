@@ -14,11 +14,22 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from .codec import encode
 from .commands import CommandRegistry
-from .frame import BROADCAST, Frame
+from .errors import DeviceError, FrameValueError, Timeout
+from .events import ReplyReceived, RequestFailed
+from .format import FrameFormat
+from .frame import BROADCAST, ERROR_FLAG, Frame, TaggedFrame
 from .payloads import reply_fits
 
-__all__ = ["BITS_PER_CHAR", "OwedReplies", "Transaction", "char_time", "default_gap"]
+__all__ = [
+    "BITS_PER_CHAR",
+    "OwedReplies",
+    "Transaction",
+    "TransactionBuilder",
+    "char_time",
+    "default_gap",
+]
 
 BITS_PER_CHAR = 10  # 8N1: start + 8 data + stop
 
@@ -50,6 +61,64 @@ class Transaction:
     @property
     def broadcast(self) -> bool:
         return self.request.addr == BROADCAST
+
+    def answered(self, frame: Frame, now: float) -> ReplyReceived | RequestFailed:
+        """The outcome ``frame`` (a reply that fits) gives: an error reply is a failure."""
+        if frame.cmd & ERROR_FLAG:
+            code = frame.error_code if frame.error_code is not None else 0
+            err = DeviceError(code, frame.addr, frame.base_cmd)
+            return RequestFailed(self.token, self.request, err, self.attempts)
+        return ReplyReceived(self.token, self.request, frame, now - self.sent_at, self.attempts)
+
+    def broadcast_done(self, now: float) -> ReplyReceived:
+        """A broadcast's outcome once its turnaround has passed (no reply comes)."""
+        reply = Frame(BROADCAST, self.request.cmd)
+        return ReplyReceived(self.token, self.request, reply, now - self.sent_at, 1)
+
+    def timed_out(self) -> RequestFailed:
+        req = self.request
+        err = Timeout(
+            f"no reply from addr {req.addr} to cmd 0x{req.cmd:02x} after "
+            f"{self.attempts} attempt(s) of {self.timeout:g}s"
+        )
+        return RequestFailed(self.token, req, err, self.attempts)
+
+
+class TransactionBuilder:
+    """Turns a request into a :class:`Transaction`: its command resolved, its wire bytes, its
+    token (the handle its outcome event carries) and, in the tagged format, its tag (0..255,
+    wrapping, one per transaction: retries keep it)."""
+
+    def __init__(self, fmt: FrameFormat, registry: CommandRegistry) -> None:
+        self.fmt = fmt
+        self.registry = registry
+        self._next_token = 1
+        self._next_tag = 0
+
+    def build(
+        self, addr: int, cmd: int | str, data: bytes, timeout: float, retries: int
+    ) -> Transaction:
+        """Raises :class:`FrameValueError` (or ``UnknownCommand``) for a request that cannot
+        be sent; nothing is numbered then."""
+        # A plain code (the hot path) needs no registry lookup; anything else is resolved.
+        code = (
+            cmd if type(cmd) is int and 0 <= cmd < ERROR_FLAG else self.registry.resolve_code(cmd)
+        )
+        if code & ERROR_FLAG:
+            raise FrameValueError(f"command 0x{code:02x} has the error flag set")
+        wire = encode(addr, code, data, self.fmt)  # validates address and payload size
+        if timeout <= 0 or retries < 0:
+            raise FrameValueError("timeout must be > 0 and retries >= 0")
+        if self.fmt.tagged:
+            tag = self._next_tag
+            self._next_tag = (tag + 1) & 0xFF
+            request: Frame = TaggedFrame(addr, code, bytes(data), tag)
+            wire = encode(addr, code, data, self.fmt, tag=tag)
+        else:
+            request = Frame(addr, code, bytes(data))
+        txn = Transaction(self._next_token, request, wire, timeout, retries)
+        self._next_token += 1
+        return txn
 
 
 @dataclass(eq=False)

@@ -1,5 +1,8 @@
 """Real servers for tests, started on free loopback ports in temp dirs (never the machine's own).
 
+``mosquitto_server()`` starts Debian's ``mosquitto`` with a temp config (anonymous, loopback,
+no persistence: a restart loses every retained message, which the MQTT tests rely on).
+
 ``redis_server()`` starts one ``redis-server``; ``redis_cluster()`` three with
 ``--cluster-enabled yes`` joined by ``redis-cli --cluster create``. Each waits (bounded) until
 the server answers and is stopped at the end of the ``with``. Shared by every test that needs
@@ -14,17 +17,39 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RedisProcess", "free_port", "redis_cluster", "redis_server"]
+__all__ = [
+    "MosquittoProcess",
+    "RedisProcess",
+    "free_port",
+    "mosquitto_server",
+    "redis_cluster",
+    "redis_server",
+]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too: Redis refuses ports > 55535 in
+    cluster mode, and the kernel's ephemeral range goes up to 60999."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535:
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
 def _ping(port: int) -> bool:
@@ -49,7 +74,7 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> RedisProcess:
+    def start(self, timeout: float = 20.0) -> RedisProcess:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
@@ -70,9 +95,26 @@ class RedisProcess:
         deadline = time.monotonic() + timeout
         while not _ping(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on {self.port} did not start")
+                self.stop(kill=True)
+                log = self.dir / "redis.log"
+                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+                raise RuntimeError(f"redis-server on {self.port} did not start: {tail}")
             time.sleep(0.02)
         return self
+
+    def start_on_a_free_port(
+        self, tries: int = 3, pick: Callable[[], int] = free_port
+    ) -> RedisProcess:
+        """:meth:`start`, taking another free port when the first was taken meanwhile (a free
+        port is only free until someone binds it: other test processes run beside us)."""
+        for attempt in range(tries):
+            try:
+                return self.start()
+            except RuntimeError:
+                if attempt == tries - 1:
+                    raise
+                self.port = pick()
+        raise AssertionError("unreachable")
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
@@ -90,7 +132,7 @@ class RedisProcess:
 @contextlib.contextmanager
 def redis_server(*extra: str) -> Iterator[RedisProcess]:
     with tempfile.TemporaryDirectory(prefix="fb-redis-") as tmp:
-        server = RedisProcess(free_port(), Path(tmp), extra).start()
+        server = RedisProcess(free_port(), Path(tmp), extra).start_on_a_free_port()
         try:
             yield server
         finally:
@@ -107,7 +149,8 @@ def redis_cluster(masters: int = 3) -> Iterator[list[RedisProcess]]:
                 d = Path(tmp) / str(i)
                 d.mkdir()
                 extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(d / "n.conf"))
-                nodes.append(RedisProcess(free_port(), d, extra).start())
+                node = RedisProcess(cluster_port(), d, extra)
+                nodes.append(node.start_on_a_free_port(pick=cluster_port))
             subprocess.run(
                 ["redis-cli", "--cluster", "create",
                  *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-yes"],
@@ -133,3 +176,70 @@ def redis_cluster(masters: int = 3) -> Iterator[list[RedisProcess]]:
         finally:
             for n in nodes:
                 n.stop()
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class MosquittoProcess:
+    """One mosquitto broker; ``stop()``/``start()`` restart it on the same port."""
+
+    port: int
+    dir: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> MosquittoProcess:
+        exe = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        if exe is None:
+            raise RuntimeError("mosquitto is not installed (scripts/setup-system.sh installs it)")
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "log_dest stderr\n"
+        )
+        with open(self.dir / "mosquitto.log", "ab") as logfile:  # the child keeps its own fd
+            self.proc = subprocess.Popen(
+                [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=logfile
+            )
+        deadline = time.monotonic() + timeout
+        while not _listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto on {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def mosquitto_server() -> Iterator[MosquittoProcess]:
+    with tempfile.TemporaryDirectory(prefix="fb-mosquitto-") as tmp:
+        server = MosquittoProcess(free_port(), Path(tmp)).start()
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -7,14 +7,24 @@ import { Connection } from "./js/conn.js";
 import { DevicesView } from "./js/devices.js";
 import { FrameLog } from "./js/log.js";
 import { Model } from "./js/model.js";
+import { writeRequest } from "./js/registers.js";
+import { seriesCsv, download } from "./js/export.js";
 import { COMMAND_NAMES } from "./js/wire.js";
 
 const $ = (sel) => document.querySelector(sel);
 
+// The token lives in sessionStorage (this tab, until it closes), goes out in `hello` and in the
+// Authorization header of /api/series, and never stays in the URL: a `?token=` link is moved
+// into sessionStorage and taken out of the address bar at once (no history, no Referer).
 const TOKEN_KEY = "framebridge.token";
 const params = new URLSearchParams(location.search);
-if (params.has("token")) localStorage.setItem(TOKEN_KEY, params.get("token") || "");
-const token = () => params.get("token") ?? localStorage.getItem(TOKEN_KEY) ?? "";
+if (params.has("token")) {
+  sessionStorage.setItem(TOKEN_KEY, params.get("token") || "");
+  params.delete("token");
+  const q = params.toString();
+  history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
+}
+const token = () => sessionStorage.getItem(TOKEN_KEY) ?? "";
 
 const wsUrl = (() => {
   const u = new URL(params.get("ws") || "ws", location.href);
@@ -40,16 +50,19 @@ const conn = new Connection({
 
 const actions = {
   async request(msg) {
+    if (msg.type === "request") log.expectOwn(msg);
     const r = await conn.request(msg, 8000);
     if (r.type === "error") return { ...r, ok: false, error: { code: r.code, message: r.message } };
     // the bridge counted it against the device (no event says so): take its count from state
     if (r.ok === false && (r.error?.code === "timeout" || r.error?.code === "device_error")) reconcileSoon();
     return r;
   },
+  /** A value as typed (text or number, in the register's unit) → write_reg, or write_regs for
+   * a two-word register. */
   async write(dev, reg, value) {
     const enc = model.encodeValue(reg, value);
     if (enc.error) return { ok: false, error: { code: "bad_value", message: `${reg.name}: ${enc.error}` } };
-    return actions.request({ type: "request", bus: dev.bus, addr: dev.addr, cmd: "write_reg", args: { reg: reg.address, value: enc.raw } });
+    return actions.request({ type: "request", bus: dev.bus, addr: dev.addr, ...writeRequest(reg, enc.words) });
   },
 };
 
@@ -258,11 +271,15 @@ function onStatusChange(s) {
 async function onSession(info) {
   const buses = Object.keys(info.welcome?.buses || {});
   for (const b of buses) model.bus(b);
+  model.node = info.welcome?.node ?? "";
+  model.access = info.welcome?.access ?? null;
+  showAccess();
   if (!info.resumed) {
     resumeEl.dataset.state = "fresh";
     resumeEl.textContent = "live";
     log.note("connected", `session ${info.welcome?.session ?? "?"} on node ${info.welcome?.node ?? "?"}`);
     await fetchState();
+    await Promise.all(buses.map(fetchSeries));
     return;
   }
   const missed = Object.values(info.missed || {}).reduce((a, b) => a + b, 0);
@@ -282,16 +299,59 @@ async function onSession(info) {
   resumeEl.title = `session ${info.welcome?.session ?? "?"}; since ${JSON.stringify(info.since)}; recovered ${JSON.stringify(info.recovered)}`;
 }
 
+/** The node and what this token may do, in the top bar; write controls follow `access`. */
+function showAccess() {
+  $("#node").textContent = model.node ? `node ${model.node}` : "";
+  const w = model.access?.write;
+  const ro = Array.isArray(w) && w.length === 0;
+  const accessEl = $("#access");
+  accessEl.hidden = !Array.isArray(w);
+  accessEl.textContent = ro ? "read-only" : Array.isArray(w) && !w.includes("*") ? `write: ${w.join(", ")}` : "read/write";
+  accessEl.dataset.mode = ro ? "read" : "write";
+  for (const d of model.devices()) model.changed(`${d.bus}/${d.addr}`);
+  panel.refreshDevices(true);
+}
+
+/**
+ * The bridge's recent values of a bus's registers (`/api/series`), so the charts show the last
+ * minutes at once; merged under whatever arrived live meanwhile. A bridge without the endpoint
+ * (404) or a refused token (401) leaves the charts to fill live.
+ */
+async function fetchSeries(bus) {
+  const url = new URL(`api/series?bus=${encodeURIComponent(bus)}`, location.href);
+  const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
+  try {
+    const r = await fetch(url, { headers, cache: "no-store" });
+    if (!r.ok) return;
+    model.applySeries(bus, await r.json());
+    devicesView.renderCharts(true);
+  } catch (err) {
+    console.warn("framebridge: series of", bus, err);
+  }
+}
+
 retryBtn.addEventListener("click", () => conn.retryNow());
+$("#token-toggle").addEventListener("click", () => {
+  const form = $("#token-form");
+  form.hidden = !form.hidden;
+  if (!form.hidden) $("#token-input").focus();
+});
 $("#token-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const t = $("#token-input").value;
-  localStorage.setItem(TOKEN_KEY, t);
-  params.delete("token");
+  sessionStorage.setItem(TOKEN_KEY, $("#token-input").value);
+  $("#token-input").value = "";
   $("#token-form").hidden = true;
   conn.attempt = 0;
-  conn.retryNow();
+  conn.reconnect("new token");
 });
+
+$("#export-series").addEventListener("click", () => {
+  download(`framebridge-series-${stamp()}.csv`, seriesCsv(model, devicesView));
+});
+$("#export-log").addEventListener("click", () => {
+  download(`framebridge-log-${stamp()}.csv`, log.csv());
+});
+const stamp = () => new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
 
 // ---- chart window ---------------------------------------------------------------------
 
@@ -336,6 +396,6 @@ setInterval(() => {
 }, 2000);
 
 // For tests and for poking around from the devtools console.
-window.framebridge = { model, conn, log, devicesView, panel, fetchState };
+window.framebridge = { model, conn, log, devicesView, panel, fetchState, fetchSeries };
 
 conn.start();

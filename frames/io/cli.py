@@ -27,6 +27,7 @@ from ..format import FrameFormat
 from ..frame import Frame
 from ..stream import StreamDecoder
 from .capture_cli import CaptureMonitor, add_filter_arguments, filter_from_args
+from .ports import explain_open_error, open_port
 from .serial_sync import Master
 
 EXIT_BAD_ARGS = 2
@@ -179,9 +180,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
     try:
-        port = serial.serial_for_url(args.port, baudrate=args.baudrate, timeout=0.05)
+        port = open_port(args.port, baudrate=args.baudrate, timeout=0.05)
     except (serial.SerialException, OSError, ValueError) as exc:
-        print(f"error: link down: cannot open {args.port}: {exc}", file=sys.stderr)
+        reason = explain_open_error(args.port, exc)
+        print(f"error: link down: cannot open {args.port}: {reason}", file=sys.stderr)
         return EXIT_LINK_DOWN
     end = None if args.duration is None else time.monotonic() + args.duration
     # SIGTERM stops the sniffer like Ctrl-C: flush what is half-received, print the summary.

@@ -3,8 +3,10 @@
 On POSIX :class:`PortLink` is the shared :class:`~frames.io.fd_link.FdLink` on the port's fd:
 one ``os.read`` per readable event (pyserial's ``read`` wraps it in two ``select()`` calls) and
 writes at once with one ``os.write``, buffered only when the port is full. A pyserial class that
-overrides ``read``/``write`` (``spy://``, ``socket://``) keeps its own methods. Elsewhere
-:class:`AsyncioLink` uses ``pyserial-asyncio``'s transport. :func:`open_link` picks one.
+overrides ``read``/``write`` (``spy://``, ``socket://``) keeps its own methods. A port with no
+fd to watch (``rfc2217://``, ``loop://``) gets a reader thread
+(:class:`~frames.io.thread_link.ThreadLink`). Elsewhere :class:`AsyncioLink` uses
+``pyserial-asyncio``'s transport. :func:`open_link` picks one.
 """
 
 from __future__ import annotations
@@ -17,13 +19,23 @@ import serial
 import serial_asyncio
 
 from .fd_link import FdLink
+from .thread_link import ThreadLink
 
 try:
     from serial.serialposix import Serial as PosixSerial
 except ImportError:  # pragma: no cover - not POSIX
     PosixSerial = None
 
-__all__ = ["POSIX_FD", "AsyncioLink", "Link", "PortLink", "open_link", "write_now"]
+__all__ = [
+    "POSIX_FD",
+    "AsyncioLink",
+    "Link",
+    "PortLink",
+    "ThreadLink",
+    "has_fd",
+    "open_link",
+    "write_now",
+]
 
 POSIX_FD = PosixSerial is not None and os.name == "posix"  # PortLink can be used
 
@@ -89,12 +101,24 @@ class AsyncioLink:
         self._transport.close()
 
 
+def has_fd(ser: serial.SerialBase) -> bool:
+    """Whether the port has a file descriptor the loop can watch (pyserial raises, or has no
+    ``fileno`` at all, for ``rfc2217://`` and ``loop://``)."""
+    try:
+        return isinstance(ser.fileno(), int)
+    except (AttributeError, NotImplementedError, serial.SerialException, OSError):
+        return False
+
+
 def open_link(
     loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, ser: serial.Serial
 ) -> Link:
-    """The link for an open port: :class:`PortLink` on POSIX, else :class:`AsyncioLink`.
-    Closes ``ser`` if the link cannot be set up."""
+    """The link for an open port: :class:`ThreadLink` for a port without an fd, else
+    :class:`PortLink` on POSIX and :class:`AsyncioLink` elsewhere. Closes ``ser`` if the link
+    cannot be set up."""
     try:
+        if not has_fd(ser):
+            return ThreadLink(loop, protocol, ser)
         return PortLink(loop, protocol, ser) if POSIX_FD else AsyncioLink(loop, protocol, ser)
     except Exception:
         ser.close()

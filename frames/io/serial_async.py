@@ -14,7 +14,10 @@ Why the lifecycle looks like this:
   link has proved itself (a reply arrived, or it stayed up ``reconnect_max`` seconds): a port
   whose open succeeds and then drops at once backs off like one that cannot be opened.
 * Opening a port can block (``socket://`` connects, ``rfc2217://`` negotiates), so it runs in a
-  worker thread and never stalls the event loop.
+  worker thread and never stalls the event loop. So does :meth:`AsyncMaster.set_baudrate`.
+* ``rfc2217://`` has no fd: :func:`~frames.io.port_link.open_link` serves it with a reader
+  thread (:class:`~frames.io.thread_link.ThreadLink`), and :func:`~frames.io.ports.open_port`
+  keeps pyserial from renegotiating with the server on every local setting.
 * A traffic callback that raises is logged and otherwise ignored: monitoring must never break
   the bus.
 
@@ -61,6 +64,7 @@ from ..master import (
 )
 from .fd_link import DeadlineTimer
 from .port_link import Link, open_link
+from .ports import explain_open_error, open_port, retune
 
 __all__ = ["AsyncMaster"]
 
@@ -115,6 +119,7 @@ class AsyncMaster:
         self.reconnect_max = reconnect_max
         self.on_traffic = on_traffic
         self.serial_options = dict(serial_options or {})
+        self._gap_arg, self._idle_flush_arg = gap, idle_flush  # None: derived from the baud rate
         self._core = MasterCore(
             fmt=fmt,
             registry=registry,
@@ -133,6 +138,7 @@ class AsyncMaster:
         self._up_since = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: Link | None = None
+        self._serial: serial.SerialBase | None = None  # the open port under _transport
         self._protocol: _Protocol | None = None
         self._futures: dict[int, asyncio.Future[Frame]] = {}
         self._timer: DeadlineTimer | None = None
@@ -155,8 +161,14 @@ class AsyncMaster:
             await self._connect()
         except OPEN_ERRORS as exc:
             if not self.reconnect:
-                raise LinkDown(f"cannot open {self.url}: {exc}") from exc
-            log.warning("cannot open %s (%s); retrying in the background", self.url, exc)
+                raise LinkDown(
+                    f"cannot open {self.url}: {explain_open_error(self.url, exc)}"
+                ) from exc
+            log.warning(
+                "cannot open %s (%s); retrying in the background",
+                self.url,
+                explain_open_error(self.url, exc),
+            )
             self._start_reconnect()
 
     async def close(self) -> None:
@@ -176,6 +188,7 @@ class AsyncMaster:
             self._timer.cancel()
         transport, protocol = self._transport, self._protocol
         self._transport = self._protocol = None
+        self._serial = None
         if transport is not None and protocol is not None:
             transport.close()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -231,6 +244,24 @@ class AsyncMaster:
         for waiter in self._link_waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    async def set_baudrate(self, baudrate: int) -> None:
+        """Change the line speed: the port's (a local UART's termios; on ``rfc2217://`` a
+        SET-BAUDRATE the serial server applies to its tty; nothing on ``socket://``), in a
+        worker thread, and the core's timing (gap, transmit time). Kept for reopens. Raises
+        LinkDown if the port fails meanwhile (the link then goes down and reconnects)."""
+        retune(self._core, baudrate, gap=self._gap_arg, idle_flush=self._idle_flush_arg)
+        self.baudrate = baudrate
+        ser = self._serial
+        if ser is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, setattr, ser, "baudrate", baudrate)
+        except OPEN_ERRORS as exc:
+            if self._serial is ser and self._transport is not None:
+                self._transport.close()  # connection_lost → link_down → reconnect
+            raise LinkDown(f"{self.url}: cannot set {baudrate} baud: {exc}") from exc
 
     # -- requests -------------------------------------------------------------------------
 
@@ -326,6 +357,7 @@ class AsyncMaster:
         if protocol is not self._protocol or self._closed:
             return
         self._transport = self._protocol = None
+        self._serial = None
         reason = str(exc) if exc is not None else "port closed"
         log.warning("%s lost: %s", self.url, reason)
         assert self._loop is not None
@@ -339,7 +371,7 @@ class AsyncMaster:
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         opener = functools.partial(
-            serial.serial_for_url, self.url, baudrate=self.baudrate, **self.serial_options
+            open_port, self.url, baudrate=self.baudrate, **self.serial_options
         )
         ser = await loop.run_in_executor(None, opener)
         if self._closed:
@@ -348,6 +380,7 @@ class AsyncMaster:
         protocol = _Protocol(self)
         transport = open_link(loop, protocol, ser)
         self._transport, self._protocol = transport, protocol
+        self._serial = ser
         self._up_since = loop.time()
         self._core.link_up(loop.time())
         self._pump()
@@ -366,6 +399,6 @@ class AsyncMaster:
             except MasterClosed:
                 return
             except OPEN_ERRORS as exc:
-                log.debug("reopen %s failed: %s", self.url, exc)
+                log.debug("reopen %s failed: %s", self.url, explain_open_error(self.url, exc))
             else:
                 return

@@ -10,6 +10,10 @@ reopen it, at most once per backoff interval (:class:`~frames.backoff.Backoff`: 
 ``reconnect_min`` up to ``reconnect_max``), so a dead adapter costs callers a fast error, not a
 hang. The backoff is reset only once the link has proved itself (a reply arrived, or it stayed
 up ``reconnect_max`` seconds), so a port that opens and drops at once backs off too.
+
+The port is opened by :func:`~frames.io.ports.open_port`: on ``rfc2217://`` the per-read
+``timeout`` stays local and the settings reach the serial server only at open and on
+:meth:`Master.set_baudrate`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from ..master import (
     write_register_request,
     write_registers_request,
 )
+from .ports import explain_open_error, open_port, retune
 
 __all__ = ["Master"]
 
@@ -79,6 +84,7 @@ class Master:
         self.reconnect_max = reconnect_max
         self.on_traffic = on_traffic
         self.serial_options = dict(serial_options or {})
+        self._gap_arg, self._idle_flush_arg = gap, idle_flush  # None: derived from the baud rate
         self._core = MasterCore(
             fmt=fmt,
             registry=registry,
@@ -112,10 +118,10 @@ class Master:
         if self._port is not None:
             return
         try:
-            port = serial.serial_for_url(self.url, baudrate=self.baudrate, **self.serial_options)
+            port = open_port(self.url, baudrate=self.baudrate, **self.serial_options)
         except OPEN_ERRORS as exc:
             self._next_attempt = time.monotonic() + self._backoff.next_delay()
-            raise LinkDown(f"cannot open {self.url}: {exc}") from exc
+            raise LinkDown(f"cannot open {self.url}: {explain_open_error(self.url, exc)}") from exc
         self._port = port
         self._port_timeout = None
         self._up_since = time.monotonic()
@@ -158,6 +164,22 @@ class Master:
         """The reconnect backoff (``attempts`` counts reopen attempts since the link last
         proved itself)."""
         return self._backoff
+
+    def set_baudrate(self, baudrate: int) -> None:
+        """Change the line speed: the port's (a local UART's termios; on ``rfc2217://`` a
+        SET-BAUDRATE the serial server applies to its tty; nothing on ``socket://``), and the
+        core's timing (gap, transmit time). Kept for reopens. Raises LinkDown if the port
+        fails meanwhile."""
+        retune(self._core, baudrate, gap=self._gap_arg, idle_flush=self._idle_flush_arg)
+        self.baudrate = baudrate
+        port = self._port
+        if port is None:
+            return
+        try:
+            port.baudrate = baudrate
+        except IO_ERRORS as exc:
+            self._lost(exc)
+            raise LinkDown(f"{self.url}: cannot set {baudrate} baud: {exc}") from exc
 
     # -- requests -------------------------------------------------------------------------
 

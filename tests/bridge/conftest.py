@@ -23,10 +23,22 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bridge import contract as c
-from bridge.config import BridgeConfig, BusConfig, Limits, ServerConfig
+from bridge.config import (
+    BridgeConfig,
+    BusConfig,
+    DeviceConfig,
+    HistoryConfig,
+    Limits,
+    PollConfig,
+    ServerConfig,
+)
 from bridge.fanout import InMemoryHub
+from bridge.metrics import BridgeMetrics
 from bridge.server import BridgeServer
 from bridge.writer import Conn
+
+# the dashboard tests' session-wide browser and simulator + bridge stack, and their page
+from .dashboard_fixtures import browser, page, stack  # noqa: F401
 
 TIMEOUT = 5.0
 
@@ -132,6 +144,39 @@ def make_limits(**overrides: Any) -> Limits:
     return replace(base, **overrides)
 
 
+def sim_bridge_config(
+    url: str,
+    node: str,
+    *,
+    poll_s: float,
+    history: int = 4096,
+    devices: int = 2,
+    names: tuple[str, ...] = (),
+    limits: Limits | None = None,
+    **bus: Any,
+) -> BridgeConfig:
+    """One bus ``bus0`` at ``url`` with ``devices`` thermo devices (addresses 1.., as the
+    simulator numbers them; ``names`` for the first ones) read every ``poll_s``; ``bus`` sets
+    other BusConfig fields (timeout_s 0.1 and retries 0 unless given)."""
+    fields: dict[str, Any] = {"timeout_s": 0.1, "retries": 0, **bus}
+    named = names + ("",) * devices
+    addrs = range(1, devices + 1)
+    return BridgeConfig(
+        server=ServerConfig(host="127.0.0.1", port=0, node=node),
+        limits=make_limits() if limits is None else limits,
+        history=HistoryConfig(size=history),
+        buses=(
+            BusConfig(
+                "bus0",
+                url,
+                devices=tuple(DeviceConfig(a, "thermo", named[a - 1]) for a in addrs),
+                polls=(PollConfig("read_regs", interval_s=poll_s),),
+                **fields,
+            ),
+        ),
+    )
+
+
 @pytest.fixture
 def limits() -> Limits:
     return make_limits()
@@ -232,6 +277,17 @@ async def read_until_closed(ws: ClientConnection) -> list[dict[str, Any]]:
         while True:
             got.extend(await recv_raw(ws))
     return got
+
+
+def metric(metrics: BridgeMetrics, name: str, **labels: str) -> float:
+    """A sample from the bridge's own registry, as a scrape reads it (0 before the first)."""
+    value = metrics.registry.get_sample_value(name, labels)
+    return float(value or 0.0)
+
+
+def rejected(h: Harness, reason: str) -> float:
+    """Connections the harness's server refused for ``reason``."""
+    return metric(h.server.metrics, "framebridge_rejected_connections_total", reason=reason)
 
 
 def slow_closes(h: Harness) -> float:

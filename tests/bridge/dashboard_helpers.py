@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from frames.devicemap import DEVICE_DIR
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -61,7 +63,63 @@ name = "office"
 [[bus.poll]]
 cmd = "read_regs"
 interval_s = 0.25
+
+[[bus]]
+name = "bus1"
+url = "{link1}"
+timeout_s = 0.15
+reconnect_min_s = 0.05
+reconnect_max_s = 0.3
+
+[[bus.device]]
+addr = 3
+profile = "io_board"
+name = "io"
+
+[[bus.device]]
+addr = 4
+profile = "{meter}"
+name = "meter"
+
+[[bus.poll]]
+cmd = "read_regs"
+interval_s = 0.25
 """
+
+# The simulator behind CONFIG: two thermostats on bus0; an I/O board (bitfield, enum, bool) and
+# a power meter (u32, f32) on bus1.
+SIM_CONFIG = """\
+seed = 1
+
+[[bus]]
+name = "bus0"
+link = "{link}"
+profile = "thermo"
+devices = 2
+
+[[bus]]
+name = "bus1"
+link = "{link1}"
+
+[[bus.device]]
+address = 3
+profile = "io_board"
+
+[[bus.device]]
+address = 4
+profile = "{meter}"
+"""
+
+
+def meter_map(workdir: Path) -> Path:
+    """The shipped power meter with its lifetime energy (u32, two words) writable: a register
+    the page must write with write_regs."""
+    text = (DEVICE_DIR / "power_meter.toml").read_text()
+    marker = 'name = "energy_total"\ntype = "u32"\n'
+    assert marker in text
+    path = workdir / "meter.toml"
+    path.write_text(text.replace(marker, marker + "writable = true\n"))
+    return path
 
 
 # A bridge that wants a token, with a bus whose port does not exist (down from the start).
@@ -69,7 +127,7 @@ LOCKED_CONFIG = """\
 [server]
 listen = "127.0.0.1:{port}"
 node = "locked"
-tokens = ["{token}"]
+tokens = ["{token}", {{ token = "viewer", read_only = true }}]
 
 [[bus]]
 name = "nowhere"
@@ -165,18 +223,19 @@ class Proc:
 class Stack:
     """A simulator on a pty symlink and a bridge polling it, on a free loopback port."""
 
-    def __init__(self, workdir: Path, log: Path, devices: int = 2) -> None:
+    def __init__(self, workdir: Path, log: Path) -> None:
         self.link = workdir / "ttySIM0"
+        self.link1 = workdir / "ttySIM1"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         config = workdir / "bridge.toml"
-        config.write_text(CONFIG.format(port=self.port, link=self.link))
-        sim_args = ["--link", str(self.link), "--seed", "1"]
+        meter = meter_map(workdir)
+        links = {"link": self.link, "link1": self.link1, "meter": meter}
+        config.write_text(CONFIG.format(port=self.port, **links))
+        sim_config = workdir / "sim.toml"
+        sim_config.write_text(SIM_CONFIG.format(**links))
         self.sim = Proc(
-            "sim",
-            [*FRAMEBRIDGE, "sim", "--profile", "thermo", "--devices", str(devices), *sim_args],
-            "addresses=",
-            log,
+            "sim", [*FRAMEBRIDGE, "sim", "--config", str(sim_config)], "addresses=3,4", log
         )
         self.bridge = Proc(
             "bridge", [*FRAMEBRIDGE, "bridge", "--config", str(config)], "dashboard:", log

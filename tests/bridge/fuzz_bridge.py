@@ -20,16 +20,10 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from bridge.app import Bridge
-from bridge.config import (
-    BridgeConfig,
-    BusConfig,
-    DeviceConfig,
-    HistoryConfig,
-    Limits,
-    PollConfig,
-    ServerConfig,
-)
+from bridge.config import BridgeConfig, Limits
 from firmware_sim.bus import SimulatedBus
+
+from .conftest import sim_bridge_config
 
 __all__ = ["STREAM_TYPES", "LiveBridge", "LiveClient"]
 
@@ -61,22 +55,16 @@ class LiveBridge:
         self._bridge: Bridge | None = None
 
     def config(self, sim_url: str) -> BridgeConfig:
-        return BridgeConfig(
-            server=ServerConfig(host="127.0.0.1", port=0, node="fuzz"),
+        return sim_bridge_config(
+            sim_url,
+            "fuzz",
+            poll_s=self.poll_interval_s,
+            history=64,
+            devices=self.devices,
             limits=Limits(hello_timeout_s=5.0, close_timeout_s=0.5, shutdown_grace_s=1.0),
-            history=HistoryConfig(size=64),
-            buses=(
-                BusConfig(
-                    "bus0",
-                    sim_url,
-                    timeout_s=self.bus_timeout_s,
-                    retries=0,
-                    reconnect_min_s=0.02,
-                    reconnect_max_s=0.1,
-                    devices=tuple(DeviceConfig(a, "thermo") for a in range(1, self.devices + 1)),
-                    polls=(PollConfig("read_regs", interval_s=self.poll_interval_s),),
-                ),
-            ),
+            timeout_s=self.bus_timeout_s,
+            reconnect_min_s=0.02,
+            reconnect_max_s=0.1,
         )
 
     def start(self) -> None:

@@ -20,7 +20,7 @@ OPERATOR = TokenRule("op-1", name="operator", buses=frozenset({"bus1"}))
 
 def test_plain_string_token_may_do_everything() -> None:
     p = check_token("a", ["a", VIEWER])
-    assert p == Principal("token#0")
+    assert p == Principal("token#0", tenant="token#0")  # each token is a tenant of its own
     assert p.may_see("bus9", 3) and p.may_request("bus9", 3) and not p.restricted
 
 

@@ -21,35 +21,17 @@ from bridge.app import Bridge
 from bridge.client import BridgeClient
 from bridge.config import (
     BridgeConfig,
-    BusConfig,
-    DeviceConfig,
-    HistoryConfig,
-    PollConfig,
-    ServerConfig,
 )
 from firmware_sim.bus import SimulatedBus
 
-from .conftest import make_limits
+from .conftest import metric, sim_bridge_config
 
 ABSENT = 77  # no device answers there, and it is not configured
 
 
 def bridge_config(sim: SimulatedBus, poll_s: float, **bus: Any) -> BridgeConfig:
-    return BridgeConfig(
-        server=ServerConfig(host="127.0.0.1", port=0, node="limits"),
-        limits=make_limits(),
-        history=HistoryConfig(size=1024),
-        buses=(
-            BusConfig(
-                "bus0",
-                sim.url,
-                timeout_s=0.1,
-                retries=0,
-                devices=(DeviceConfig(1, "thermo", "boiler"), DeviceConfig(2, "thermo")),
-                polls=(PollConfig("read_regs", interval_s=poll_s),),
-                **bus,
-            ),
-        ),
+    return sim_bridge_config(
+        sim.url, "limits", poll_s=poll_s, history=1024, names=("boiler",), **bus
     )
 
 
@@ -135,7 +117,7 @@ async def test_a_noise_line_leaves_the_history_a_minute_of_cover(sim: SimulatedB
         pty = sim._pty
         assert pty is not None
         loop = asyncio.get_running_loop()
-        crc_before = bridge.metrics.crc_errors.labels("bus0")._value.get()
+        crc_before = metric(bridge.metrics, "framebridge_crc_errors_total", bus="bus0")
         seq_before = bridge.hub.position("bus0").seq
         start = loop.time()
         duration, rate = 2.0, 115200 // 10  # bytes per second on the wire
@@ -150,7 +132,7 @@ async def test_a_noise_line_leaves_the_history_a_minute_of_cover(sim: SimulatedB
             await asyncio.sleep(0.02)
         elapsed = loop.time() - start
         entries = bridge.hub.position("bus0").seq - seq_before
-        crc = bridge.metrics.crc_errors.labels("bus0")._value.get() - crc_before
+        crc = metric(bridge.metrics, "framebridge_crc_errors_total", bus="bus0") - crc_before
         assert crc >= 100, f"the noise did not reach the bridge ({sent} bytes, {crc} errors)"
         per_s = entries / elapsed
         assert per_s * 60 <= 1024, f"{entries} history entries in {elapsed:.1f}s of noise"

@@ -21,8 +21,9 @@ from firmware_sim.bus import SimulatedBus
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    """``framebridge ARGS`` in a subprocess, its output piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bridge.cli",
@@ -30,55 +31,80 @@ async def start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def read_url(proc: asyncio.subprocess.Process) -> str:
+    """The WebSocket URL the process prints once it is listening."""
     assert proc.stdout is not None
     while True:
         line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
         assert line, "process ended before printing its URL"
         if line.startswith("websocket:"):
-            return proc, line.split()[1]
+            return line.split()[1]
 
 
-async def sigterm_and_check(proc: asyncio.subprocess.Process, url: str) -> None:
-    async with BridgeClient(url, reconnect=False) as client:
-        await client.subscribe(["*"])
-        msg = await client.recv(5)
-        assert msg["bus"] == "bus0"
-        proc.send_signal(signal.SIGTERM)
-        with pytest.raises(Exception, match="1001"):
-            while True:
-                await client.recv(10)
-        assert client.close_codes == [1001]
-    assert await asyncio.wait_for(proc.wait(), 15) == 0
+async def start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Spawn and wait until it listens: the process and its WebSocket URL."""
+    proc = await spawn(*args)
+    return proc, await read_url(proc)
 
 
-async def test_demo_stops_on_sigterm_with_1001_and_exit_0() -> None:
-    proc, url = await start(
-        "demo", "--listen", "127.0.0.1:0", "--devices", "2", "--interval", "0.05"
-    )
+async def check_sigterm_ends_cleanly(*args: str) -> str:
+    """Run ``framebridge ARGS``; a subscribed client sees bus0's messages, then SIGTERM closes it
+    with 1001 and the process exits 0; returns what it logged. The process is killed if anything
+    fails on the way."""
+    proc = await spawn(*args)
     try:
-        await sigterm_and_check(proc, url)
+        url = await read_url(proc)
+        async with BridgeClient(url, reconnect=False) as client:
+            await client.subscribe(["*"])
+            msg = await client.recv(5)
+            assert msg["bus"] == "bus0"
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(Exception, match="1001"):
+                while True:
+                    await client.recv(10)
+            assert client.close_codes == [1001]
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        return str(err.decode())
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
 
 
+async def test_demo_stops_on_sigterm_with_1001_and_exit_0() -> None:
+    await check_sigterm_ends_cleanly(
+        "demo", "--listen", "127.0.0.1:0", "--devices", "2", "--interval", "0.05"
+    )
+
+
+def bridge_toml(tmp_path: Path, link: Path) -> Path:
+    """A config file: one bus at ``link``, device 1 polled every 0.05 s."""
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\n[[bus]]\nname = "bus0"\nurl = "{link}"\n'
+        '[[bus.device]]\naddr = 1\nprofile = "thermo"\n'
+        '[[bus.poll]]\ncmd = "read_regs"\ninterval_s = 0.05\n'
+    )
+    return cfg
+
+
 async def test_bridge_with_config_file(tmp_path: Path) -> None:
     link = tmp_path / "ttySIM"
     async with SimulatedBus(count=1, profile="thermo", link=link):
-        cfg = tmp_path / "bridge.toml"
-        cfg.write_text(
-            f'[server]\nlisten = "127.0.0.1:0"\n[[bus]]\nname = "bus0"\nurl = "{link}"\n'
-            '[[bus.device]]\naddr = 1\nprofile = "thermo"\n'
-            '[[bus.poll]]\ncmd = "read_regs"\ninterval_s = 0.05\n'
+        await check_sigterm_ends_cleanly("bridge", "--config", str(bridge_toml(tmp_path, link)))
+
+
+async def test_bus_up_is_logged_once_at_the_default_level(tmp_path: Path) -> None:
+    # issue 10: bus_up was invisible by default and logged twice with -v
+    link = tmp_path / "ttySIM"
+    async with SimulatedBus(count=1, profile="thermo", link=link):
+        err = await check_sigterm_ends_cleanly(
+            "bridge", "--config", str(bridge_toml(tmp_path, link))
         )
-        proc, url = await start("bridge", "--config", str(cfg))
-        try:
-            await sigterm_and_check(proc, url)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    assert err.count("event=bus_up") == 1, err
 
 
 async def test_bad_config_exits_2_with_the_key_named(tmp_path: Path) -> None:
@@ -172,6 +198,9 @@ def test_version_comes_from_the_package_metadata() -> None:
         (["encode", "--addr", "1", "--cmd", "3", "-v"], logging.INFO),  # was: unrecognized
         (["decode", "aa", "-vv"], logging.DEBUG),
         (["-v", "sim", "--verbose"], logging.DEBUG),  # before and after add up
+        (["demo"], logging.INFO),  # services show link changes (bus_up) by default
+        (["bridge", "--config", "x.toml", "-v"], logging.DEBUG),
+        (["-vvv", "demo"], logging.DEBUG),
     ],
 )
 def test_verbose_works_before_and_after_the_subcommand(argv: list[str], level: int) -> None:

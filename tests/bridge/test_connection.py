@@ -186,6 +186,7 @@ def test_ping_state_unsubscribe() -> None:
     assert state["buses"]["bus0"] == {
         "up": True,
         "reason": "",
+        "url": "",
         "epoch": 7,
         "seq": 3,
         "devices": {"1": {"addr": 1}, "2": {"addr": 2}},

@@ -11,17 +11,9 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.client import BridgeClient
-from bridge.config import (
-    BridgeConfig,
-    BusConfig,
-    DeviceConfig,
-    HistoryConfig,
-    PollConfig,
-    ServerConfig,
-)
 from firmware_sim.bus import SimulatedBus
 
-from .conftest import make_limits
+from .conftest import sim_bridge_config
 
 
 async def next_event(client: BridgeClient, name: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -41,22 +33,13 @@ async def sim(tmp_path: Path) -> AsyncIterator[SimulatedBus]:
 
 @pytest.fixture
 async def bridge(sim: SimulatedBus) -> AsyncIterator[Bridge]:
-    config = BridgeConfig(
-        server=ServerConfig(host="127.0.0.1", port=0, node="e2e"),
-        limits=make_limits(),
-        history=HistoryConfig(size=4096),
-        buses=(
-            BusConfig(
-                "bus0",
-                sim.url,
-                timeout_s=0.1,
-                retries=0,
-                reconnect_min_s=0.02,
-                reconnect_max_s=0.1,
-                devices=(DeviceConfig(1, "thermo", "boiler"), DeviceConfig(2, "thermo")),
-                polls=(PollConfig("read_regs", interval_s=0.05),),
-            ),
-        ),
+    config = sim_bridge_config(
+        sim.url,
+        "e2e",
+        poll_s=0.05,
+        names=("boiler",),
+        reconnect_min_s=0.02,
+        reconnect_max_s=0.1,
     )
     async with Bridge(config) as b:
         yield b

@@ -21,7 +21,7 @@ from bridge.config import ServerConfig, parse_config
 from bridge.edge import TIGHT_HANDSHAKE_S
 from bridge.errors import ConfigError
 
-from .conftest import TIMEOUT, Harness, make_limits, recv, running_harness
+from .conftest import TIMEOUT, Harness, make_limits, recv, rejected, running_harness
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ async def test_dns_rebinding_host_is_refused(harness: Harness) -> None:
     assert status_of(await raw_http(harness, upgrade)) == 403
     for ok_host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1"):
         assert status_of(await raw_http(harness, get("/api/state", ok_host))) == 200, ok_host
-    refused = harness.server.metrics.rejected.labels("host")._value.get()
+    refused = rejected(harness, "host")
     assert refused == 2
 
 
@@ -212,7 +212,7 @@ async def test_idle_handshakes_from_one_source_are_dropped() -> None:
             assert closed == 2  # the 4th and 5th
             ws = await _hello(h.url, "127.0.0.2")
             await ws.close()
-            assert h.server.metrics.rejected.labels("per_source")._value.get() == 2
+            assert rejected(h, "per_source") == 2
         finally:
             for _reader, writer in idle:
                 writer.close()
@@ -316,4 +316,4 @@ async def test_in_the_descriptor_reserve_websockets_get_503_and_healthz_answers(
     except ConnectionResetError:  # the request was already in the closed socket's buffer
         answer = b""
     assert answer == b""
-    assert harness.server.metrics.rejected.labels("fd_limit")._value.get() == 2
+    assert rejected(harness, "fd_limit") == 2

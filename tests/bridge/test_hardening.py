@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from .conftest import SLOW_LIMITS, TIMEOUT, Harness, recv, stalled_client
+from .conftest import SLOW_LIMITS, TIMEOUT, Harness, recv, rejected, stalled_client
 from .test_server import closed_code
 
 
@@ -27,13 +27,6 @@ def deep(levels: int) -> str:
 
 
 DEPTHS = range(930, 1001)
-
-
-def rejected(h: Harness, reason: str) -> float:
-    value = h.server.metrics.registry.get_sample_value(
-        "framebridge_rejected_connections_total", {"reason": reason}
-    )
-    return float(value or 0.0)
 
 
 @pytest.mark.tokens("good")

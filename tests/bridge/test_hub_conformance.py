@@ -1,26 +1,35 @@
 """What every hub implementation must do: order, replay at the edges, concurrency.
 
 Parametrised over implementations through :func:`make_nodes`: each returns ``n`` node hubs that
-share one store and one broker (in memory now; the Redis issue adds a factory over real
-``redis-server`` processes). A :class:`GatedStore` wraps any store so a test can hold a
-subscribe's ``since`` open while it publishes: interleavings are forced, never slept for.
+share one store and one broker: in memory, and over a real ``redis-server``
+(:class:`bridge.cluster.store.RedisStore`; the nodes of one process share its store and broker
+as the in-memory ones do, so the Redis Stream, meta hash and scripts are what is tested here;
+``tests/cluster/`` runs nodes as separate processes). A :class:`GatedStore` wraps any store so
+a test can hold a subscribe's ``since`` open while it publishes: interleavings are forced, never
+slept for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from bridge import contract as c
-from bridge.broker import MemoryBroker
+from bridge.broker import Broker, MemoryBroker
+from bridge.cluster.broker import RedisBroker
+from bridge.cluster.link import RedisLink
+from bridge.cluster.store import RedisStore
+from bridge.config import RedisConfig
 from bridge.contract import Position
 from bridge.fanout import InMemoryHub, NodeHub
 from bridge.session import QueueLimits, Session
 from bridge.store import HistoryStore, MemoryStore, Stamped
+from tests.servers import redis_server
 
 EPOCH = 77
 SIZE = 8
@@ -67,10 +76,37 @@ def memory_nodes(n: int = 1, *, gated: bool = False) -> list[NodeHub]:
     return [NodeHub(store, broker) for _ in range(n)]
 
 
-@pytest.fixture(params=[memory_nodes], ids=["memory"])
-def make_nodes(request: pytest.FixtureRequest) -> NodesFactory:
-    factory: NodesFactory = request.param
-    return factory
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as server:
+        yield server.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_nodes(request: pytest.FixtureRequest) -> AsyncIterator[NodesFactory]:
+    if request.param == "memory":
+        yield memory_nodes
+        return
+    url: str = request.getfixturevalue("redis_url")
+    opened: list[tuple[RedisStore, RedisLink]] = []
+
+    def redis_nodes(n: int = 1, *, gated: bool = False) -> list[NodeHub]:
+        link = RedisLink(RedisConfig(url, prefix=f"conf{next(_prefixes)}"), node="n1")
+        redis_store = RedisStore(link, size=SIZE, ttl_s=TTL)
+        opened.append((redis_store, link))
+        store: HistoryStore = GatedStore(redis_store) if gated else redis_store
+        store.add_bus("b", EPOCH)
+        store.add_bus("z", EPOCH + 1)
+        broker: Broker = RedisBroker(link)  # one process: its nodes share it, as in memory
+        return [NodeHub(store, broker) for _ in range(n)]
+
+    yield redis_nodes
+    for store, link in opened:
+        await store.close()
+        await link.close()
 
 
 def session(name: str = "s", max_messages: int = 4096) -> Session:

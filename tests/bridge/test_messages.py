@@ -20,7 +20,7 @@ from bridge import contract as c
 from bridge import messages as m
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "websocket.md"
-CLIENT_TYPES = {"hello", "subscribe", "unsubscribe", "request", "ping"}
+CLIENT_TYPES = {"hello", "subscribe", "unsubscribe", "request", "ping", "refresh"}
 
 
 def _json_examples() -> list[tuple[int, dict[str, Any]]]:

@@ -15,7 +15,6 @@ from bridge.config import (
     CaptureConfig,
     DeviceConfig,
     HistoryConfig,
-    PollConfig,
     ServerConfig,
     parse_config,
 )
@@ -25,7 +24,7 @@ from firmware_sim.bus import SimulatedBus
 from frames.events import TrafficEvent
 from frames.io.capture import read_capture
 
-from ..bridge.conftest import make_limits
+from ..bridge.conftest import make_limits, sim_bridge_config
 
 
 def test_capture_table_is_parsed_and_checked(tmp_path: Path) -> None:
@@ -65,21 +64,8 @@ async def test_a_missing_capture_leaves_the_bus_down(tmp_path: Path) -> None:
 async def test_a_recorded_bus_replays_into_another_bridge(tmp_path: Path) -> None:
     caps = tmp_path / "caps"
     async with SimulatedBus(2, "thermo", link=tmp_path / "sim") as sim:
-        config = BridgeConfig(
-            server=ServerConfig(host="127.0.0.1", port=0, node="rec"),
-            limits=make_limits(),
-            history=HistoryConfig(size=4096),
-            buses=(
-                BusConfig(
-                    "bus0",
-                    sim.url,
-                    timeout_s=0.2,
-                    retries=0,
-                    devices=(DeviceConfig(1, "thermo"), DeviceConfig(2, "thermo")),
-                    polls=(PollConfig("read_regs", interval_s=0.02),),
-                    capture=CaptureConfig(dir=str(caps)),
-                ),
-            ),
+        config = sim_bridge_config(
+            sim.url, "rec", poll_s=0.02, timeout_s=0.2, capture=CaptureConfig(dir=str(caps))
         )
         async with Bridge(config) as bridge, BridgeClient(bridge.ws_url) as client:
             await client.subscribe(["bus0/*"])

@@ -205,6 +205,23 @@ def test_default_gap_is_three_and_a_half_chars() -> None:
     assert MasterCore(baudrate=9600).gap == pytest.approx(0.003645833)
 
 
+def test_a_new_baud_rate_retimes_the_line() -> None:
+    """``set_baudrate`` (the port's rate changed) re-derives the timing the line really uses:
+    the estimated transmission end of the next request follows the new character time."""
+    core = MasterCore(baudrate=115200, gap=0.001, timeout=0.5)
+    core.set_baudrate(1200, gap=0.001)
+    assert core.gap == 0.001 and core.char_time == pytest.approx(10 / 1200)
+    core.send_request(1, "echo", b"a", 0.0)
+    wire = core.data_to_send()
+    core.receive_data(b"\x13\x37", 0.002)  # garbage: the estimate still holds the line
+    assert core.next_deadline() == pytest.approx(len(wire) * 10 / 1200 + 0.001)
+    core.set_baudrate(9600)  # gap and idle flush from the rate again
+    assert core.gap == pytest.approx(default_gap(9600))
+    assert core.idle_flush == pytest.approx(max(default_gap(9600), 0.005))
+    with pytest.raises(FrameValueError):
+        core.set_baudrate(0)
+
+
 def test_timeout_after_retries() -> None:
     pair = make_pair(retries=2)
     pair.silent.add(3)

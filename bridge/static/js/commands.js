@@ -1,7 +1,8 @@
 // The command panel: pick a device and a command, send it, see the reply or the error with its
 // round-trip time. Registers are picked by name; values are in engineering units.
 
-import { h, limitsText, rttText } from "./devices.js";
+import { withUnit, writeRequest } from "./registers.js";
+import { h, limitsText, rttText } from "./tiles.js";
 import { cleanHex, commandLabel, fieldsText, spacedHex } from "./wire.js";
 
 const MAX_RESULTS = 20;
@@ -33,11 +34,15 @@ export class CommandPanel {
   }
 
   /** Refill the device list when devices appear (keeps the selection). */
-  refreshDevices() {
-    const devs = this.model.devices();
+  refreshDevices(force = false) {
+    // every request needs write access (a read-only token's are refused): only those devices
+    const devs = this.model.devices().filter((d) => this.model.mayWrite(d.bus, d.addr));
     // the register map arriving (writable, limits) changes the write list, not just its size
-    const key = devs.map((d) => `${d.bus}/${d.addr}/${d.model}/${d.name}/${d.registers.size}/${d.mapKnown ? 1 : 0}`).join(",");
-    if (key === this.devicesKey) return;
+    const none = devs.length === 0 && this.model.devices().length > 0;
+    const key = `${none}|` + devs.map((d) => `${d.bus}/${d.addr}/${d.model}/${d.name}/${d.registers.size}/${d.mapKnown ? 1 : 0}`).join(",");
+    if (key === this.devicesKey && !force) return;
+    this.form.hidden = none;
+    this.form.parentElement.querySelector('[data-role="cmd-none"]').hidden = !none;
     this.devicesKey = key;
     const keep = this.devSel.value;
     this.devSel.replaceChildren(
@@ -73,25 +78,20 @@ export class CommandPanel {
         sel.append(h("option", { value: r.name, text: `${r.name}${r.unit ? " (" + r.unit + ")" : ""}${lim ? " " + lim : ""}${unknown}` }));
       }
       if (!writable.length) sel.append(h("option", { value: "", text: "no writable register" }));
-      const val = h("input", { name: "arg-value", type: "number", step: "any", required: true, inputmode: "decimal" });
+      const val = h("input", { name: "arg-value", type: "text", required: true, inputmode: "decimal", autocomplete: "off", spellcheck: "false" });
       const hint = h("small", { class: "muted", "data-role": "write-hint" });
       const sync = () => {
         const r = d?.registers.get(sel.value);
         const lim = r ? limitsText(r) : "";
-        hint.textContent = r ? `now ${r.value ?? "–"}${r.unit ? " " + r.unit : ""}${lim ? ` · allowed ${lim}` : ""}` : "no writable register";
-        if (r) {
-          if (r.min !== null) val.min = String(r.min);
-          else val.removeAttribute("min");
-          if (r.max !== null) val.max = String(r.max);
-          else val.removeAttribute("max");
-        }
-        if (r && val.value === "" && typeof r.value === "number") val.value = String(r.value);
+        const kinds = r?.type === "bool" ? " · on or off" : r?.type === "enum" && r.labels ? ` · ${Object.values(r.labels).join(", ")}` : "";
+        hint.textContent = r ? `now ${withUnit(r, r.value)}${lim ? ` · allowed ${lim}` : ""}${kinds}` : "no writable register";
+        if (r && val.value === "" && r.value !== null && r.value !== undefined) val.value = withUnit({ ...r, unit: "" }, r.value);
         check();
       };
       // checked as you type, and again before sending: nothing out of range leaves the page
       const check = () => {
         const r = d?.registers.get(sel.value);
-        const bad = r && val.value.trim() !== "" ? this.model.encodeValue(r, Number(val.value)).error : null;
+        const bad = r && val.value.trim() !== "" ? this.model.encodeValue(r, val.value).error : null;
         if (bad) val.setAttribute("aria-invalid", "true");
         else val.removeAttribute("aria-invalid");
         this.errorEl.textContent = bad ? `${r.name}: ${bad}` : "";
@@ -136,10 +136,10 @@ export class CommandPanel {
       const reg = d.registers.get(el["arg-reg"]?.value);
       if (!reg || reg.writable === false) return { error: "pick a writable register" };
       if (el["arg-value"].value.trim() === "") return { error: `${reg.name}: enter a value` };
-      const value = Number(el["arg-value"].value);
-      const enc = this.model.encodeValue(reg, value);
+      const enc = this.model.encodeValue(reg, el["arg-value"].value);
       if (enc.error) return { error: `${reg.name}: ${enc.error}` };
-      return { msg: { ...base, cmd: "write_reg", args: { reg: reg.address, value: enc.raw } }, label: `write ${reg.name} = ${value}` };
+      const shown = withUnit(reg, enc.value);
+      return { msg: { ...base, ...writeRequest(reg, enc.words) }, label: `write ${reg.name} = ${shown}`, reg, words: enc.words };
     }
     if (cmd === "echo") {
       const data = cleanHex(el["arg-data"].value);
@@ -174,6 +174,15 @@ export class CommandPanel {
     if (r.ok) {
       let fields = r.fields;
       if (b.msg.cmd === "identify") this.model.setIdentity(d.bus, d.addr, fields);
+      if (b.reg) {
+        // the device's echo, decoded like a poll: "setpoint = 23.50 °C", not value=2350
+        const echoed = Array.isArray(fields?.values) ? fields.values : typeof fields?.value === "number" ? [fields.value] : b.words;
+        const named = this.model.decodeRaw(d.bus, d.addr, b.reg.address, echoed);
+        if (b.reg.name in named) {
+          fields = { [b.reg.name]: withUnit(b.reg, named[b.reg.name]) };
+          this.model.setValues(d.bus, d.addr, named, Date.now() / 1000);
+        }
+      }
       if (b.msg.cmd === "read_regs" && Array.isArray(fields?.values)) {
         const named = this.model.decodeRaw(d.bus, d.addr, b.start, fields.values);
         if (Object.keys(named).length) fields = named;

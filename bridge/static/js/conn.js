@@ -218,6 +218,12 @@ export class Connection {
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
 
+  /** Drop the socket (if any) and connect again now: a new token goes out in a new hello. */
+  reconnect(reason = "reconnect") {
+    if (this.ws) this.dropSocket(reason);
+    this.retryNow();
+  }
+
   retryNow() {
     if (this.status.state === "waiting" || this.status.state === "refused") {
       clearTimeout(this.retryTimer);

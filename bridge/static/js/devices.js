@@ -1,26 +1,11 @@
 // Buses and device cards: status, identity, error counters, register tiles with a live value,
 // an inline editor for writable registers and a chart each. Keyed DOM, updated per frame.
 
-import { RegisterChart } from "./charts.js";
 import { ERROR_KINDS } from "./model.js";
-import { ago, formatValue } from "./wire.js";
+import { RegisterTile, h, limitsText, rttText, slug } from "./tiles.js";
+import { ago } from "./wire.js";
 
-const h = (tag, attrs = {}, ...kids) => {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "text") el.textContent = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const kid of kids) if (kid !== null && kid !== undefined) el.append(kid);
-  return el;
-};
-
-export { h };
-
-const slug = (s) => String(s).replace(/[^A-Za-z0-9_-]/g, "_");
+export { h, limitsText, rttText };
 
 export class DevicesView {
   /**
@@ -63,7 +48,7 @@ export class DevicesView {
       if (!de) continue;
       for (const [name, re] of de.regs) {
         const s = d.series.get(name);
-        if (s) re.chart.update(s, force);
+        if (s && re.chart) re.chart.update(s, force);
       }
     }
   }
@@ -112,7 +97,8 @@ export class DevicesView {
     be.el.dataset.state = up === true ? "up" : up === false ? "down" : "unknown";
     be.state.textContent = up === true ? "bus up" : up === false ? "bus down" : "bus …";
     be.state.className = `badge ${up === true ? "ok" : up === false ? "bad" : "unknown"}`;
-    be.port.textContent = b.port || "";
+    be.port.textContent = b.port ? `port ${b.port}` : "";
+    be.port.title = b.port ? "the serial port (or URL) this bus owner talks to" : "";
     be.counters.textContent = countersText(b.counters);
     be.error.hidden = up !== false;
     be.error.textContent = up === false ? `Port unavailable${b.error ? ": " + b.error : ""}. Devices show their last known values.` : "";
@@ -145,144 +131,12 @@ export class DevicesView {
   }
 
   makeRegister(d, reg) {
-    const id = `r-${slug(d.bus)}-${d.addr}-${slug(reg.name)}`;
-    const value = h("output", { class: "num", id: `${id}-v`, "data-role": "value" });
-    const unit = h("span", { class: "unit", text: reg.unit });
-    const chartBox = h("div", { class: "chart", "data-points": "0", role: "img", "aria-label": `${reg.name} over time` });
-    const note = h("p", { class: "reg-note", id: `${id}-note`, "aria-live": "polite" });
-    const line = h("div", { class: "reg-value" }, value, unit);
-    const range = h("span", { class: "reg-range mono", "data-role": "range", hidden: true });
-    const addr = h("span", { class: "reg-addr mono", "data-role": "reg-addr" });
-    const el = h(
-      "div",
-      { class: "reg", "data-reg": reg.name },
-      h(
-        "div",
-        { class: "reg-head" },
-        h("span", { class: "reg-name", id: `${id}-n`, text: reg.name, title: reg.description || undefined }),
-        h("span", { class: "reg-tags" }, range, addr),
-      ),
-      line,
-      chartBox,
-      note,
-    );
-    const re = { el, value, unit, line, note, range, addr, editBtn: null, chart: new RegisterChart(chartBox, reg.name, reg.unit), editing: false };
-    this.syncWritable(d, reg, re);
-    return re;
-  }
-
-  /**
-   * Writable (the register map says so): an Edit button and the allowed range. Read-only: no
-   * button at all. Unknown (a bridge without a register map): Edit, dashed, the device decides.
-   */
-  syncWritable(d, reg, re) {
-    const w = reg.writable === true ? "true" : reg.writable === false ? "false" : "unknown";
-    const rangeText = w === "false" ? "" : limitsText(reg);
-    const key = `${w}|${rangeText}|${reg.unit}|${reg.address}`;
-    if (re.syncKey === key) return;
-    re.syncKey = key;
-    re.el.dataset.writable = w;
-    re.el.title = w === "false" ? `${reg.name} is read-only` : "";
-    re.addr.textContent = reg.address !== null ? `#${reg.address}` : "";
-    re.range.hidden = !rangeText;
-    re.range.textContent = rangeText;
-    re.range.title = rangeText ? `allowed ${rangeText}${reg.unit ? " " + reg.unit : ""}` : "";
-    re.unit.textContent = reg.unit;
-    if (w === "false") {
-      re.editBtn?.remove();
-      re.editBtn = null;
-      return;
-    }
-    if (!re.editBtn) {
-      re.editBtn = h("button", {
-        type: "button",
-        class: "edit",
-        "aria-label": `Edit ${reg.name}`,
-        text: "Edit",
-        onclick: () => this.startEdit(d, reg.name, re),
-      });
-      re.line.append(re.editBtn);
-    }
-    re.editBtn.title = w === "unknown" ? `Try writing ${reg.name} (the bridge did not say whether it is writable)` : `Write ${reg.name}${rangeText ? " (" + rangeText + (reg.unit ? " " + reg.unit : "") + ")" : ""}`;
-  }
-
-  startEdit(d, name, re) {
-    const reg = d.registers.get(name);
-    if (!reg || re.editing) return;
-    re.editing = true;
-    const limits = limitsText(reg);
-    const input = h("input", {
-      type: "number",
-      class: "reg-input",
-      step: "any",
-      min: reg.min ?? undefined,
-      max: reg.max ?? undefined,
-      "aria-label": `New value for ${name}${reg.unit ? " in " + reg.unit : ""}${limits ? ", " + limits : ""}`,
-      "aria-describedby": re.note.id,
-      value: typeof reg.value === "number" ? String(reg.value) : "",
-      required: true,
+    const m = this.model;
+    return new RegisterTile(d, reg, {
+      write: this.actions.write,
+      mayWrite: (dev) => m.mayWrite(dev.bus, dev.addr),
+      encode: (r, text) => m.encodeValue(r, text),
     });
-    const hint = () => {
-      re.note.className = "reg-note";
-      re.note.textContent = limits ? `allowed ${limits}${reg.unit ? " " + reg.unit : ""}` : "";
-    };
-    hint();
-    const cancel = () => {
-      re.editing = false;
-      form.replaceWith(re.line);
-      re.note.className = "reg-note";
-      re.note.textContent = "";
-      re.editBtn?.focus();
-    };
-    input.addEventListener("input", () => {
-      input.removeAttribute("aria-invalid");
-      hint();
-    });
-    const form = h(
-      "form",
-      {
-        class: "reg-edit",
-        novalidate: true,
-        onsubmit: async (ev) => {
-          ev.preventDefault();
-          const text = input.value.trim();
-          const v = Number(text);
-          // checked here, before anything is sent: range, step and type from the register map
-          const enc = text === "" ? { error: "enter a value" } : this.model.encodeValue(reg, v);
-          if (enc.error) {
-            input.setAttribute("aria-invalid", "true");
-            re.note.className = "reg-note bad";
-            re.note.textContent = enc.error;
-            input.focus();
-            return;
-          }
-          cancel();
-          re.note.className = "reg-note";
-          re.note.textContent = "writing…";
-          const r = await this.actions.write(d, reg, v);
-          if (r.ok) {
-            re.note.className = "reg-note ok";
-            re.note.textContent = `written ${formatValue(v, reg.decimals)}${reg.unit ? " " + reg.unit : ""} · ${rttText(r)}`;
-          } else {
-            re.note.className = "reg-note bad";
-            re.note.textContent = `${r.error?.code || "error"}: ${r.error?.message || ""}`;
-          }
-        },
-      },
-      input,
-      reg.unit ? h("span", { class: "unit", text: reg.unit }) : null,
-      h("button", { type: "submit", class: "primary small", text: "Set" }),
-      h("button", { type: "button", class: "small", text: "✕", title: "Cancel (Esc)", "aria-label": "Cancel", onclick: cancel }),
-    );
-    form.addEventListener("keydown", (ev) => {
-      if (ev.key === "Escape") {
-        ev.preventDefault();
-        cancel();
-      }
-    });
-    re.line.replaceWith(form);
-    input.focus();
-    input.select();
   }
 
   updateDevice(d) {
@@ -320,13 +174,8 @@ export class DevicesView {
       );
     }
     for (const [name, re] of de.regs) {
-      const reg = d.registers.get(name);
-      if (!reg) continue;
-      this.syncWritable(d, reg, re);
-      re.chart.decimals = reg.decimals;
-      const text = formatValue(reg.value, reg.decimals);
-      if (re.value.textContent !== text) {
-        re.value.textContent = text;
+      if (!d.registers.get(name)) continue;
+      if (re.show()) {
         re.el.classList.remove("flash");
         void re.el.offsetWidth; // restart the CSS animation
         re.el.classList.add("flash");
@@ -352,21 +201,4 @@ export function countersText(c) {
     .filter(([, v]) => typeof v === "number" && v > 0)
     .map(([k, v]) => `${ERROR_LABELS[k] ?? k.replace(/_/g, " ")} ${v}`)
     .join(" · ");
-}
-
-/** "5–35", "≥ 0", "≤ 100" or "" from a register's min and max. */
-export function limitsText(reg) {
-  const lo = typeof reg.min === "number" ? reg.min : null;
-  const hi = typeof reg.max === "number" ? reg.max : null;
-  if (lo !== null && hi !== null) return `${lo}–${hi}`;
-  if (lo !== null) return `≥ ${lo}`;
-  if (hi !== null) return `≤ ${hi}`;
-  return "";
-}
-
-export function rttText(r) {
-  const parts = [];
-  if (typeof r.rtt_ms === "number") parts.push(`device ${r.rtt_ms.toFixed(1)} ms`);
-  if (typeof r.elapsed_ms === "number") parts.push(`round trip ${r.elapsed_ms.toFixed(0)} ms`);
-  return parts.join(" · ");
 }

@@ -1,61 +1,14 @@
 // What the page knows: buses → devices → registers, with a bounded time series per register.
-// Fed by the `state` snapshot and by live frames/events; views read it and never write it.
+// Fed by the `state` snapshot, `/api/series` (the bridge's recent values, so charts start full)
+// and live frames/events; views read it and never write it.
 
-export const SERIES_POINTS = 600; // per register: 10 min at one poll a second
+import { decodeWords, digitsOf, encodeNumber, encodeText, mayWrite, wordCount } from "./registers.js";
+import { Series } from "./series.js";
+
+export { SERIES_POINTS, Series } from "./series.js";
 const VERSION_KEYS = ["firmware", "firmware_version", "fw", "version"];
 /** The per-device counters the bridge keeps (`errors` in a device's state). */
 export const ERROR_KINDS = ["timeouts", "device_errors", "crc_errors"];
-
-/** A fixed-capacity (time, value) series backed by two ring arrays. */
-export class Series {
-  constructor(capacity = SERIES_POINTS) {
-    this.capacity = capacity;
-    this.t = new Float64Array(capacity);
-    this.v = new Float64Array(capacity);
-    this.start = 0;
-    this.length = 0;
-    this.version = 0;
-  }
-
-  /** A break in the line (the device or its bus went away): stored as NaN, drawn as a gap. */
-  gap(ts) {
-    if (!this.length || Number.isNaN(this.v[(this.start + this.length - 1) % this.capacity])) return;
-    this.append(ts, NaN);
-  }
-
-  push(ts, value) {
-    if (typeof value !== "number" || !Number.isFinite(value)) return;
-    this.append(ts, value);
-  }
-
-  append(ts, value) {
-    // The same poll seen twice (a replay, or state after a frame) adds nothing.
-    if (this.length && ts <= this.t[(this.start + this.length - 1) % this.capacity]) return;
-    const i = (this.start + this.length) % this.capacity;
-    this.t[i] = ts;
-    this.v[i] = value;
-    if (this.length < this.capacity) this.length += 1;
-    else this.start = (this.start + 1) % this.capacity;
-    this.version += 1;
-  }
-
-  /** uPlot's data layout: [[times...], [values...]] as plain arrays, oldest first. */
-  toArrays() {
-    const xs = new Array(this.length);
-    const ys = new Array(this.length);
-    for (let k = 0; k < this.length; k++) {
-      const i = (this.start + k) % this.capacity;
-      xs[k] = this.t[i];
-      ys[k] = Number.isNaN(this.v[i]) ? null : this.v[i];
-    }
-    return [xs, ys];
-  }
-}
-
-function digitsOf(scale) {
-  if (!scale || scale >= 1) return 0;
-  return Math.min(6, Math.max(0, Math.ceil(-Math.log10(scale) - 1e-9)));
-}
 
 /** A register description, whatever shape the bridge sends (array item or name → value). */
 function normRegister(raw, nameHint) {
@@ -75,7 +28,10 @@ function normRegister(raw, nameHint) {
     min: typeof r.min === "number" ? r.min : typeof r.minimum === "number" ? r.minimum : null,
     max: typeof r.max === "number" ? r.max : typeof r.maximum === "number" ? r.maximum : null,
     description: r.description || "",
-    value: typeof r.value === "number" ? r.value : r.value ?? null,
+    labels: r.labels && typeof r.labels === "object" ? r.labels : null,
+    bits: r.bits && typeof r.bits === "object" ? r.bits : null,
+    wordOrder: r.word_order || "big",
+    value: r.value ?? null,
     ts: typeof r.ts === "number" ? r.ts : null,
   };
 }
@@ -108,6 +64,24 @@ export class Model {
     this.listeners = new Set();
     this.dirty = new Set(); // "bus" or "bus/addr" keys changed since the views last looked
     this.structureChanged = true; // buses/devices/registers added or removed
+    this.node = "";
+    this.access = null; // welcome.access: {read, write} patterns; null = not said (allow)
+  }
+
+  /** May this page write to the device (welcome.access.write)? */
+  mayWrite(busName, addr) {
+    return mayWrite(this.access, busName, addr);
+  }
+
+  /** `/api/series` of one bus: {devices: {addr: {register: {t, v}}}} under the live points. */
+  applySeries(busName, answer) {
+    for (const [a, regs] of Object.entries(answer?.devices || {})) {
+      const d = this.buses.get(busName)?.devices.get(Number(a));
+      if (!d) continue;
+      for (const [name, pts] of Object.entries(regs)) {
+        if (Array.isArray(pts?.t) && Array.isArray(pts?.v)) this.seriesOf(d, name).merge(pts.t, pts.v);
+      }
+    }
   }
 
   subscribe(fn) {
@@ -165,7 +139,7 @@ export class Model {
       const b = this.bus(name);
       if (typeof rb.up === "boolean") b.up = rb.up;
       else if (typeof rb.state === "string") b.up = rb.state === "up";
-      b.port = rb.port || rb.url || b.port;
+      b.port = rb.url || rb.port || b.port;
       // why the bus is down ("" when up); a bridge without `reason` keeps what an event said
       if (typeof rb.reason === "string" || typeof rb.error === "string") b.error = rb.reason || rb.error || "";
       else if (b.up) b.error = "";
@@ -325,24 +299,15 @@ export class Model {
     raws.forEach((raw, i) => {
       const r = byAddr.get(start + i);
       if (!r || typeof raw !== "number") return;
-      let n = raw & 0xffff;
-      if (r.type === "i16" && n >= 0x8000) n -= 0x10000;
-      out[r.name] = r.scale === 1 ? n : Number((n * r.scale).toFixed(r.decimals));
+      const v = decodeWords(r, raws.slice(i, i + wordCount(r)));
+      if (v !== undefined) out[r.name] = v; // a two-word register cut by the read: skipped
     });
     return out;
   }
 
-  /** Engineering value → raw u16 word for a write, or an error string. */
+  /** A typed value (text, as a person wrote it) → {words, value} for a write, or {error}. */
   encodeValue(reg, value) {
-    if (!Number.isFinite(value)) return { error: "not a number" };
-    if (reg.writable === false && reg.writableKnown) return { error: "read-only register" };
-    if (reg.min !== null && value < reg.min) return { error: `below minimum ${reg.min}` };
-    if (reg.max !== null && value > reg.max) return { error: `above maximum ${reg.max}` };
-    const n = Math.round(value / reg.scale);
-    if (Math.abs(value / reg.scale - n) > 1e-6) return { error: `not a multiple of ${reg.scale} (its step)` };
-    const [lo, hi] = !reg.typeKnown ? [-0x8000, 0xffff] : reg.type === "i16" ? [-0x8000, 0x7fff] : [0, 0xffff];
-    if (n < lo || n > hi) return { error: `does not fit ${reg.type} at scale ${reg.scale}` };
-    return { raw: n & 0xffff };
+    return typeof value === "number" ? encodeNumber(reg, value) : encodeText(reg, value);
   }
 
   setBusUp(busName, up, reason = "") {

@@ -37,6 +37,7 @@ export const CLOSE_CODES = {
   4001: { label: "no hello in time", reconnect: true },
   4002: { label: "server silent (closed by the client)", reconnect: true },
   4003: { label: "unauthorized", reconnect: false },
+  4010: { label: "token expired (no refresh in time)", reconnect: false },
 };
 
 export function describeClose(code) {

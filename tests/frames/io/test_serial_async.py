@@ -157,7 +157,11 @@ async def test_cancel_of_queued_request_sends_nothing(pty: Pty, served: AsyncSla
     ) as m:
         first = asyncio.create_task(m.echo(1, b"one"))
         second = asyncio.create_task(m.echo(1, b"two"))
-        await asyncio.sleep(0)  # both are queued now; the second waits behind the first
+        for _ in range(1000):  # until both are in the core: the second waits behind the first
+            if m.core.pending == 2:
+                break
+            await asyncio.sleep(0)
+        assert m.core.pending == 2
         second.cancel()
         assert await first == b"one"
         with pytest.raises(asyncio.CancelledError):

@@ -73,7 +73,7 @@ def test_timeout_and_recovery(pty: Pty, group: SlaveGroup) -> None:
         t0 = time.monotonic()
         with pytest.raises(Timeout):
             m.echo(2, b"x")
-        assert 0.35 < time.monotonic() - t0 < 2.0  # two attempts of 0.2 s
+        assert time.monotonic() - t0 > 0.35  # two attempts of 0.2 s, never fewer
         assert m.echo(1, b"y") == b"y"
         assert m.stats.timeouts == 1 and m.stats.retries == 1
 
