@@ -153,6 +153,7 @@ class Limits:
     answer_bytes: int = 16 * 1024  # queued for a client: read none of its messages until sent
     receive_buffer_bytes: int = 8 * 1024  # kernel receive buffer per client (SO_RCVBUF)
     send_buffer_bytes: int = 64 * 1024  # kernel send buffer per client (SO_SNDBUF)
+    drain_window_s: float = 5.0  # on SIGTERM, clients get 1001 spread over this long (0: at once)
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,12 @@ def _names(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-_ZERO_ALLOWED = {"size", "ping_interval_s", "ping_timeout_s"}  # 0 means none / off
+_ZERO_ALLOWED = {
+    "size",
+    "ping_interval_s",
+    "ping_timeout_s",
+    "drain_window_s",
+}  # 0 means none / off
 
 
 def _dataclass_from(table: _Table, cls: type[Any]) -> Any:
