@@ -11,17 +11,19 @@ from __future__ import annotations
 __all__ = ["drain_batches"]
 
 MAX_BATCHES = 50  # at most this many closing rounds (one per 100 ms for the default 5 s)
+MIN_BATCH = 10  # fewer clients than this are no storm: closed in one round, without waiting
 
 
 def drain_batches(
-    count: int, window_s: float, *, max_batches: int = MAX_BATCHES
+    count: int, window_s: float, *, max_batches: int = MAX_BATCHES, min_batch: int = MIN_BATCH
 ) -> list[tuple[float, int]]:
     """``count`` clients over ``window_s`` seconds: ``(offset_s, how_many)`` per batch, offsets
     from 0 and evenly spaced below ``window_s``, sizes differing by at most one and summing to
-    ``count``. A window of 0 (or one client) is a single batch at once."""
+    ``count``, at least ``min_batch`` per batch (so a handful of clients is not kept waiting
+    for nothing). A window of 0 (or ``min_batch`` clients or fewer) is a single batch at once."""
     if count <= 0:
         return []
-    batches = 1 if window_s <= 0 else max(1, min(count, max_batches))
+    batches = 1 if window_s <= 0 else max(1, min(count // max(min_batch, 1), max_batches))
     base, extra = divmod(count, batches)
     step = window_s / batches if batches > 1 else 0.0
     return [(round(i * step, 6), base + (1 if i < extra else 0)) for i in range(batches)]
