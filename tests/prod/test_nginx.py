@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,8 @@ from tests.servers import _listening, free_port, redis_server
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+
+log = logging.getLogger(__name__)
 
 CLIENTS = 24
 WINDOW = 1.0
@@ -144,13 +147,16 @@ async def test_drain_behind_nginx_clients_resume_on_the_others(tmp_path: Path) -
                 assert await asyncio.wait_for(a.proc.wait(), 15) == 0
                 a.proc = None
                 resumed: list[Client] = []
+                took: list[float] = []  # connect + hello + resume through nginx, per client
                 for old in on_a:
                     await wait_for(partial(closed, old), "1001")
                     assert old.ws.close_code == 1001
+                    began = time.monotonic()
                     new = await Client.open(front)  # through nginx: to B or C
                     assert new.welcome["node"] in ("B", "C")
                     answer = await new.subscribe(["bus0/*"], {"bus0": old.last("bus0")})
                     assert answer.get("recovered") == {"bus0": True}, answer
+                    took.append(time.monotonic() - began)
                     resumed.append(new)
                 # B took the bus over (the lease was given up); frames go on after the handover
                 b = nodes[1]
@@ -168,6 +174,9 @@ async def test_drain_behind_nginx_clients_resume_on_the_others(tmp_path: Path) -
                     if c not in on_a:  # the clients of B and C never saw a gap either
                         assert contiguous(c.seqs("bus0")), c.seqs("bus0")
                 clients += resumed
+                took.sort()
+                log.info("resume through nginx: %d clients, median %.1f ms, max %.1f ms",
+                         len(took), 1000 * took[len(took) // 2], 1000 * took[-1])  # fmt: skip
     finally:
         for c in clients:
             with contextlib.suppress(Exception):
