@@ -275,12 +275,8 @@ def _names(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-_ZERO_ALLOWED = {
-    "size",
-    "ping_interval_s",
-    "ping_timeout_s",
-    "drain_window_s",
-}  # 0 means none / off
+_ZERO_ALLOWED = {"size", "ping_interval_s", "ping_timeout_s"}  # 0 means none / off
+_ZERO_ALLOWED.add("drain_window_s")  # 0: every client told 1001 at once
 
 
 def _dataclass_from(table: _Table, cls: type[Any]) -> Any:
