@@ -2,8 +2,10 @@
 
 Shutdown order matters (it mirrors websockets' own server close): stop accepting connections
 and requests, let in-flight and queued requests finish so their replies reach the clients, flush
-the writers, close every client with 1001 (reconnect elsewhere), and only then stop polling and
-release the ports.
+the writers, close every client with 1001 (reconnect elsewhere) in batches spread over
+``limits.drain_window_s`` (no reconnect storm on the other nodes), and only then stop polling,
+release the ports and, in cluster mode, give the bus leases up so a standby takes over at once.
+From the first step on, ``/readyz`` and ``/healthz`` answer 503 and WebSocket upgrades get 503.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ class Bridge:
                 asyncio.gather(*(b.wait_idle() for b in self.buses.values())), grace
             )
         await self.server.flush(min(1.0, max(0.0, deadline - time.monotonic())) or 0.1)
-        await self.server.close()
+        await self.server.close(self.config.limits.drain_window_s)
         if self.cluster is not None:  # stops its owners, writes what waits, gives leases up
             await self.cluster.stop()
         for owner in self.buses.values() if self.cluster is None else ():

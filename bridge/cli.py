@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = (
     "firmware_sim.cli",
     "bridge.cli_bridge",
     "bridge.cli_tenants",
+    "bridge.cli_ops",
 )
 
 
@@ -34,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per line (ts, level, logger, message, event fields)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -78,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = log_level(args)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_format == "json":  # for log shippers (bridge/jsonlog.py)
+        from bridge.jsonlog import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # websockets logs every connection at INFO; the bridge logs its own events (and websockets'
     # only with -vv, for debugging a handshake)
     quiet = level if level <= logging.DEBUG else max(level, logging.WARNING)

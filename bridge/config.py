@@ -155,6 +155,7 @@ class Limits:
     answer_bytes: int = 16 * 1024  # queued for a client: read none of its messages until sent
     receive_buffer_bytes: int = 8 * 1024  # kernel receive buffer per client (SO_RCVBUF)
     send_buffer_bytes: int = 64 * 1024  # kernel send buffer per client (SO_SNDBUF)
+    drain_window_s: float = 5.0  # on SIGTERM, clients get 1001 spread over this long (0: at once)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def _names(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-_ZERO_ALLOWED = {"size", "ping_interval_s", "ping_timeout_s"}  # 0 means none / off
+_ZERO_ALLOWED = {"size", "ping_interval_s", "ping_timeout_s", "drain_window_s"}  # 0: none / off
 
 
 def dataclass_from(table: Table, cls: type[Any]) -> Any:

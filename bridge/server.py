@@ -29,11 +29,13 @@ from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from . import contract as c
 from . import server_tenants as tenant_io
 from .config import BridgeConfig
 from .connection import Action, Close, Connection, Send, Submit, Subscribe, Unsubscribe, state_for
+from .drain import drain_batches
 from .edge import Edge
 from .fanout import Hub
 from .messages import Heartbeat
@@ -43,7 +45,7 @@ from .quota import TenantPolicy
 from .series import SeriesStore
 from .session import QueueLimits, Session
 from .tenant_metrics import TenantMetrics
-from .web import HttpRoutes
+from .web import WS_PATH, HttpRoutes, json_response
 from .writer import Conn, Writer
 
 __all__ = ["BridgeServer", "BusPort"]
@@ -95,7 +97,11 @@ class BridgeServer:
         self.policy: Policy = policy or SimplePolicy(self.limits.max_clients)
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
         self.routes = routes or HttpRoutes(
-            self.health, self.metrics.render, self.state_json, series=self.series_json
+            self.health,
+            self.metrics.render,
+            self.state_json,
+            series=self.series_json,
+            readiness=self.readiness,
         )
         self.edge = Edge(config, lambda reason: self.metrics.rejected.labels(reason).inc())
         self.queue_limits = QueueLimits(
@@ -134,7 +140,7 @@ class BridgeServer:
             **self.edge.serve_options(
                 host or self.config.server.host,
                 self.config.server.port if port is None else port,
-                self.routes.process_request,
+                self._process_request,
             ),
             compression="deflate" if self.config.server.compression else None,
             ping_interval=lim.ping_interval_s or None,
@@ -164,11 +170,18 @@ class BridgeServer:
             self.ready = True
 
     def stop_accepting(self) -> None:
-        """Refuse new connections (the listening socket closes) and new requests."""
+        """Refuse new WebSocket connections (HTTP 503, so a proxy tries another node) and new
+        requests. The listener stays open until :meth:`close`, so ``/readyz`` and ``/healthz``
+        answer 503 during the whole drain: a load balancer polling them sees it at once."""
         self.ready = False
         self.draining = True
-        if self._server is not None:
-            self._server.server.close()
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        """The routes, except that a draining node refuses the upgrade before the handshake."""
+        if self.draining and request.path.split("?", 1)[0] == WS_PATH:
+            self.metrics.rejected.labels("draining").inc()
+            return json_response(503, {"error": "draining", "node": self.node})
+        return self.routes.process_request(conn, request)
 
     async def flush(self, timeout: float) -> None:
         """Give writers up to ``timeout`` to send what is queued (replies of finished requests)."""
@@ -178,22 +191,19 @@ class BridgeServer:
                 return
             await asyncio.sleep(0.01)
 
-    async def close(self) -> None:
-        """Close every client with 1001 and wait for their handlers."""
+    async def close(self, window: float = 0.0) -> None:
+        """Close every client with 1001, in batches spread over ``window`` seconds
+        (:mod:`bridge.drain`), and wait for their handlers."""
         self.stop_accepting()
-        if self._ticker is not None:
+        if self._server is not None:
+            # 1001 with a reason, by hand: Server.close() takes a code and reason only from
+            # websockets 16 on; it closes whatever is left (with 1001 too)
+            await self._drain(window)
+        if self._ticker is not None:  # heartbeats go on for the clients still waiting their turn
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         if self._server is not None:
-            # 1001 with a reason, by hand: Server.close() takes a code and reason only from
-            # websockets 16 on; it closes whatever is left (with 1001 too)
-            await asyncio.gather(
-                *(
-                    self._close(conn.ws, c.CLOSE_GOING_AWAY, "shutdown")
-                    for conn in list(self.conns.values())
-                )
-            )
             self._server.close()
             await self._server.wait_closed()
         for task in list(self._tasks):
@@ -202,6 +212,27 @@ class BridgeServer:
             await self._shared.stop()
             await self._shared.redis.aclose()
         self.edge.close()
+
+    async def _drain(self, window: float) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        waiting = list(self.conns.values())
+        closing: list[asyncio.Task[None]] = []
+        plan = drain_batches(len(waiting), window)
+        if plan:
+            log.info(
+                "event=draining clients=%d batches=%d window_s=%s", len(waiting), len(plan), window
+            )
+        for offset, size in plan:
+            delay = start + offset - loop.time()
+            if delay > 0:  # the schedule's own clock, not a synchronisation
+                await asyncio.sleep(delay)
+            batch, waiting = waiting[:size], waiting[size:]
+            for conn in batch:
+                if conn.session.id in self.conns:  # not gone by itself meanwhile
+                    coro = self._close(conn.ws, c.CLOSE_GOING_AWAY, "shutdown")
+                    closing.append(asyncio.create_task(coro))
+        await asyncio.gather(*closing)
 
     async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
         """Every close the server starts. The closing handshake gets ``close_timeout_s``, then
@@ -439,6 +470,26 @@ class BridgeServer:
             found = self.series.query(bus, addr)
             devices = {a: v for a, v in found.items() if principal.may_see(bus, int(a))}
         return {"bus": bus, "ts": self.clock(), "devices": devices}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """``/readyz``: should a load balancer send new clients here? Stricter than
+        ``/healthz``: accepting (started, not draining) and, in cluster mode, Redis reachable
+        and every bus this node polls still under its lease. A bus that is down does not make
+        a node unready (every node would be: the bus is the same for all)."""
+        reasons: list[str] = []
+        if self.draining:
+            reasons.append("draining")
+        elif not self.ready:
+            reasons.append("starting")
+        cluster = self.cluster
+        if cluster is not None:
+            if cluster.degraded:
+                reasons.append("redis unreachable")
+            lapsed = sorted(set(cluster.owned) - set(cluster.leases))
+            if lapsed:
+                reasons.append(f"lease lapsed: {', '.join(lapsed)}")
+        body = {"ready": not reasons, "node": self.node, "reasons": reasons}
+        return not reasons, body
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         buses: dict[str, dict[str, Any]] = {}

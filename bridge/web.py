@@ -100,7 +100,8 @@ class HttpRoutes:
     """The non-WebSocket endpoints. ``health`` returns (ready, body); ``state`` gets the
     request's token and returns None when that token may not read the state (401); ``series``
     (``/api/series?bus=B[&addr=A]``) gets the token, the bus and the address, on the same
-    terms."""
+    terms; ``readiness`` (``/readyz``) returns (ready, body) like ``health``, for load
+    balancers (503 while starting or draining)."""
 
     def __init__(
         self,
@@ -109,12 +110,14 @@ class HttpRoutes:
         state: Callable[[str | None], dict[str, Any] | None],
         static_dir: Path = STATIC_DIR,
         series: SeriesFn | None = None,
+        readiness: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     ) -> None:
         self.health = health
         self.metrics = metrics
         self.state = state
         self.static_dir = static_dir
         self.series = series
+        self.readiness = readiness
 
     def route(
         self, path_and_query: str, headers: Headers | None = None, method: str = "GET"
@@ -134,6 +137,9 @@ class HttpRoutes:
     def _get(self, path: str, path_and_query: str, headers: Headers | None) -> Response:
         if path == "/healthz":
             ready, body = self.health()
+            return json_response(200 if ready else 503, body)
+        if path == "/readyz" and self.readiness is not None:
+            ready, body = self.readiness()
             return json_response(200 if ready else 503, body)
         if path == "/metrics":
             return http_response(200, self.metrics(), CONTENT_TYPE)
@@ -175,7 +181,9 @@ class HttpRoutes:
         return self.route(request.path, request.headers, getattr(request, "method", "GET"))
 
 
-_GET_ROUTES = frozenset({"/healthz", "/metrics", "/api/state", "/api/series", "/", "/index.html"})
+_GET_ROUTES = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/api/state", "/api/series", "/", "/index.html"}
+)
 
 
 def _unauthorized() -> Response:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the system programs the tests use (redis-server, socat, chromium, tshark, ser2net,
-# mosquitto), only when missing.
+# mosquitto, nginx), only when missing.
 # Idempotent; fails loudly when something cannot be installed.
 set -euo pipefail
 need=()
@@ -11,6 +11,8 @@ command -v tshark >/dev/null 2>&1 || need+=(tshark)  # the capture tests run the
 command -v ser2net >/dev/null 2>&1 || need+=(ser2net)  # tests/remote: RFC 2217 and raw TCP
 # the MQTT tests start their own broker (Debian's mosquitto lives in /usr/sbin)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+# tests/prod: a real nginx in front of bridge nodes (the tests start their own, on free ports)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # make -C firmware test: clang (and libFuzzer), the s390x cross compiler and qemu-user for the
 # big-endian run, the Cortex-M0 toolchain with newlib for the size build.
 command -v clang >/dev/null 2>&1 || need+=(clang)

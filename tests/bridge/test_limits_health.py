@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from bridge.app import Bridge
 from bridge.config import BridgeConfig, BusConfig, ServerConfig, parse_config
@@ -110,9 +111,33 @@ async def test_healthz_starting_ok_degraded_and_stopping() -> None:
         ready, body = h.server.health()
         assert ready is False and h.server.ready is False and body["status"] == "stopping"
         assert body["clients"] == 1 and set(body["buses"]) == {"bus0", "bus1"}
-        with pytest.raises(OSError):  # the listener is closed: in-process only
-            await http_get(h.http, "/healthz")
+        # the listener stays open through the drain: both probes say 503 at once, and a new
+        # WebSocket upgrade is refused before the handshake (a proxy tries another node)
+        status, body = await healthz(h)
+        assert (status, body["status"]) == (503, "stopping")
+        status, _, raw = await http_get(h.http, "/readyz")
+        assert status == 503 and json.loads(raw) == {
+            "ready": False,
+            "node": "test",
+            "reasons": ["draining"],
+        }
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(h.url, open_timeout=TIMEOUT)
+        assert refused.value.response.status_code == 503
         await ws.close()
+
+
+async def test_readyz_starting_then_ready_distinct_from_healthz() -> None:
+    async with own_server(ready=False) as h:
+        status, _, raw = await http_get(h.http, "/readyz")
+        assert status == 503 and json.loads(raw)["reasons"] == ["starting"]
+        h.server.set_ready()
+        status, headers, raw = await http_get(h.http, "/readyz")
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        assert json.loads(raw) == {"ready": True, "node": "test", "reasons": []}
+        h.buses["bus0"].is_up = False  # a bus down: degraded health, still ready
+        assert (await healthz(h))[1]["status"] == "degraded"
+        assert (await http_get(h.http, "/readyz"))[0] == 200
 
 
 async def test_bridge_start_answers_starting_until_its_buses_had_their_first_try(
