@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-import pytest
-
 from tests.cluster.harness import Client, NodeProc, node_config, start_sim, stop_proc, wait_for
 from tests.servers import _listening, free_port, redis_server
 
