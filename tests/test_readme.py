@@ -41,17 +41,6 @@ def python_blocks(path: Path) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", path.read_text(), re.S | re.M)
 
 
-def _encode_takes_names() -> bool:
-    """``encode(1, "read_regs", ...)``: the frames helper's branch makes it work."""
-    from frames import encode
-
-    try:
-        encode(1, "read_regs", b"\x00\x00\x04")  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
-
-
 @dataclass
 class Parts:
     pty: str  # the simulator's pty link, standing in for /dev/ttyUSB0
@@ -106,17 +95,7 @@ def _blocks() -> list[object]:
     sources = [("README", b) for b in python_blocks(README)]
     sources += [("websocket.md", b) for b in python_blocks(ROOT / "docs" / "websocket.md")]
     for i, (doc, block) in enumerate(sources):
-        marks = []
-        if 'encode(1, "read_regs"' in block and not _encode_takes_names():
-            # Marked, not skipped: the frames helper's branch makes encode() take command names;
-            # before that merge this block raises TypeError. Once merged, this mark no longer
-            # applies and the block must pass.
-            marks.append(
-                pytest.mark.xfail(
-                    raises=TypeError, strict=True, reason="encode() by name: frames branch"
-                )
-            )
-        cases.append(pytest.param(block, id=f"{doc}-{i}", marks=marks))
+        cases.append(pytest.param(block, id=f"{doc}-{i}"))
     return cases
 
 
@@ -141,8 +120,6 @@ async def test_block_runs_as_written(block: str, parts: Parts) -> None:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(replaced.encode()), TIMEOUT)
-    if proc.returncode != 0 and b"TypeError" in err:
-        raise TypeError(err.decode()[-2000:])  # for the xfail mark above, and readable
     assert proc.returncode == 0, err.decode()[-3000:]
     if "identify(1)" in block and "print" in block:
         assert b"THERMO-1" in out
