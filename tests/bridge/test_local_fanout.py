@@ -243,20 +243,23 @@ def test_a_position_the_client_gives_is_its_floor_even_for_live_messages() -> No
     assert queued(s) == ["b2"]
 
 
-def test_a_client_exactly_at_this_nodes_position_goes_live_at_once() -> None:
+def resumed_at(seq: int) -> tuple[LocalFanout, Session]:
+    """A session on b and z that resumed b at ``seq``, on a node that has passed b up to 3."""
     f = fanout(b=3, z=0)
     s = session()
     w = f.begin(s, topics("b/* z/*"))
-    assert f.finish(w, {"b": (Position(E, 3), [])}) == []
+    assert f.finish(w, {"b": (Position(E, seq), [])}) == []
+    return f, s
+
+
+def test_a_client_exactly_at_this_nodes_position_goes_live_at_once() -> None:
+    f, s = resumed_at(3)
     receive(f, msg(1, bus="z"))
     assert queued(s) == ["z1"]
 
 
 def test_a_client_ahead_goes_live_when_this_node_reaches_its_position() -> None:
-    f = fanout(b=3, z=0)
-    s = session()
-    w = f.begin(s, topics("b/* z/*"))
-    assert f.finish(w, {"b": (Position(E, 5), [])}) == []
+    f, s = resumed_at(5)
     receive(f, msg(4), msg(5))
     assert queued(s) == []
     receive(f, msg(1, bus="z"), msg(6))  # caught up at 5: live from here
