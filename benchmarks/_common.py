@@ -20,7 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["Child", "Timing", "cpu_time", "fmt_rate", "interleaved", "markdown_table", "ratio"]
+__all__ = [
+    "Child",
+    "Timing",
+    "cpu_time",
+    "fmt_rate",
+    "interleaved",
+    "markdown_table",
+    "ratio",
+    "stop_process",
+]
 
 T = TypeVar("T")
 
@@ -140,3 +149,14 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -311,13 +311,8 @@ def latency_run(args: argparse.Namespace, stall: int) -> tuple[dict[str, Any], f
         for child in children:
             child.stop()
         for p in (bridge, sim):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            if p is not None:
+                _common.stop_process(p)
 
 
 def latency_phase(args: argparse.Namespace, rows: list[list[str]]) -> None:

@@ -23,7 +23,7 @@ reply, in the probe process) and, from the observer's frames (stamped by the bri
 port), the **transactions ahead** of it: how many transactions ended on the wire between its
 send and its own frame going out. That count is what round-robin bounds: unloaded it is 0, or 1
 when a poll is on the wire; under the flood, one flood transaction in progress (and a poll at
-most), never the flood's queue.
+most; now and then one more, see docs/tenants.md), never the flood's queue.
 
 **Unloaded** is the same probe at the same rate with the flood's connections open and idle and
 the polls running; **loaded** is the same with the flood on. The phases alternate in each run
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -54,15 +53,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-# benchmarks/bridge.py is named like the package measured: keep this folder off the import path
+from _common import Child, markdown_table, stop_process  # this folder: first on the path
+
+# ... and then off it: benchmarks/bridge.py is named like the package measured (imported later)
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-_spec = importlib.util.spec_from_file_location("_common", _HERE / "_common.py")
-assert _spec is not None and _spec.loader is not None
-_common = importlib.util.module_from_spec(_spec)
-sys.modules["_common"] = _common
-_spec.loader.exec_module(_common)
-Child, markdown_table = _common.Child, _common.markdown_table
 
 FRAMEBRIDGE = str(Path(sys.executable).with_name("framebridge"))
 TOKENS = {"calm": "calm-secret", "flood": "flood-secret", "ops": "ops-secret"}
@@ -177,10 +172,7 @@ async def run_probe(args: argparse.Namespace) -> None:
             sends.append(time.time())
             t0 = time.perf_counter()
             await calm.send(request(rid, CALM_ADDR))
-            while True:
-                m = messages(await asyncio.wait_for(calm.recv(), args.timeout))[0]
-                if m.get("type") == "reply" and m.get("id") == rid:
-                    break
+            m = await reply_to(calm, rid, args.timeout)
             if m["ok"]:  # a refused request (busy) never reached the wire
                 lat.append(time.perf_counter() - t0)
             else:
@@ -192,6 +184,13 @@ async def run_probe(args: argparse.Namespace) -> None:
         ahead, own_ms = transactions_ahead(frames, sends)
         emit({"lat": lat, "ahead": ahead, "own_ms": own_ms, "errors": errors})
     observer.cancel()
+
+
+async def reply_to(ws: Any, rid: int, timeout: float) -> dict[str, Any]:
+    while True:
+        for m in messages(await asyncio.wait_for(ws.recv(), timeout)):
+            if m.get("type") == "reply" and m.get("id") == rid:
+                return m
 
 
 def own_frames(frames: list[tuple[float, str, int, str]], sends: list[float]) -> list[float]:
@@ -376,12 +375,7 @@ def main(args: argparse.Namespace) -> None:
             for child in children:
                 child.stop()
             for p in procs:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+                stop_process(p)
 
 
 def table(runs: list[dict[bool, dict[str, Any]]]) -> list[list[str]]:
