@@ -44,6 +44,7 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("bridge.cluster")
 
+READS_AT_ONCE = 32  # of redis-py's 100 connections: room for the writer, leases, requests
 META_TTL_S = 7 * 24 * 3600.0  # the epoch outlives quiet weeks; a bus silent longer starts anew
 
 
@@ -80,6 +81,10 @@ class RedisStore:
         # this node's own entries, in seq order, once they are in Redis (or at once: degraded)
         self.on_written: Callable[[list[Stamped]], None] = lambda entries: None
         self.on_fenced: Callable[[str], None] = lambda bus: None
+        # history reads at a time: a resume storm (a drained node's clients arriving at once)
+        # queues here instead of emptying redis-py's pool, whose overflow is an error (and the
+        # resume then a needless ``recovered: false``)
+        self._reads = asyncio.Semaphore(READS_AT_ONCE)
         self.backoff = Backoff(0.05, 2.0, rng=self.rng)
         self.batches = 0  # scripts sent
         self.written = 0  # entries written
@@ -259,9 +264,12 @@ class RedisStore:
         del pending[:done]
         self._hand_over(bus, upto)
 
-    async def flush(self, bus: str, timeout: float) -> bool:
-        """Until what ``bus`` appended so far is in Redis (False: not within ``timeout``)."""
-        target = self._pos.get(bus, [0, 0])[1]
+    async def flush(self, bus: str, timeout: float, upto: int | None = None) -> bool:
+        """Until what ``bus`` appended so far (or up to seq ``upto``) is in Redis (False: not
+        within ``timeout``). A resume needs only its own position written: with Redis
+        reachable it always is (clients see only what is written), so it does not wait for
+        the writer, which a loaded owner may take longer than ``timeout`` to get to."""
+        target = self._pos.get(bus, [0, 0])[1] if upto is None else upto
         deadline = time.monotonic() + timeout
         while True:
             pending = self._pending.get(bus)
@@ -301,20 +309,22 @@ class RedisStore:
     async def since(self, bus: str, pos: Position, now: float) -> list[Stamped] | None:
         if bus not in self._pos:
             return None
-        if bus in self._own and not await self.flush(bus, self.link.config.command_timeout_s):
+        timeout = self.link.config.command_timeout_s
+        if bus in self._own and not await self.flush(bus, timeout, upto=pos.seq):
             return None  # Redis is unreachable: the client reloads state instead
         try:
-            meta = await self.meta(bus)
-            if meta is None:
-                local = self.position(bus)
-                return [] if pos == local and local.seq == 0 else None
-            if pos.epoch != meta.epoch or pos.seq > meta.seq or pos.seq < 0:
-                return None
-            if pos.seq == meta.seq:
-                return []
-            if self.size == 0 or pos.seq + 1 < meta.seq - self.size + 1:
-                return None
-            entries = await self.entries_after(bus, pos.seq, meta.seq - pos.seq)
+            async with self._reads:
+                meta = await self.meta(bus)
+                if meta is None:
+                    local = self.position(bus)
+                    return [] if pos == local and local.seq == 0 else None
+                if pos.epoch != meta.epoch or pos.seq > meta.seq or pos.seq < 0:
+                    return None
+                if pos.seq == meta.seq:
+                    return []
+                if self.size == 0 or pos.seq + 1 < meta.seq - self.size + 1:
+                    return None
+                entries = await self.entries_after(bus, pos.seq, meta.seq - pos.seq)
         except REDIS_ERRORS as exc:
             self.link.failed("read", exc)
             return None

@@ -193,8 +193,9 @@ async def test_an_owner_killed_with_writes_in_flight_showed_its_clients_only_wha
     same message as the standby's own client got."""
     proxy = await PausableProxy(redis.port).start()
     via = f"redis://127.0.0.1:{proxy.port}/0"
-    cfg = node_config(tmp_path / "A.toml", "A", via, {"bus0": sim}, prefix=prefix)
-    cfg.write_text(cfg.read_text().replace("command_timeout_s = 0.5", "command_timeout_s = 5.0"))
+    cfg = node_config(
+        tmp_path / "A.toml", "A", via, {"bus0": sim}, prefix=prefix, command_timeout_s=5.0
+    )
     a = await NodeProc("A", cfg, free_port()).start()
     b = await start_node(tmp_path, "B", redis.url, {"bus0": sim}, prefix=prefix)
     try:
