@@ -266,9 +266,7 @@ class RedisStore:
 
     async def flush(self, bus: str, timeout: float, upto: int | None = None) -> bool:
         """Until what ``bus`` appended so far (or up to seq ``upto``) is in Redis (False: not
-        within ``timeout``). A resume needs only its own position written: with Redis
-        reachable it always is (clients see only what is written), so it does not wait for
-        the writer, which a loaded owner may take longer than ``timeout`` to get to."""
+        within ``timeout``)."""
         target = self._pos.get(bus, [0, 0])[1] if upto is None else upto
         deadline = time.monotonic() + timeout
         while True:
@@ -310,8 +308,15 @@ class RedisStore:
         if bus not in self._pos:
             return None
         timeout = self.link.config.command_timeout_s
-        if bus in self._own and not await self.flush(bus, timeout, upto=pos.seq):
-            return None  # Redis is unreachable: the client reloads state instead
+        # A writer that is late (a loaded owner) still lets the resume through when the
+        # client's own position is written: what follows reaches it live once written
+        # (on_written). Not written: Redis is unreachable, the client reloads state instead.
+        if (
+            bus in self._own
+            and not await self.flush(bus, timeout)
+            and not await self.flush(bus, 0.0, upto=pos.seq)
+        ):
+            return None
         try:
             async with self._reads:
                 meta = await self.meta(bus)

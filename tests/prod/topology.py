@@ -215,8 +215,8 @@ async def topology(
         with redis_server() as redis:
             for name, buses in (("A", {BUS: url}), ("B", {BUS: url}), ("C", {})):
                 nodes[name] = _node(tmp, name, redis.url, buses, **limits)
-            await nodes["A"].start()  # first, so that A owns the bus
-            await asyncio.gather(nodes["B"].start(), nodes["C"].start())
+            await nodes["A"].start(timeout=30)  # first, so that A owns the bus
+            await asyncio.gather(nodes["B"].start(timeout=30), nodes["C"].start(timeout=30))
             for n in nodes.values():
                 await wait_for(partial(_knows_bus, n), f"{BUS} known on {n.name}")
             ports = [n.port for n in nodes.values()]
