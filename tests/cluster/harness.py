@@ -69,6 +69,7 @@ def node_config(
     poll_s: float = 0.05,
     history: int = 1024,
     command_timeout_s: float = 0.5,
+    ownership_ttl_s: float = 1.5,
 ) -> Path:
     lines = [
         "[server]", f'node = "{name}"',
@@ -76,7 +77,7 @@ def node_config(
         "[redis]", f'url = "{redis_url}"', f'prefix = "{prefix}"',
         f"cluster = {'true' if cluster else 'false'}",
         "connect_timeout_s = 0.5", f"command_timeout_s = {command_timeout_s}",
-        "ownership_ttl_s = 1.5",
+        f"ownership_ttl_s = {ownership_ttl_s}",
     ]  # fmt: skip
     for bus, url in buses.items():
         lines += [

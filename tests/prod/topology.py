@@ -177,12 +177,12 @@ class Topology:
 
 
 def _node(tmp: Path, name: str, redis_url: str, buses: dict[str, str], **limits: float) -> NodeProc:
-    # Redis commands get the default 2 s (not the cluster tests' 0.5 s): 300 clients on two
-    # shared cores starve a node for longer than that, and a node that thinks Redis is gone
-    # serves its clients unwritten messages (degraded, docs/cluster.md)
+    # Redis commands and leases get the defaults (2 s, 5 s), not the cluster tests' 0.5 s and
+    # 1.5 s: 300 clients on two shared cores starve a node for longer than those, and then it
+    # thinks Redis is gone (degraded) and its lease lapses, over and over (docs/deploy.md)
     cfg = node_config(
         tmp / f"{name}.toml", name, redis_url, buses, prefix="prod", poll_s=0.1,
-        command_timeout_s=2.0,
+        command_timeout_s=2.0, ownership_ttl_s=5.0,
     )  # fmt: skip
     with cfg.open("a") as f:
         f.write("[limits]\n" + "".join(f"{k} = {v}\n" for k, v in limits.items()))
