@@ -93,6 +93,9 @@ class BridgeClient:
         self.topics: list[str] = []
         self.welcome: dict[str, Any] = {}
         self.resumes: list[dict[str, Any]] = []  # "subscribed" answers of automatic resumes
+        # per reconnect, seconds from the loss to the resumed subscription (or the new welcome)
+        self.outages: list[float] = []
+        self._lost_at = 0.0
         self.close_codes: list[int | None] = []  # every close seen, in order
         self.delays: list[float] = []  # every reconnect delay slept, in order
         self.reloads: list[dict[str, Any]] = []  # state fetched after bus_reset / lost resume
@@ -293,6 +296,7 @@ class BridgeClient:
         while True:
             assert self.ws is not None
             code = await self._read_one_connection(self.ws)
+            self._lost_at = asyncio.get_running_loop().time()
             _remember(self.close_codes, code)
             self._connected.clear()
             self._fail_pending(ClientError(f"connection closed ({code})"))
@@ -318,8 +322,12 @@ class BridgeClient:
         await self._open()
         await self._resume()
 
+    def _outage_ended(self) -> None:
+        _remember(self.outages, asyncio.get_running_loop().time() - self._lost_at)
+
     async def _resume(self) -> None:
         if not self.topics:
+            self._outage_ended()
             return
         assert self.ws is not None
         since = self.tracker.since()
@@ -334,6 +342,7 @@ class BridgeClient:
         def record(f: asyncio.Future[dict[str, Any]]) -> None:
             if not f.cancelled() and f.exception() is None:
                 answer = f.result()
+                self._outage_ended()
                 _remember(self.resumes, answer)
                 for bus, ok in (answer.get("recovered") or {}).items():
                     if not ok:

@@ -1,8 +1,8 @@
 """The Redis broker: this node's side of every bus's pub/sub channel.
 
-:meth:`RedisBroker.publish` delivers to this node's receivers at once (the owner's local
-clients never wait for Redis); the message reaches Redis through the store's append script,
-which publishes it in the same atomic step as the XADD. The reader task receives the other
+:meth:`RedisBroker.publish` delivers to this node's receivers at once; the owner calls it
+once the store's append script has written the message (XADD and PUBLISH in one atomic step:
+:mod:`.store` says why its own clients wait for that). The reader task receives the other
 nodes' messages (a node's own come back too and are skipped by origin) and hands them to the
 receivers, whose fan-out orders by seq and drops duplicates.
 
@@ -60,6 +60,7 @@ class RedisBroker(MemoryBroker):
         self.received = 0
         self.reconnects = 0
         self.connected = False
+        self._closing = False
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -80,12 +81,23 @@ class RedisBroker(MemoryBroker):
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="redis-pubsub")
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop reading, within about ``timeout`` (twice at worst). A cancelled read in
+        redis-py's pub/sub can swallow the cancellation and go on reading (seen as a drained
+        node that never exited); the readers therefore also stop at ``_closing``, and if that
+        is not enough either, closing their connections ends them."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                log.warning("event=pubsub_close_slow timeout_s=%s", timeout)
+                await self._drop()
+                done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done and not task.cancelled():
+                with contextlib.suppress(*REDIS_ERRORS_T, RuntimeError):
+                    task.result()
         await self._drop()
 
     # -- the readers ------------------------------------------------------------------------
@@ -123,12 +135,14 @@ class RedisBroker(MemoryBroker):
         return client.pubsub()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self._session()
             except asyncio.CancelledError:
                 raise
             except (*REDIS_ERRORS_T, RuntimeError) as exc:
+                if self._closing:
+                    return
                 self.link.failed("pubsub", exc)
             await self._drop()
             self.reconnects += 1
@@ -174,7 +188,7 @@ class RedisBroker(MemoryBroker):
         last_heard = time.monotonic()
         next_ping = last_heard
         timeout = self.link.config.command_timeout_s
-        while True:
+        while not self._closing:
             new = [ch for ch in channels if ch not in subscribed]
             if new:
                 subscribe = ps.ssubscribe if self.link.cluster else ps.subscribe

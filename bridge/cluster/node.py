@@ -32,6 +32,7 @@ from ..config import BusConfig
 from ..contract import Position
 from ..fanout import NodeHub
 from ..history import make_epoch
+from ..store import Stamped
 from .broker import RedisBroker
 from .link import REDIS_ERRORS, RedisLink
 from .remote import RemoteBus, RequestRouter
@@ -59,7 +60,8 @@ class Owner(Protocol):
 
 class ClusterHub(NodeHub):
     """A node hub that publishes only on buses whose lease it holds (an owner stopping after
-    its lease lapsed may still have a frame in flight: it is dropped, not numbered)."""
+    its lease lapsed may still have a frame in flight: it is dropped, not numbered), and gives
+    its own clients a message once the store has written it (:mod:`.store` says why)."""
 
     store: RedisStore
 
@@ -67,12 +69,17 @@ class ClusterHub(NodeHub):
         super().__init__(store, broker)
         self.store = store
         self.not_owned = 0
+        store.on_written = self._written
+
+    def _written(self, entries: list[Stamped]) -> None:
+        for entry in entries:
+            self.broker.publish(entry)
 
     def publish(self, bus: str, message: Any, now: float) -> int:
         if not self.store.owns(bus):
             self.not_owned += 1
             return 0
-        return super().publish(bus, message, now)
+        return self.store.append(bus, message, now).seq  # delivered by _written
 
 
 class OwnedBus:

@@ -7,6 +7,14 @@ meta seq (:data:`.scripts.APPEND`). While Redis is unreachable the entries wait 
 ``backlog`` per bus) and are written in order once it is back; past that bound they are dropped
 and the bus starts a new epoch, since the stream can no longer be contiguous.
 
+The owner's own clients get an entry once it is in Redis (``on_written``), not when it is
+numbered: a seq a client has seen must exist in Redis, or an owner killed between the two
+would leave its clients holding messages nobody else has, under seqs the standby then numbers
+anew (their resume refused, or worse, accepted with a different message under the same seq).
+While Redis is unreachable the owner serves its clients at once instead (``degraded``): being
+served beats being consistent with a history nobody can read; an owner that dies then leaves
+that window unrecoverable, as any single copy would.
+
 Reading (:meth:`RedisStore.since`) asks Redis: the meta hash says the epoch and the last seq,
 the Stream gives the entries. The logical limits (``size`` entries, ``ttl_s`` by message time)
 are applied on read, so trimming may stay approximate (``MAXLEN ~``, cheap) without a client
@@ -36,6 +44,7 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("bridge.cluster")
 
+READS_AT_ONCE = 32  # of redis-py's 100 connections: room for the writer, leases, requests
 META_TTL_S = 7 * 24 * 3600.0  # the epoch outlives quiet weeks; a bus silent longer starts anew
 
 
@@ -61,13 +70,21 @@ class RedisStore:
         self._own: set[str] = set()  # buses this node appends to
         self._tokens: dict[str, str] = {}  # bus → the lease value the script checks ("" none)
         self._pending: dict[str, list[tuple[int, str]]] = {}  # bus → (seq, payload) unwritten
+        self._held: dict[str, list[Stamped]] = {}  # bus → numbered, not yet given to on_written
+        self.degraded = False  # the last write failed: on_written gets entries at once
         self._reset: set[str] = set()  # buses whose next batch starts a new epoch
         self._paused: set[str] = set()  # fenced: waiting for the node to retake the lease
         self._writer: asyncio.Task[None] | None = None
         self._written = asyncio.Event()
         self._append = link.script(APPEND)
         self.on_reset: Callable[[str, int], None] = lambda bus, epoch: None
+        # this node's own entries, in seq order, once they are in Redis (or at once: degraded)
+        self.on_written: Callable[[list[Stamped]], None] = lambda entries: None
         self.on_fenced: Callable[[str], None] = lambda bus: None
+        # history reads at a time: a resume storm (a drained node's clients arriving at once)
+        # queues here instead of emptying redis-py's pool, whose overflow is an error (and the
+        # resume then a needless ``recovered: false``)
+        self._reads = asyncio.Semaphore(READS_AT_ONCE)
         self.backoff = Backoff(0.05, 2.0, rng=self.rng)
         self.batches = 0  # scripts sent
         self.written = 0  # entries written
@@ -99,6 +116,7 @@ class RedisStore:
         self._own.discard(bus)
         self._tokens.pop(bus, None)
         self._pending.pop(bus, None)
+        self._held.pop(bus, None)  # never shown to anyone: the next owner numbers them anew
         self._reset.discard(bus)
         self._paused.discard(bus)
 
@@ -149,10 +167,23 @@ class RedisStore:
         if bus in self._own:
             pending = self._pending.setdefault(bus, [])
             pending.append((seq, encode_payload(stamped, self.link.node)))
+            self._held.setdefault(bus, []).append(stamped)
             if len(pending) > self.backlog:  # Redis has been gone too long: the stream
                 self._start_over(bus, "backlog")  # cannot be contiguous any more
+            elif self.degraded:
+                self._hand_over(bus)
             self._kick()
         return stamped
+
+    def _hand_over(self, bus: str, upto: int | None = None) -> None:
+        """Give ``on_written`` the held entries of ``bus`` (up to seq ``upto``), in order."""
+        held = self._held.get(bus)
+        if not held or (upto is None and bus in self._paused):  # fenced: not ours to show
+            return
+        n = len(held) if upto is None else sum(1 for e in held if e.seq <= upto)
+        if n:
+            out, held[:] = held[:n], held[n:]
+            self.on_written(out)
 
     def _kick(self) -> None:
         if self._writer is None or self._writer.done():
@@ -163,6 +194,7 @@ class RedisStore:
         (the first message of the new epoch, published through the hub by ``on_reset``)."""
         epoch = make_epoch(self.clock(), self.rng.randrange(1000))
         log.warning("event=bus_reset bus=%s why=%s epoch=%d", bus, why, epoch)
+        self._hand_over(bus)  # the old epoch's last entries: resumes across it fail anyway
         self.resets += 1
         self._pos[bus] = [epoch, 0]
         self._pending[bus] = []
@@ -178,8 +210,12 @@ class RedisStore:
                 await asyncio.gather(*(self._write(bus) for bus in buses))
             except REDIS_ERRORS as exc:
                 self.link.failed("store", exc)
+                self.degraded = True
+                for bus in list(self._held):
+                    self._hand_over(bus)
                 await asyncio.sleep(self.backoff.next_delay())
                 continue
+            self.degraded = False
             self.link.ok("store")
             self.backoff.reset()
             self._written.set()
@@ -226,10 +262,12 @@ class RedisStore:
             done += 1
         self.written += done
         del pending[:done]
+        self._hand_over(bus, upto)
 
-    async def flush(self, bus: str, timeout: float) -> bool:
-        """Until what ``bus`` appended so far is in Redis (False: not within ``timeout``)."""
-        target = self._pos.get(bus, [0, 0])[1]
+    async def flush(self, bus: str, timeout: float, upto: int | None = None) -> bool:
+        """Until what ``bus`` appended so far (or up to seq ``upto``) is in Redis (False: not
+        within ``timeout``)."""
+        target = self._pos.get(bus, [0, 0])[1] if upto is None else upto
         deadline = time.monotonic() + timeout
         while True:
             pending = self._pending.get(bus)
@@ -269,20 +307,29 @@ class RedisStore:
     async def since(self, bus: str, pos: Position, now: float) -> list[Stamped] | None:
         if bus not in self._pos:
             return None
-        if bus in self._own and not await self.flush(bus, self.link.config.command_timeout_s):
-            return None  # Redis is unreachable: the client reloads state instead
+        timeout = self.link.config.command_timeout_s
+        # A writer that is late (a loaded owner) still lets the resume through when the
+        # client's own position is written: what follows reaches it live once written
+        # (on_written). Not written: Redis is unreachable, the client reloads state instead.
+        if (
+            bus in self._own
+            and not await self.flush(bus, timeout)
+            and not await self.flush(bus, 0.0, upto=pos.seq)
+        ):
+            return None
         try:
-            meta = await self.meta(bus)
-            if meta is None:
-                local = self.position(bus)
-                return [] if pos == local and local.seq == 0 else None
-            if pos.epoch != meta.epoch or pos.seq > meta.seq or pos.seq < 0:
-                return None
-            if pos.seq == meta.seq:
-                return []
-            if self.size == 0 or pos.seq + 1 < meta.seq - self.size + 1:
-                return None
-            entries = await self.entries_after(bus, pos.seq, meta.seq - pos.seq)
+            async with self._reads:
+                meta = await self.meta(bus)
+                if meta is None:
+                    local = self.position(bus)
+                    return [] if pos == local and local.seq == 0 else None
+                if pos.epoch != meta.epoch or pos.seq > meta.seq or pos.seq < 0:
+                    return None
+                if pos.seq == meta.seq:
+                    return []
+                if self.size == 0 or pos.seq + 1 < meta.seq - self.size + 1:
+                    return None
+                entries = await self.entries_after(bus, pos.seq, meta.seq - pos.seq)
         except REDIS_ERRORS as exc:
             self.link.failed("read", exc)
             return None

@@ -68,13 +68,16 @@ def node_config(
     cluster: bool = False,
     poll_s: float = 0.05,
     history: int = 1024,
+    command_timeout_s: float = 0.5,
+    ownership_ttl_s: float = 1.5,
 ) -> Path:
     lines = [
         "[server]", f'node = "{name}"',
         "[history]", f"size = {history}", "ttl_s = 300.0",
         "[redis]", f'url = "{redis_url}"', f'prefix = "{prefix}"',
         f"cluster = {'true' if cluster else 'false'}",
-        "connect_timeout_s = 0.5", "command_timeout_s = 0.5", "ownership_ttl_s = 1.5",
+        "connect_timeout_s = 0.5", f"command_timeout_s = {command_timeout_s}",
+        f"ownership_ttl_s = {ownership_ttl_s}",
     ]  # fmt: skip
     for bus, url in buses.items():
         lines += [
@@ -97,11 +100,11 @@ class NodeProc:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    async def start(self) -> NodeProc:
+    async def start(self, timeout: float = TIMEOUT) -> NodeProc:
         self.proc = await _spawn(
             "bridge", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}"
         )
-        await wait_for(lambda: self.health_now() is not None, "node healthy")
+        await wait_for(lambda: self.health_now() is not None, "node healthy", timeout)
         return self
 
     def health_now(self) -> dict[str, Any] | None:

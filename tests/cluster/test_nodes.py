@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.servers import RedisProcess
+from tests.servers import RedisProcess, free_port
 
-from .harness import Client, NodeProc, start_node, wait_for
+from .harness import Client, NodeProc, PausableProxy, node_config, start_node, wait_for
 
 
 def contiguous(seqs: list[int]) -> bool:
@@ -181,3 +181,49 @@ async def test_redis_flushed_gives_bus_reset_then_old_positions_are_not_recovere
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=2) as r:
         return str(r.read().decode())
+
+
+async def test_an_owner_killed_with_writes_in_flight_showed_its_clients_only_what_redis_has(
+    tmp_path: Path, redis: RedisProcess, prefix: str, sim: str
+) -> None:
+    """Regression (issue 13): the owner used to give its own clients a message before writing
+    it to Redis; killed in between, its clients held seqs that the standby then numbered anew.
+    Here A's Redis link goes silent (its writes hang, the frames pile up unwritten), A is
+    killed, and its client resumes on the standby: recovered, contiguous, and every seq the
+    same message as the standby's own client got."""
+    proxy = await PausableProxy(redis.port).start()
+    via = f"redis://127.0.0.1:{proxy.port}/0"
+    cfg = node_config(
+        tmp_path / "A.toml", "A", via, {"bus0": sim}, prefix=prefix, command_timeout_s=5.0
+    )
+    a = await NodeProc("A", cfg, free_port()).start()
+    b = await start_node(tmp_path, "B", redis.url, {"bus0": sim}, prefix=prefix)
+    try:
+        on_a, on_b = await Client.open(a.ws_url), await Client.open(b.ws_url)
+        await on_a.subscribe(["bus0/*"])
+        await on_b.subscribe(["bus0/*"])
+        await wait_for(lambda: len(on_b.seqs("bus0")) >= 5, "frames on B")
+        proxy.cut()  # A's writes hang from now on; A goes on numbering frames
+        await wait_for(
+            lambda: (
+                ((a.health_now() or {}).get("cluster") or {}).get("backlog", {}).get("bus0", 0) >= 3
+            ),
+            "frames numbered by A and not in Redis",
+        )
+        await a.stop(kill=True)
+        await on_a.close()
+        again = await Client.open(b.ws_url)
+        answer = await again.subscribe(["bus0/*"], {"bus0": on_a.last("bus0")})
+        assert answer["recovered"] == {"bus0": True}, (answer, on_a.last("bus0"))
+        await wait_for(lambda: len(again.seqs("bus0")) >= 5, "B's own frames")
+        seqs = on_a.seqs("bus0") + again.seqs("bus0")
+        assert contiguous(seqs), seqs
+        seen_by_b = {m["seq"]: m for m in on_b.messages}
+        for m in on_a.messages + again.messages:
+            assert seen_by_b.get(m["seq"], m) == m, (m, seen_by_b.get(m["seq"]))
+        await on_b.close()
+        await again.close()
+    finally:
+        await a.stop()
+        await b.stop()
+        await proxy.close()

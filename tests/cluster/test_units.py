@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from bridge import contract as c
+from bridge.cluster.broker import RedisBroker
 from bridge.cluster.keys import Keys, PayloadError, decode_payload, encode_payload
 from bridge.cluster.link import RedisLink
 from bridge.cluster.remote import RequestRouter
 from bridge.cluster.store import RedisStore
 from bridge.config import RedisConfig
 from bridge.store import Stamped
-from tests.servers import free_port
+from tests.servers import RedisProcess, free_port
 
 
 class FakeLink:
@@ -122,3 +123,57 @@ def test_mqtt_and_redis_together_are_refused_until_mqtt_knows_remote_buses() -> 
     )
     with pytest.raises(ConfigError, match="mqtt"):
         Bridge(config)
+
+
+async def test_the_pubsub_reader_stops_even_when_a_read_swallows_its_cancellation(
+    redis: RedisProcess, prefix: str
+) -> None:
+    """Regression (issue 13): a drained node did not exit. A cancelled read in redis-py's
+    pub/sub can swallow the cancellation and return, and the reader read on for ever (until
+    Redis went away). Here every read swallows it, as that one did; close() still ends."""
+    link = RedisLink(RedisConfig(redis.url, prefix=prefix), "A")
+    broker = RedisBroker(link)
+    real = broker._pubsub_for
+
+    def swallowing(target: str) -> Any:
+        ps = real(target)
+        get = ps.get_message
+
+        async def get_message(*args: Any, **kw: Any) -> Any:
+            try:
+                return await get(*args, **kw)
+            except asyncio.CancelledError:
+                return None
+
+        ps.get_message = get_message
+        return ps
+
+    broker._pubsub_for = swallowing  # type: ignore[method-assign]
+    broker.watch("b")
+    broker.start()
+    await asyncio.wait_for(_until(lambda: broker.connected), 10)
+    await asyncio.sleep(0.3)  # let the reader be inside a read when the cancellation comes
+    await asyncio.wait_for(broker.close(timeout=2.0), 10)  # before the fix: for ever
+    assert broker._task is None and not broker.connected
+    await link.close()
+
+
+async def test_a_resume_storm_is_answered_not_refused_for_want_of_connections(
+    redis: RedisProcess, prefix: str
+) -> None:
+    """Regression (issue 13): 150 clients of a drained node resuming on one node at once used
+    more Redis connections than redis-py's pool holds (100); the overflow raised, and those
+    clients were told ``recovered: false``. The reads now queue."""
+    link = RedisLink(RedisConfig(redis.url, prefix=prefix), "A")
+    store = RedisStore(link)
+    try:
+        start = await store.open_bus("b", 7)
+        for i in range(5):
+            store.append("b", {"type": "frame", "addr": 1, "data": f"{i:02x}"}, 0.0)
+        assert await store.flush("b", 5.0)
+        since = c.Position(start.epoch, 1)
+        answers = await asyncio.gather(*(store.since("b", since, 0.0) for _ in range(300)))
+        assert all(a is not None and [e.seq for e in a] == [2, 3, 4, 5] for a in answers)
+    finally:
+        await store.close()
+        await link.close()

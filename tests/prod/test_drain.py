@@ -11,14 +11,13 @@ import itertools
 import json
 import signal
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from bridge.drain import drain_batches
 from tests.cluster.harness import TIMEOUT, Client, NodeProc, start_sim, stop_proc, wait_for
 from tests.servers import free_port
+
+from .topology import readyz
 
 WINDOW = 1.5
 CLIENTS = 40  # four batches of ten (drain.MIN_BATCH)
@@ -36,17 +35,6 @@ def test_drain_batches_spread_evenly_and_cover_everyone() -> None:
     assert {n for _, n in plan} == {20, 21}
     offsets = [o for o, _ in plan]
     assert offsets == sorted(offsets) and offsets[0] == 0.0 and offsets[-1] < 5.0
-
-
-def readyz(port: int) -> tuple[int, dict[str, Any]] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        with e:
-            return e.code, json.loads(e.read())
-    except OSError:
-        return None
 
 
 def config(path: Path, sim_url: str) -> Path:

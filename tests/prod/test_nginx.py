@@ -3,8 +3,8 @@ it up: clients spread over the nodes; the bus owner is drained (SIGTERM); its cl
 through nginx to the other nodes and resume with ``recovered: true``, no gap, no duplicate; the
 standby configured for the same bus takes it over without a seq gap.
 
-Loopback only, free ports, every wait bounded. Skipped when nginx is not installed
-(scripts/setup-system.sh installs it).
+Loopback only, free ports, every wait bounded; nginx as :mod:`tests.prod.topology` starts it.
+The same at 300 clients, with SIGKILL and a rolling restart: test_scale.py, test_rolling.py.
 """
 
 from __future__ import annotations
@@ -12,19 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 from tests.cluster.harness import Client, NodeProc, node_config, start_sim, stop_proc, wait_for
-from tests.servers import _listening, free_port, redis_server
+from tests.servers import free_port, redis_server
 
-# make test installs Debian's nginx (scripts/setup-system.sh): a missing one fails, never skips
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from .topology import nginx
 
 log = logging.getLogger(__name__)
 
@@ -34,73 +30,6 @@ WINDOW = 1.0
 
 def contiguous(seqs: list[int]) -> bool:
     return bool(seqs) and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-
-
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-worker_shutdown_timeout 5s;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-    upstream framebridge {{
-        least_conn;
-{servers}
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location /ws {{
-            proxy_pass http://framebridge;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_read_timeout 90s;
-            proxy_connect_timeout 2s;
-            proxy_next_upstream error timeout http_503;
-            proxy_next_upstream_tries 3;
-            proxy_buffering off;
-        }}
-    }}
-}}
-"""
-
-
-@contextlib.contextmanager
-def nginx(tmp: Path, ports: list[int]) -> Iterator[int]:
-    """nginx on a free loopback port in front of ``ports``; yields its port."""
-    assert NGINX is not None
-    port = free_port()
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in ports)
-    conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, servers=servers, port=port))
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not _listening(port):
-            assert proc.poll() is None, (tmp / "error.log").read_text()
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.send_signal(signal.SIGQUIT)  # graceful; worker_shutdown_timeout bounds it
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def sees_bus0(n: NodeProc) -> bool:

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from tests.cluster.harness import start_node, start_sim, stop_proc, wait_for
-from tests.prod.test_drain import readyz
+from tests.prod.topology import readyz
 from tests.servers import redis_server
 
 
