@@ -1,4 +1,5 @@
-"""Small helpers shared by the benchmark scripts: CPU-time medians, rates, Markdown tables.
+"""Small helpers shared by the benchmark scripts: CPU-time medians, rates, Markdown tables,
+child processes that answer in JSON lines.
 
 The machine the benchmarks run on is shared and noisy, so every measurement is CPU time
 (:func:`time.process_time`, not wall time), each job runs several times and reports the median,
@@ -8,14 +9,27 @@ and the peers a benchmark compares against run *interleaved* with it in the same
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
+import selectors
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["Timing", "cpu_time", "fmt_rate", "interleaved", "markdown_table", "ratio"]
+__all__ = [
+    "Child",
+    "Timing",
+    "cpu_time",
+    "fmt_rate",
+    "interleaved",
+    "markdown_table",
+    "ratio",
+    "stop_process",
+]
 
 T = TypeVar("T")
 
@@ -92,3 +106,57 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+class Child:
+    """A child process speaking one JSON line per answer on stdout."""
+
+    def __init__(self, argv: list[str], timeout: float) -> None:
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if not sel.select(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"child {self.proc.args!r} did not answer")
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"child {self.proc.args!r} exited {self.proc.wait()}")
+            if line.startswith("{"):
+                return json.loads(line)  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.send("quit")
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -40,11 +40,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
-import json
 import os
-import selectors
 import statistics
 import subprocess
 import sys
@@ -61,7 +58,7 @@ assert _spec is not None and _spec.loader is not None
 _common = importlib.util.module_from_spec(_spec)
 sys.modules["_common"] = _common  # dataclasses look their module up there
 _spec.loader.exec_module(_common)
-markdown_table = _common.markdown_table
+markdown_table, Child = _common.markdown_table, _common.Child
 _spec = importlib.util.spec_from_file_location("_bridge_roles", _HERE / "_bridge_roles.py")
 assert _spec is not None and _spec.loader is not None
 roles = importlib.util.module_from_spec(_spec)
@@ -88,49 +85,6 @@ def proc_rss_kib(pid: int) -> int:
 
 
 # -- orchestration ---------------------------------------------------------------------------
-
-
-class Child:
-    """A child process speaking one JSON line per answer on stdout."""
-
-    def __init__(self, argv: list[str], timeout: float) -> None:
-        self.timeout = timeout
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            if not sel.select(max(0.0, deadline - time.monotonic())):
-                raise TimeoutError(f"child {self.proc.args!r} did not answer")
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"child {self.proc.args!r} exited {self.proc.wait()}")
-            if line.startswith("{"):
-                return json.loads(line)  # type: ignore[no-any-return]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                self.send("quit")
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def me(role: str, *extra: str) -> list[str]:
@@ -357,13 +311,8 @@ def latency_run(args: argparse.Namespace, stall: int) -> tuple[dict[str, Any], f
         for child in children:
             child.stop()
         for p in (bridge, sim):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            if p is not None:
+                _common.stop_process(p)
 
 
 def latency_phase(args: argparse.Namespace, rows: list[list[str]]) -> None:

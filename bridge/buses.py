@@ -4,7 +4,8 @@ What to do next is :class:`bridge.schedule.Scheduler`'s decision (polls and each
 the wire by bus time); what the traffic means is :class:`bridge.traffic.TrafficCore`'s (frames
 and events, the device book, noise coalescing). This module only owns the port and the task:
 it asks, awaits the master, tells, and publishes. Client requests wait here in per-client
-queues (``busy`` when the bus's or the client's bound is reached), not in the master's. Port loss
+queues (:class:`bridge.bus_queue.RequestQueues`: ``busy`` when the client's bound is reached, or
+the bus's and its group holds as much of it as any), not in the master's. Port loss
 is the master's to recover (it reconnects with backoff); its link changes become
 ``bus_down``/``bus_up``, and polling goes on.
 """
@@ -15,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ from frames.events import CrcErrorSeen, LinkStateChanged, TrafficEvent
 from frames.io.serial_async import AsyncMaster
 
 from . import contract as c
+from .bus_queue import RequestQueues
 from .config import BusConfig
 from .devices import DeviceBook, load_register_maps
 from .fanout import Hub
@@ -84,7 +85,6 @@ class BusOwner:
         self.metrics = metrics
         self.registry = registry
         self.clock = clock
-        self.request_queue = request_queue
         self.down_reason = ""
         maps = load_register_maps(cfg)
         self.book = DeviceBook(
@@ -110,9 +110,7 @@ class BusOwner:
         )
         if is_replay_url(cfg.url):  # a capture played back as a live bus (bridge/replay.py)
             self.master = ReplayMaster(cfg.url, on_traffic=self._on_traffic)
-        self._queues: dict[str, deque[_Pending]] = {}  # client → its waiting requests
-        self._queued = 0
-        self._per_client: dict[str, int] = {}  # client → requests queued or on the wire
+        self.queues: RequestQueues[_Pending] = RequestQueues(request_queue, cfg.client_requests)
         self._inflight: _Pending | None = None
         self._idle_changed = asyncio.Event()  # set whenever a request finishes
         self._wakeup = asyncio.Event()
@@ -143,7 +141,7 @@ class BusOwner:
         self._worker = asyncio.create_task(self._run(), name=f"bus-{self.name}")
 
     def idle(self) -> bool:
-        return not self._queued and self._inflight is None
+        return not self.queues and self._inflight is None
 
     async def wait_idle(self) -> None:
         """Until no client request is queued or on the wire (for a graceful stop)."""
@@ -161,12 +159,9 @@ class BusOwner:
                 await self._worker
         if self._ticker is not None:
             self._ticker.cancel()
-        for queue in self._queues.values():
-            for pending in queue:
-                if not pending.future.done():
-                    pending.future.set_result(_fail("bus_down", "bridge stopping"))
-        self._queues.clear()
-        self._queued = 0
+        for pending in self.queues.clear():
+            if not pending.future.done():
+                pending.future.set_result(_fail("bus_down", "bridge stopping"))
         await self.master.close()
         if self.recorder is not None:
             self.recorder.close()
@@ -178,16 +173,18 @@ class BusOwner:
 
         ``client`` (the session id) is the source the bus's time is shared between and what
         ``client_requests`` counts; "" (a caller that names none) is one shared source, bounded
-        by ``request_queue`` only."""
+        by ``request_queue`` only. A full queue makes room for a group holding less of it than
+        another (:mod:`bridge.bus_queue`): that other's newest request is answered ``busy``."""
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         refusal = self._refusal(request, client)
         if isinstance(refusal, dict):
             fut.set_result(refusal)
             return fut
         code, data = refusal
-        self._queues.setdefault(client, deque()).append(_Pending(request, client, code, data, fut))
-        self._queued += 1
-        self._per_client[client] = self._per_client.get(client, 0) + 1
+        evicted = self.queues.push(client, _Pending(request, client, code, data, fut))
+        if evicted is not None and not evicted.future.done():
+            text = f"bus {self.name} queue is full: room made for another client's request"
+            evicted.future.set_result(_fail("busy", text))
         self._wakeup.set()
         return fut
 
@@ -212,26 +209,10 @@ class BusOwner:
             return _fail("bad_request", f"timeout_s must be <= {cap:g} on bus {self.name}")
         if not self.up:
             return _fail("bus_down", f"bus {self.name} is down")
-        if self._queued >= self.request_queue:
-            return _fail("busy", f"bus {self.name} has {self._queued} queued")
-        if client and self._per_client.get(client, 0) >= self.cfg.client_requests:
-            return _fail("busy", f"{self.cfg.client_requests} requests of yours are in progress")
+        busy = self.queues.refusal(client)
+        if busy is not None:
+            return _fail("busy", f"bus {self.name}: {busy}")
         return code, data
-
-    def _take(self, client: str) -> _Pending:
-        queue = self._queues[client]
-        pending = queue.popleft()
-        if not queue:
-            del self._queues[client]
-        self._queued -= 1
-        return pending
-
-    def _finished(self, pending: _Pending) -> None:
-        left = self._per_client[pending.client] - 1
-        if left:
-            self._per_client[pending.client] = left
-        else:
-            del self._per_client[pending.client]
 
     # -- the worker --------------------------------------------------------------------------
 
@@ -240,10 +221,10 @@ class BusOwner:
         turns = 0
         while True:
             start = time.monotonic()
-            source = sched.pick(start, self._queues)
+            source = sched.pick(start, self.queues.waiting)
             if source is None:
                 self._wakeup.clear()
-                if self._queues:
+                if self.queues:
                     continue
                 nxt = sched.next_time()
                 delay = None if nxt is None else max(0.0, nxt - start)
@@ -256,12 +237,12 @@ class BusOwner:
                 await self._poll(job)
                 sched.done(job, time.monotonic())
             else:
-                await self._request(self._take(source))
+                await self._request(self.queues.take(source))
             end = time.monotonic()
             sched.charge(source, end - start, end)
             turns += 1
             if turns % 256 == 0:
-                sched.prune(end, self._queues)
+                sched.prune(end, self.queues.waiting)
 
     async def _request(self, pending: _Pending) -> None:
         self._inflight = pending
@@ -269,7 +250,7 @@ class BusOwner:
             result = await self._transact(pending)
         finally:
             self._inflight = None
-            self._finished(pending)
+            self.queues.finished(pending.client)
             self._idle_changed.set()
         if not pending.future.done():
             pending.future.set_result(result)

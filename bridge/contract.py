@@ -190,7 +190,8 @@ def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], msg_id
     if key not in obj:
         raise ContractError(MISSING_FIELD, f"'{key}' is required", msg_id)
     value = obj[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+    # no field is a boolean, and JSON true is not an integer (Python's bool is an int)
+    if not isinstance(value, kind) or isinstance(value, bool):
         raise ContractError(WRONG_TYPE, f"'{key}' must be {_kind_name(kind)}", msg_id)
     return value
 
@@ -208,7 +209,7 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     names = {str: "a string", int: "an integer", float: "a number", list: "a list"}
     names[dict] = "an object"
-    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+    return " or ".join(names[k] for k in _as_tuple(kind))
 
 
 def _topics(obj: Mapping[str, Any], msg_id: Any, max_topics: int) -> tuple[Topic, ...]:

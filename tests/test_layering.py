@@ -55,6 +55,7 @@ PURE = {
 PURE_BRIDGE = [
     "acl.py",
     "broker.py",
+    "bus_queue.py",
     "check_config.py",
     "client_policy.py",
     "config.py",

@@ -134,6 +134,304 @@ def test_contract_rejects_bool_as_int_and_both_data_and_args() -> None:
     assert e.value.code == "bad_value"
 
 
+# --- the contract: every refusal whole (code, text, id), and the exact edges of each range
+# (issue 18). The text is what a client developer reads in the ``error`` message, so a change
+# to it is deliberate: update this table with it.
+
+REQ = '"type":"request","bus":"b","addr":1,"cmd":3'
+SUB = '"type":"subscribe","topics":["*"]'
+TOPIC_FORM = "is not '*', 'BUS/*' or 'BUS/ADDR'"
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "message", "msg_id"),
+    [
+        ("[]", "bad_message", "a message must be a JSON object", None),
+        ("[" * 100_000, "bad_json", "not JSON: nested too deeply", None),
+        # a lone surrogate is refused without the id: no UTF-8 reply could carry it
+        (
+            '{"type":"ping","id":"\\ud800"}',
+            "bad_value",
+            "strings must be valid Unicode (no lone surrogates)",
+            None,
+        ),
+        (
+            '{"type":"ping","x":"\\udfff","id":1}',
+            "bad_value",
+            "strings must be valid Unicode (no lone surrogates)",
+            None,
+        ),
+        ('{"type":"ping","id":true}', "wrong_type", "'id' must be a string or an integer", None),
+        ('{"type":"ping","id":[1]}', "wrong_type", "'id' must be a string or an integer", None),
+        (
+            '{"type":"ping","id":"' + "i" * 129 + '"}',
+            "bad_value",
+            "'id' is longer than 128 characters",
+            None,
+        ),
+        (
+            '{"type":"ping","id":9007199254740993}',
+            "bad_value",
+            "'id' must fit a JSON-safe integer",
+            None,
+        ),
+        (
+            '{"type":"ping","id":-9007199254740993}',
+            "bad_value",
+            "'id' must fit a JSON-safe integer",
+            None,
+        ),
+        ('{"id":1}', "missing_field", "'type' is required", 1),
+        ('{"type":5,"id":1}', "wrong_type", "'type' must be a string", 1),
+        (
+            '{"type":"' + "x" * 50 + '","id":2}',
+            "unknown_type",
+            f"unknown message type {'x' * 40!r}",
+            2,
+        ),
+        ('{"type":"hello","token":5,"id":3}', "wrong_type", "'token' must be a string", 3),
+        ('{"type":"refresh","id":4}', "missing_field", "'token' is required", 4),
+        ('{"type":"subscribe","id":5}', "missing_field", "'topics' is required", 5),
+        (
+            '{"type":"unsubscribe","topics":"b/*","id":6}',
+            "wrong_type",
+            "'topics' must be a list",
+            6,
+        ),
+        (
+            '{"type":"subscribe","topics":[3],"id":7}',
+            "wrong_type",
+            "'topics' must be a list of strings",
+            7,
+        ),
+        (
+            '{"type":"unsubscribe","topics":["b/x"],"id":8}',
+            "bad_value",
+            "topic 'b/x': address must be 0..255 or *",
+            8,
+        ),
+        ("{" + SUB + ',"since":3,"id":9}', "wrong_type", "'since' must be an object", 9),
+        ("{" + SUB + ',"since":{"b":3},"id":10}', "wrong_type", "'since.b' must be an object", 10),
+        (
+            "{" + SUB + ',"since":{"b":{"seq":1}},"id":11}',
+            "missing_field",
+            "'epoch' is required",
+            11,
+        ),
+        (
+            "{" + SUB + ',"since":{"b":{"epoch":1,"seq":"1"}},"id":12}',
+            "wrong_type",
+            "'seq' must be an integer",
+            12,
+        ),
+        (
+            "{" + SUB + ',"since":{"b":{"epoch":1,"seq":-1}},"id":13}',
+            "bad_value",
+            "'since.b.seq' must be >= 0",
+            13,
+        ),
+        ('{"type":"request","addr":1,"cmd":3,"id":14}', "missing_field", "'bus' is required", 14),
+        (
+            '{"type":"request","bus":"b","addr":true,"cmd":3,"id":15}',
+            "wrong_type",
+            "'addr' must be an integer",
+            15,
+        ),
+        (
+            '{"type":"request","bus":"b","addr":256,"cmd":3,"id":16}',
+            "bad_value",
+            "'addr' must be 0..255",
+            16,
+        ),
+        (
+            '{"type":"request","bus":"b","addr":-1,"cmd":3,"id":16}',
+            "bad_value",
+            "'addr' must be 0..255",
+            16,
+        ),
+        (
+            '{"type":"request","bus":"b","addr":1,"cmd":[3],"id":17}',
+            "wrong_type",
+            "'cmd' must be an integer or a string",
+            17,
+        ),
+        (
+            '{"type":"request","bus":"b","addr":1,"cmd":128,"id":18}',
+            "bad_value",
+            "'cmd' must be 0..127 or a command name",
+            18,
+        ),
+        (
+            '{"type":"request","bus":"b","addr":1,"cmd":-1,"id":18}',
+            "bad_value",
+            "'cmd' must be 0..127 or a command name",
+            18,
+        ),
+        ("{" + REQ + ',"data":5,"id":19}', "wrong_type", "'data' must be a string", 19),
+        ("{" + REQ + ',"args":[],"id":20}', "wrong_type", "'args' must be an object", 20),
+        (
+            "{" + REQ + ',"data":"","args":{},"id":21}',
+            "bad_value",
+            "give either 'data' or 'args', not both",
+            21,
+        ),
+        ("{" + REQ + ',"data":"0g","id":22}', "bad_value", "'data' must be hex", 22),
+        (
+            "{" + REQ + ',"data":"' + "00" * 256 + '","id":23}',
+            "bad_value",
+            "'data' is longer than 255 bytes",
+            23,
+        ),
+        (
+            "{" + REQ + ',"timeout_s":"1","id":24}',
+            "wrong_type",
+            "'timeout_s' must be an integer or a number",
+            24,
+        ),
+        (
+            "{" + REQ + ',"timeout_s":true,"id":24}',
+            "wrong_type",
+            "'timeout_s' must be an integer or a number",
+            24,
+        ),
+        ("{" + REQ + ',"timeout_s":0,"id":25}', "bad_value", "'timeout_s' must be in (0, 60]", 25),
+        (
+            "{" + REQ + ',"timeout_s":60.5,"id":25}',
+            "bad_value",
+            "'timeout_s' must be in (0, 60]",
+            25,
+        ),
+    ],
+)
+def test_contract_refusals_carry_code_text_and_id(
+    text: str, code: str, message: str, msg_id: object
+) -> None:
+    with pytest.raises(ContractError) as e:
+        c.parse_client_message(text)
+    assert (e.value.code, e.value.message, e.value.msg_id) == (code, message, msg_id)
+
+
+def test_contract_refuses_binary_and_says_what_json_is_wrong() -> None:
+    with pytest.raises(ContractError) as e:
+        c.parse_client_message(b'{"type":"ping"}')
+    assert (e.value.code, e.value.message) == (
+        "bad_message",
+        "binary messages are not part of the contract",
+    )
+    with pytest.raises(ContractError) as e:
+        c.parse_client_message('{"type":"ping"')
+    assert e.value.code == "bad_json"
+    assert e.value.message.startswith("not JSON: Expecting ',' delimiter")
+    # the parser's own text is cut to 120 characters (an over-long integer gives a long one)
+    with pytest.raises(ContractError) as e:
+        c.parse_client_message('{"type":"ping","id":' + "1" * 5000 + "}")
+    assert e.value.code == "bad_json" and e.value.message.startswith("not JSON: Exceeds the limit")
+    assert len(e.value.message) == len("not JSON: ") + 120
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type":"request","bus":"b","addr":0,"cmd":0}', c.Request("b", 0, 0)),
+        (
+            '{"type":"request","bus":"b","addr":255,"cmd":127,"data":"'
+            + "ff" * 255
+            + '","timeout_s":60}',
+            c.Request("b", 255, 127, b"\xff" * 255, timeout_s=60.0),
+        ),
+        (
+            '{"type":"request","bus":"b","addr":1,"cmd":"READ","args":{"n":1},"timeout_s":0.5,'
+            '"id":"r","data":null}',
+            c.Request("b", 1, "READ", None, {"n": 1}, 0.5, "r"),
+        ),
+        (
+            '{"type":"subscribe","topics":["b/0","b/255"],"since":{"b":{"epoch":-1,"seq":0}}}',
+            c.Subscribe((c.Topic("b", 0), c.Topic("b", 255)), {"b": c.Position(-1, 0)}),
+        ),
+        (
+            '{"type":"unsubscribe","topics":["*"],"id":"u"}',
+            c.Unsubscribe((c.Topic(None, None),), "u"),
+        ),
+        ('{"type":"refresh","token":"t","id":1}', c.Refresh("t", 1)),
+        ('{"type":"hello","token":null}', c.Hello(None)),
+        ('{"type":"state","id":2}', c.StateQuery(2)),
+        ('{"type":"ping","id":9007199254740992}', c.Ping(2**53)),
+        ('{"type":"ping","id":-9007199254740992}', c.Ping(-(2**53))),
+        ('{"type":"ping","id":"' + "i" * 128 + '"}', c.Ping("i" * 128)),
+        ('{"type":"ping","id":"\\u00e9\\ud83d\\ude00"}', c.Ping("é😀")),  # a valid pair
+    ],
+)
+def test_contract_accepts_the_edges(text: str, expected: object) -> None:
+    parsed = c.parse_client_message(text)
+    assert parsed == expected
+    if isinstance(parsed, c.Request) and parsed.timeout_s is not None:
+        assert type(parsed.timeout_s) is float
+
+
+def test_contract_topics_per_message_default_to_64() -> None:
+    topics = ",".join(f'"b/{i}"' for i in range(65))
+    with pytest.raises(ContractError) as e:
+        c.parse_client_message('{"type":"subscribe","topics":[' + topics + '],"id":1}')
+    assert (e.value.code, e.value.message, e.value.msg_id) == (
+        "bad_value",
+        "at most 64 topics per message",
+        1,
+    )
+    first64 = topics.rsplit(",", 1)[0]
+    msg = c.parse_client_message('{"type":"subscribe","topics":[' + first64 + "]}")
+    assert isinstance(msg, c.Subscribe) and len(msg.topics) == 64
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("*", c.Topic(None, None)),
+        ("b/*", c.Topic("b", None)),
+        ("b/0", c.Topic("b", 0)),
+        ("b/255", c.Topic("b", 255)),
+        ("a.B-c_9/7", c.Topic("a.B-c_9", 7)),
+    ],
+)
+def test_parse_topic_accepts(text: str, topic: c.Topic) -> None:
+    assert c.parse_topic(text) == topic
+    assert str(topic) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("b", f"topic 'b' {TOPIC_FORM}"),
+        ("/1", f"topic '/1' {TOPIC_FORM}"),
+        ("b b/1", f"topic 'b b/1' {TOPIC_FORM}"),
+        ("b/1/2", "topic 'b/1/2': address must be 0..255 or *"),
+        ("b/", "topic 'b/': address must be 0..255 or *"),
+        ("b/x", "topic 'b/x': address must be 0..255 or *"),
+        ("b/-1", "topic 'b/-1': address must be 0..255 or *"),
+        ("b/256", "topic 'b/256': address must be 0..255 or *"),
+        ("b/\u0661", "topic 'b/\u0661': address must be 0..255 or *"),  # a non-ASCII digit
+    ],
+)
+def test_parse_topic_refuses_with_the_form(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        c.parse_topic(text)
+    assert str(e.value) == message
+
+
+def test_topic_matches_bus_address_and_bus_level_events() -> None:
+    star, bus, addr = c.Topic(None, None), c.Topic("b", None), c.Topic("b", 3)
+    assert star.matches("b", 1) and star.matches("c", None)
+    assert bus.matches("b", 3) and bus.matches("b", None) and not bus.matches("c", 3)
+    assert addr.matches("b", 3) and not addr.matches("b", 4) and not addr.matches("c", 3)
+    assert addr.matches("b", None)  # a bus-level event reaches an address's subscriber
+
+
+def test_dumps_is_compact_utf8_and_refuses_nan() -> None:
+    assert c.dumps({"type": "x", "s": "é", "n": [1, 2]}) == '{"type":"x","s":"é","n":[1,2]}'
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            c.dumps({"v": bad})
+
+
 def test_take_batch_whole_queue_and_split_keep_order_and_bytes() -> None:
     s = Session("s", QueueLimits(batch_messages=4, batch_bytes=1000), now=0.0)
     for i in range(6):
