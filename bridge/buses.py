@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from frames import MAX_SLAVE_ADDR, STANDARD, CommandRegistry
-from frames.devicemap import load_device_map
 from frames.errors import (
     DeviceError,
     FramesError,
@@ -37,8 +36,7 @@ from frames.io.serial_async import AsyncMaster
 from . import contract as c
 from .bus_queue import RequestQueues
 from .config import BusConfig
-from .devices import DeviceBook, RegisterInfo
-from .errors import ConfigError
+from .devices import DeviceBook, load_register_maps
 from .fanout import Hub
 from .metrics import BridgeMetrics
 from .replay import ReplayMaster, capture_recorder, is_replay_url
@@ -52,21 +50,6 @@ log = logging.getLogger("bridge.buses")
 
 _QUIET_EVENTS = {"crc_error", "frames_dropped"}  # coalesced noise: debug only
 _LINK_EVENTS = {"bus_up", "bus_down"}  # logged once, where the link change is handled
-
-
-def load_register_maps(cfg: BusConfig) -> dict[int, dict[int, RegisterInfo]]:
-    """addr → word address → the register covering it (``frames`` device maps), for devices
-    that name a profile (a shipped device map name or a path)."""
-    maps: dict[int, dict[int, RegisterInfo]] = {}
-    for i, dev in enumerate(cfg.devices):
-        if dev.profile is None:
-            continue
-        try:
-            device_map = load_device_map(dev.profile)
-        except FramesError as exc:
-            raise ConfigError(f"bus {cfg.name} device[{i}].profile", str(exc)) from None
-        maps[dev.addr] = {r.address + w: r for r in device_map.registers for w in range(r.count)}
-    return maps
 
 
 @dataclass(slots=True)

@@ -5,7 +5,9 @@ The websockets adapter (:mod:`bridge.server`) feeds each client message to
 an answer, :class:`Subscribe`/:class:`Unsubscribe` at the hub, :class:`Submit` a request to a
 bus owner, :class:`Close` with a code. The hello stage, dispatch, access checks, resume
 bookkeeping and the per-connection message rate all live here, so they are tested with a fake
-clock and no sockets (``tests/bridge/test_connection.py``), as ``websockets.protocol`` is.
+clock and no sockets (``tests/bridge/test_connection.py``), as ``websockets.protocol`` is. What a
+client is shown of the node (the welcome, the state answer, its topics narrowed to its access)
+is built by :mod:`bridge.views`.
 
 Admission questions go to one :class:`~bridge.policy.Policy`, asked only after hello, when the
 client's :class:`~bridge.acl.Principal` is known.
@@ -17,9 +19,9 @@ one message is logged once with its traceback and answered ``internal_error``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any
 
 from . import contract as c
 from . import messages as m
@@ -29,6 +31,7 @@ from .errors import ContractError
 from .guard import normalize_origin
 from .policy import Policy
 from .session import Session
+from .views import BusView, Node, state_for, visible_topics, welcome, with_id
 
 __all__ = [
     "Action",
@@ -45,29 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("bridge.connection")
-
-
-class BusView(Protocol):
-    """What the core reads of a bus owner (:class:`bridge.server.BusPort` is one)."""
-
-    down_reason: str
-
-    @property
-    def up(self) -> bool: ...
-    def snapshot(self) -> dict[str, Any]: ...
-
-
-class Node(Protocol):
-    """What the core reads of the node it runs on (the server implements it)."""
-
-    @property
-    def node(self) -> str: ...
-    @property
-    def draining(self) -> bool: ...
-    @property
-    def buses(self) -> Mapping[str, BusView]: ...
-    def clients(self) -> int: ...
-    def position(self, bus: str) -> c.Position: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +273,8 @@ class Connection:
         self.hello_deadline = None
         self.expires = principal.expires
         self._tier_limits(principal, now)
-        return [Send(self._welcome(principal, msg.id))]
+        heartbeat_s = self.limits.heartbeat_s
+        return [Send(welcome(self.node, principal, self.session.id, heartbeat_s, msg.id))]
 
     def _origin_ok(self, principal: Principal) -> bool:
         """A tenant that names its own browser origins gets only those (a client without
@@ -327,26 +308,6 @@ class Connection:
         out: m.Refreshed = {"type": "refreshed", "expires": new.expires}
         return [Send(out if msg.id is None else {"type": "refreshed", "id": msg.id, **out})]
 
-    def _welcome(self, principal: Principal, msg_id: Any) -> m.Welcome:
-        buses: dict[str, m.BusPosition] = {}
-        for name in principal.visible(self.node.buses):
-            pos = self.node.position(name)
-            buses[name] = {"epoch": pos.epoch, "seq": pos.seq}
-            owner = getattr(self.node.buses[name], "owner", ...)
-            if owner is not ...:  # cluster mode: the node that polls the bus
-                buses[name]["owner"] = owner
-        out: m.Welcome = {
-            "type": "welcome",
-            "session": self.session.id,
-            "node": self.node.node,
-            "version": c.VERSION,
-            "buses": buses,
-            "heartbeat_s": self.limits.heartbeat_s,
-        }
-        access = principal.access(self.node.buses)
-        out["access"] = {"read": access["read"], "write": access["write"]}
-        return _with_id(out, msg_id)
-
     def _dispatch(self, msg: c.ClientMessage) -> list[Action]:
         principal: Principal = self.session.principal
         if isinstance(msg, c.Hello):
@@ -356,33 +317,15 @@ class Connection:
         if isinstance(msg, c.Subscribe):
             return self._subscribe(principal, msg)
         if isinstance(msg, c.Unsubscribe):
-            return [Unsubscribe(tuple(self._visible_topics(principal, msg.topics)), msg.id)]
+            topics = visible_topics(principal, msg.topics, self.node.buses)
+            return [Unsubscribe(tuple(topics), msg.id)]
         if isinstance(msg, c.StateQuery):
             state: m.StateAnswer = {"type": "state", "buses": state_for(self.node, principal)}
-            return [Send(_with_id(state, msg.id))]
+            return [Send(with_id(state, msg.id))]
         return self._request(principal, msg)
 
-    def _visible_topics(self, principal: Principal, topics: Sequence[c.Topic]) -> list[c.Topic]:
-        """For a principal limited to some buses or devices, ``*`` and ``BUS/*`` are what it
-        may see of them (``BUS/*`` or ``BUS/ADDR`` each): fan-out and replay then filter by
-        device with no cost per message."""
-        if not principal.restricted:
-            return list(topics)
-        out: list[c.Topic] = []
-        for topic in topics:
-            if topic.addr is not None or (
-                topic.bus is not None and not principal.may_see(topic.bus, None)
-            ):
-                out.append(topic)  # checked (and refused if hidden) by the caller
-                continue
-            for bus, addr in principal.topics(topic.bus, self.node.buses):
-                narrowed = c.Topic(bus, addr)
-                if narrowed not in out:
-                    out.append(narrowed)
-        return out
-
     def _subscribe(self, principal: Principal, msg: c.Subscribe) -> list[Action]:
-        topics = self._visible_topics(principal, msg.topics)
+        topics = visible_topics(principal, msg.topics, self.node.buses)
         buses = self.node.buses
         for topic in topics:
             # a bus the token may not see is answered like one that does not exist: a limited
@@ -410,11 +353,11 @@ class Connection:
         for bus in action.hidden:
             shown[bus] = False  # as for an unknown bus
         out: m.Subscribed = {"type": "subscribed", "topics": topics, "recovered": shown}
-        return _with_id(out, action.id)
+        return with_id(out, action.id)
 
     def unsubscribed(self, action: Unsubscribe, topics: list[str]) -> m.Unsubscribed:
         out: m.Unsubscribed = {"type": "unsubscribed", "topics": topics}
-        return _with_id(out, action.id)
+        return with_id(out, action.id)
 
     def _request(self, principal: Principal, msg: c.ClientMessage) -> list[Action]:
         assert isinstance(msg, c.Request)
@@ -446,37 +389,3 @@ class Connection:
         error = reply.get("error")
         outcome = "ok" if reply.get("ok") else str(error["code"] if error else "error")
         return Send(reply, (request.bus, outcome))
-
-
-def state_for(node: Node, principal: Principal) -> dict[str, m.BusState]:
-    """What ``principal`` may see of every bus: the ``state`` answer's and ``/api/state``'s
-    ``buses``."""
-    out: dict[str, m.BusState] = {}
-    for name, bus in node.buses.items():
-        if not principal.may_see(name, None):
-            continue
-        pos = node.position(name)
-        snap = bus.snapshot()
-        snap = {a: d for a, d in snap.items() if principal.may_see(name, int(a))}
-        out[name] = {
-            "up": bus.up,
-            "reason": bus.down_reason,
-            "url": str(getattr(bus, "url", "")),  # the bus's port, for the dashboard
-            "epoch": pos.epoch,
-            "seq": pos.seq,
-            "devices": snap,
-        }
-        owner = getattr(bus, "owner", ...)
-        if owner is not ...:  # cluster mode: the node that polls the bus (None: no node)
-            out[name]["owner"] = owner
-    return out
-
-
-_M = TypeVar("_M", m.Welcome, m.Subscribed, m.Unsubscribed, m.StateAnswer)
-
-
-def _with_id(message: _M, msg_id: Any) -> _M:
-    """``message`` with ``id`` right after ``type``, where contract v1 has always put it."""
-    if msg_id is None:
-        return message
-    return cast(_M, {"type": message["type"], "id": msg_id, **message})

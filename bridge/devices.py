@@ -6,7 +6,8 @@ the values ``state`` requests and ``/api/state`` return. Register names, types, 
 come from the device's map (:class:`frames.register.RegisterDef`, loaded by ``frames``), so this
 module needs no simulator. A map here is keyed by every word address a register covers (a
 two-word register appears under both; its own ``address`` tells the first word), so a read that
-covers the map's words covers every register.
+covers the map's words covers every register; :func:`load_register_maps` builds a bus's maps
+from its configured devices.
 """
 
 from __future__ import annotations
@@ -15,11 +16,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from frames.devicemap import load_device_map
+from frames.errors import FramesError
 from frames.register import RegisterDef
 
-__all__ = ["DeviceBook", "DeviceState", "RegisterInfo", "describe_register"]
+from .config import BusConfig
+from .errors import ConfigError
+
+__all__ = ["DeviceBook", "DeviceState", "RegisterInfo", "describe_register", "load_register_maps"]
 
 RegisterInfo = RegisterDef  # what a device map's register offers
+
+
+def load_register_maps(cfg: BusConfig) -> dict[int, dict[int, RegisterInfo]]:
+    """addr → word address → the register covering it (``frames`` device maps), for devices
+    that name a profile (a shipped device map name or a path)."""
+    maps: dict[int, dict[int, RegisterInfo]] = {}
+    for i, dev in enumerate(cfg.devices):
+        if dev.profile is None:
+            continue
+        try:
+            device_map = load_device_map(dev.profile)
+        except FramesError as exc:
+            raise ConfigError(f"bus {cfg.name} device[{i}].profile", str(exc)) from None
+        maps[dev.addr] = {r.address + w: r for r in device_map.registers for w in range(r.count)}
+    return maps
 
 
 def describe_register(info: RegisterInfo) -> dict[str, Any]:

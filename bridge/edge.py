@@ -45,7 +45,7 @@ from .config import BridgeConfig
 from .guard import BrowserGuard, FdZone, SourceLimiter, SourceVerdict, fd_zone
 from .web import WS_PATH, http_response
 
-__all__ = ["Edge", "EdgeConnection", "GuardedSocket", "raise_nofile_limit"]
+__all__ = ["Edge", "EdgeConnection", "EdgeState", "GuardedSocket", "raise_nofile_limit"]
 
 log = logging.getLogger("bridge.edge")
 
@@ -124,58 +124,106 @@ def bind_guarded(host: str, port: int) -> GuardedSocket | None:
     return sock
 
 
+class EdgeState:
+    """What the edge keeps per connection (see :class:`EdgeConnection`), in one slotted
+    object: the connection's own attribute dict stays small (see ``_LATE``)."""
+
+    __slots__ = (
+        "handshaking",
+        "held",
+        "holding",
+        "paused",
+        "refusal",
+        "refusal_reason",
+        "request_seen",
+        "source",
+        "tail",
+    )
+
+    def __init__(self) -> None:
+        self.source = "?"
+        self.refusal: Response | None = None
+        self.refusal_reason = ""
+        self.handshaking = True
+        self.request_seen = False
+        self.tail = b""
+        self.held: bytearray | None = None  # what followed the first request (rarely any)
+        self.holding = False
+        self.paused = False
+
+
+_NO_STATE = EdgeState()  # a connection that is not an EdgeConnection (tests call check())
+
+
+# The attributes websockets gives a connection in ``connection_made()``, which asyncio calls a
+# loop turn after creating it. CPython shares one table of attribute names among a class's
+# instances only while it holds them all (30 at most), and each instance created shrinks the
+# room left for names not yet seen: when a burst of accepts creates several connections before
+# the first one's ``connection_made()``, these names no longer fit and every connection gets a
+# dict of its own (~1.3 KiB more per client: the RSS figure was bimodal, 16.9 or 18.2 KiB,
+# before the edge existed, and 18.7 with its nine attributes). Set at ``__init__`` they are in
+# the table from the first connection on (tests/bridge/test_websockets_internals.py).
+_LATE = ("recv_messages", "transport")
+
+
 class EdgeConnection(ServerConnection):
     """A websockets server connection with the edge's accounting (see the module docstring).
     :meth:`Edge.serve_options` binds a subclass to its :class:`Edge`."""
 
     edge: Edge
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in _LATE:
+            if not hasattr(self, name):
+                setattr(self, name, None)
+        self.es = EdgeState()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.refusal: Response | None = None
-        self.refusal_reason = ""
-        self._handshaking = True
-        self._request_seen = False
-        self._tail = b""
-        self._held = bytearray()
-        self._holding = False
-        self._paused = False
         peer = transport.get_extra_info("peername")
-        self.source = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if isinstance(peer, tuple) and peer:
+            self.es.source = str(peer[0])
         sock = transport.get_extra_info("socket")
         self.edge.admit(self, sock.fileno() if sock is not None else -1)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.edge.sources.closed(self.source, handshaking=self._handshaking)
-        self._handshaking = False
+        es = self.es
+        self.edge.sources.closed(es.source, handshaking=es.handshaking)
+        es.handshaking = False
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._holding:
+        es = self.es
+        if es.holding:
             self._hold(data)
             return
-        if self._request_seen:
+        if es.request_seen:
             super().data_received(data)
             return
         # before the end of the first request: find it, and hold back what follows
-        window = self._tail + data
+        window = es.tail + data
         end = window.find(b"\r\n\r\n")
         if end < 0:
-            self._tail = window[-3:]
+            es.tail = window[-3:]
             super().data_received(data)
             return
-        cut = end + 4 - len(self._tail)
-        self._request_seen = True
-        self._holding = True
+        cut = end + 4 - len(es.tail)
+        es.tail = b""
+        es.request_seen = True
+        es.holding = True
         rest = data[cut:]
         super().data_received(data[:cut])
         if rest:
             self._hold(rest)
 
     def _hold(self, data: bytes) -> None:
-        self._held += data
-        if len(self._held) > HELD_BYTES and not self._paused and self.transport is not None:
-            self._paused = True
+        es = self.es
+        if es.held is None:
+            es.held = bytearray()
+        es.held += data
+        if len(es.held) > HELD_BYTES and not es.paused and self.transport is not None:
+            es.paused = True
             self.transport.pause_reading()
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
@@ -185,22 +233,23 @@ class EdgeConnection(ServerConnection):
             self._end_handshake()
 
     def _end_handshake(self) -> None:
-        if self._handshaking:
-            self._handshaking = False
-            self.edge.sources.handshake_done(self.source)
-        self._holding = False
-        held, self._held = bytes(self._held), bytearray()
+        es = self.es
+        if es.handshaking:
+            es.handshaking = False
+            self.edge.sources.handshake_done(es.source)
+        es.holding = False
+        held, es.held = es.held, None
         if self.protocol.state is not State.OPEN:
             return  # answered with HTTP (and closing): what followed is not read
-        if self._paused and self.transport is not None:
-            self._paused = False
+        if es.paused and self.transport is not None:
+            es.paused = False
             self.transport.resume_reading()
         if held:  # frames a client sent right behind its upgrade request
-            super().data_received(held)
+            super().data_received(bytes(held))
 
     def expire_handshake(self) -> None:
         """Close a connection still in its handshake (the descriptor reserve's short wait)."""
-        if self._handshaking and self.transport is not None:
+        if self.es.handshaking and self.transport is not None:
             self.transport.abort()
 
 
@@ -292,32 +341,34 @@ class Edge:
 
     def admit(self, conn: EdgeConnection, fd: int) -> None:
         """At accept, before any byte is read: count the source, look at the descriptors."""
-        verdict = self.sources.opened(conn.source)
+        es = conn.es
+        verdict = self.sources.opened(es.source)
         zone = fd_zone(fd, self.soft_limit, self.fd_reserve)
         if verdict is SourceVerdict.DROP or zone is FdZone.EXHAUSTED:
             reason = "per_source" if verdict is SourceVerdict.DROP else "fd_limit"
             self.count(reason)
-            log.warning("event=refused reason=%s peer=%s fd=%d", reason, conn.source, fd)
+            log.warning("event=refused reason=%s peer=%s fd=%d", reason, es.source, fd)
             conn.transport.abort()
             return
         if verdict is SourceVerdict.TOO_MANY:
-            conn.refusal = http_response(
+            es.refusal = http_response(
                 429, b"too many connections from your address\n", _TEXT, Retry_After="5"
             )
-            conn.refusal_reason = "per_source"
+            es.refusal_reason = "per_source"
         elif zone is FdZone.TIGHT:
-            conn.refusal = http_response(
+            es.refusal = http_response(
                 503, b"bridge is out of connections, retry later\n", _TEXT, Retry_After="5"
             )
-            conn.refusal_reason = "fd_limit"
+            es.refusal_reason = "fd_limit"
             conn.loop.call_later(TIGHT_HANDSHAKE_S, conn.expire_handshake)
 
     def check(self, conn: ServerConnection, request: Request) -> Response | None:
         """The edge's answer to a request (None: go on to the routes)."""
         path = unquote(urlsplit(request.path).path)
-        refusal: Response | None = getattr(conn, "refusal", None)
+        es: EdgeState = getattr(conn, "es", _NO_STATE)
+        refusal = es.refusal
         if refusal is not None and (refusal.status_code == 429 or path == WS_PATH):
-            self._refused(conn, getattr(conn, "refusal_reason", ""), "")
+            self._refused(conn, es.refusal_reason, "")
             return refusal
         hosts = request.headers.get_all("Host")
         if len(hosts) > 1 or not self.guard.host_ok(hosts[0] if hosts else None):
@@ -335,7 +386,7 @@ class Edge:
 
     def _refused(self, conn: ServerConnection, reason: str, value: str) -> None:
         self.count(reason)
-        peer = getattr(conn, "source", "?")
+        peer = getattr(conn, "es", _NO_STATE).source
         log.info("event=refused reason=%s peer=%s value=%r", reason, peer, value[:100])
 
 

@@ -13,6 +13,7 @@ its answers wait unsent (``limits.answer_bytes``) or while its message rate is o
 bucket (``limits.message_rate``); its messages then wait in its own socket buffers.
 Connections that have not said hello are counted apart (``limits.max_pending``): when there are
 too many, the oldest is closed, so they never lock out clients that authenticate.
+The HTTP answers are :mod:`bridge.server_http`'s; closing and draining, :mod:`bridge.closing`'s.
 """
 
 from __future__ import annotations
@@ -24,28 +25,27 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
 from . import contract as c
 from . import server_tenants as tenant_io
+from .closing import close_client, drain_clients
 from .config import BridgeConfig
-from .connection import Action, Close, Connection, Send, Submit, Subscribe, Unsubscribe, state_for
-from .drain import drain_batches
+from .connection import Action, Close, Connection, Send, Submit, Subscribe, Unsubscribe
 from .edge import Edge
 from .fanout import Hub
-from .messages import Heartbeat
 from .metrics import BridgeMetrics
 from .policy import Policy, SimplePolicy
 from .quota import TenantPolicy
 from .series import SeriesStore
+from .server_http import ServerHttp
 from .session import QueueLimits, Session
 from .tenant_metrics import TenantMetrics
-from .web import WS_PATH, HttpRoutes, json_response
+from .web import HttpRoutes
 from .writer import Conn, Writer
 
 __all__ = ["BridgeServer", "BusPort"]
@@ -96,13 +96,9 @@ class BridgeServer:
             policy = TenantPolicy(self.limits.max_clients, clock, self.tenant_metrics.rejected)
         self.policy: Policy = policy or SimplePolicy(self.limits.max_clients)
         self.metrics.attach(lambda: hub.stats, lambda: len(self.conns))
-        self.routes = routes or HttpRoutes(
-            self.health,
-            self.metrics.render,
-            self.state_json,
-            series=self.series_json,
-            readiness=self.readiness,
-        )
+        self.http = ServerHttp(self)  # /healthz, /readyz, /api/state, /api/series
+        self.health = self.http.health  # /healthz's answer: (up, body)
+        self.routes = routes or self.http.routes()
         self.edge = Edge(config, lambda reason: self.metrics.rejected.labels(reason).inc())
         self.queue_limits = QueueLimits(
             max_messages=self.limits.queue_messages,
@@ -140,7 +136,7 @@ class BridgeServer:
             **self.edge.serve_options(
                 host or self.config.server.host,
                 self.config.server.port if port is None else port,
-                self._process_request,
+                self.http.process_request,
             ),
             compression="deflate" if self.config.server.compression else None,
             ping_interval=lim.ping_interval_s or None,
@@ -157,7 +153,7 @@ class BridgeServer:
             # that never reads absorbs (Linux grows loopback send buffers to megabytes)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, lim.receive_buffer_bytes)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, lim.send_buffer_bytes)
-        self._ticker = asyncio.create_task(self._heartbeats())
+        self._ticker = asyncio.create_task(self._writer.heartbeats(self.conns, lim.heartbeat_s))
         self._shared = tenant_io.share_quotas(self.config, self.policy, self.node)
         sock = next(iter(self._server.sockets))
         bound = sock.getsockname()
@@ -176,13 +172,6 @@ class BridgeServer:
         self.ready = False
         self.draining = True
 
-    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        """The routes, except that a draining node refuses the upgrade before the handshake."""
-        if self.draining and request.path.split("?", 1)[0] == WS_PATH:
-            self.metrics.rejected.labels("draining").inc()
-            return json_response(503, {"error": "draining", "node": self.node})
-        return self.routes.process_request(conn, request)
-
     async def flush(self, timeout: float) -> None:
         """Give writers up to ``timeout`` to send what is queued (replies of finished requests)."""
         deadline = time.monotonic() + timeout
@@ -198,7 +187,7 @@ class BridgeServer:
         if self._server is not None:
             # 1001 with a reason, by hand: Server.close() takes a code and reason only from
             # websockets 16 on; it closes whatever is left (with 1001 too)
-            await self._drain(window)
+            await drain_clients(self.conns, window, self.limits.close_timeout_s)
         if self._ticker is not None:  # heartbeats go on for the clients still waiting their turn
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -213,38 +202,9 @@ class BridgeServer:
             await self._shared.redis.aclose()
         self.edge.close()
 
-    async def _drain(self, window: float) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        waiting = list(self.conns.values())
-        closing: list[asyncio.Task[None]] = []
-        plan = drain_batches(len(waiting), window)
-        if plan:
-            log.info(
-                "event=draining clients=%d batches=%d window_s=%s", len(waiting), len(plan), window
-            )
-        for offset, size in plan:
-            delay = start + offset - loop.time()
-            if delay > 0:  # the schedule's own clock, not a synchronisation
-                await asyncio.sleep(delay)
-            batch, waiting = waiting[:size], waiting[size:]
-            for conn in batch:
-                if conn.session.id in self.conns:  # not gone by itself meanwhile
-                    coro = self._close(conn.ws, c.CLOSE_GOING_AWAY, "shutdown")
-                    closing.append(asyncio.create_task(coro))
-        await asyncio.gather(*closing)
-
     async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
-        """Every close the server starts. The closing handshake gets ``close_timeout_s``, then
-        the connection is dropped: websockets' ``close()`` first waits for the write buffer to
-        drain, which a client that does not read would make last for ever."""
-        try:
-            await asyncio.wait_for(ws.close(code, reason), self.limits.close_timeout_s)
-        except (TimeoutError, ConnectionClosed, OSError):
-            pass
-        finally:
-            if ws.transport is not None and not ws.transport.is_closing():
-                ws.transport.abort()
+        """Every close the server starts (:func:`bridge.closing.close_client`)."""
+        await close_client(ws, code, reason, self.limits.close_timeout_s)
 
     # -- per connection ----------------------------------------------------------------------
 
@@ -278,7 +238,7 @@ class BridgeServer:
         self.conns[sid] = conn
         self._admit_pending(conn)
         try:
-            while (raw := await self._read(conn, core)) is not None:
+            while (raw := await self._next(conn, core)) is not None:
                 if not await self._perform(conn, core, core.receive(raw, self.clock())):
                     break
                 if session.backlogged():
@@ -307,9 +267,15 @@ class BridgeServer:
             self.metrics.rejected.labels("pending").inc()
             self._spawn(self._close(oldest.ws, c.CLOSE_NODE_FULL, "too many handshakes"))
 
-    async def _read(self, conn: Conn, core: Connection) -> str | bytes | None:
+    def _next(self, conn: Conn, core: Connection) -> Awaitable[str | bytes | None]:
         """The next client message once the rate limit allows it; None: the core closed the
-        connection (hello deadline)."""
+        connection (hello deadline). A welcomed client within its rate waits in websockets'
+        ``recv()`` alone: no coroutine frame of ours per idle client (10,000 of them)."""
+        if core.next_deadline() is None and core.read_delay(self.clock()) <= 0:
+            return conn.ws.recv()
+        return self._read(conn, core)
+
+    async def _read(self, conn: Conn, core: Connection) -> str | bytes | None:
         while True:
             delay = core.read_delay(self.clock())
             if delay > 0:  # pacing a client over its rate: its messages wait in its socket
@@ -430,101 +396,3 @@ class BridgeServer:
     async def _close_slow(self, conn: Conn) -> None:
         self.hub.detach(conn.session)
         await self._close(conn.ws, c.CLOSE_SLOW_CONSUMER, "slow consumer")
-
-    async def _heartbeats(self) -> None:
-        interval = self.limits.heartbeat_s
-        tick = min(max(interval / 4, 0.01), 1.0)
-        while True:
-            await asyncio.sleep(tick)
-            now = self.clock()
-            text: str | None = None
-            for conn in list(self.conns.values()):
-                if conn.session.needs_heartbeat(now, interval):
-                    beat: Heartbeat = {"type": "heartbeat", "ts": round(now, 3)}
-                    text = text or c.dumps(beat)
-                    conn.session.last_sent = now
-                    conn.session.force([text])
-
-    # -- state and health --------------------------------------------------------------------
-
-    def state_json(self, token: str | None = None) -> dict[str, Any] | None:
-        """``/api/state``: what ``token`` may see; None (401) when tokens are configured and
-        this one is missing or not among them."""
-        principal = self.auth.authenticate(token or "", self.clock())
-        if principal is None:  # no token is "", never an accepted one
-            return None
-        return {
-            "node": self.config.server.node,
-            "ts": self.clock(),
-            "buses": state_for(self, principal),
-        }
-
-    def series_json(self, token: str | None, bus: str, addr: int | None) -> dict[str, Any] | None:
-        """``/api/series``: the recent values of a bus's registers (one device's with ``addr``)
-        that ``token`` may see; None (401) on the same terms as :meth:`state_json`."""
-        principal = self.auth.authenticate(token or "", self.clock())
-        if principal is None:
-            return None
-        devices: dict[str, Any] = {}
-        if self.series is not None and bus in self.buses and principal.may_see(bus, addr):
-            found = self.series.query(bus, addr)
-            devices = {a: v for a, v in found.items() if principal.may_see(bus, int(a))}
-        return {"bus": bus, "ts": self.clock(), "devices": devices}
-
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """``/readyz``: should a load balancer send new clients here? Stricter than
-        ``/healthz``: accepting (started, not draining) and, in cluster mode, Redis reachable
-        and every bus this node polls still under its lease. A bus that is down does not make
-        a node unready (every node would be: the bus is the same for all)."""
-        reasons: list[str] = []
-        if self.draining:
-            reasons.append("draining")
-        elif not self.ready:
-            reasons.append("starting")
-        cluster = self.cluster
-        if cluster is not None:
-            if cluster.degraded:
-                reasons.append("redis unreachable")
-            lapsed = sorted(set(cluster.owned) - set(cluster.leases))
-            if lapsed:
-                reasons.append(f"lease lapsed: {', '.join(lapsed)}")
-        body = {"ready": not reasons, "node": self.node, "reasons": reasons}
-        return not reasons, body
-
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        buses: dict[str, dict[str, Any]] = {}
-        for name, bus in self.buses.items():
-            pos = self.hub.position(name)
-            snap = bus.snapshot()
-            online = sum(1 for d in snap.values() if d.get("online"))
-            buses[name] = {
-                "up": bus.up,
-                "epoch": pos.epoch,
-                "seq": pos.seq,
-                "devices": len(snap),
-                "devices_online": online,
-            }
-            if self.cluster is not None:  # every bus of the cluster, with the node polling it
-                buses[name]["owner"] = getattr(bus, "owner", None)
-                if getattr(bus, "note", ""):
-                    buses[name]["note"] = bus.note  # type: ignore[attr-defined]
-        up = [b["up"] for b in buses.values()]
-        if self.cluster is not None and self.cluster.degraded:
-            up.append(False)  # Redis unreachable: local buses serve, the cluster does not
-        if self.draining:
-            status = "stopping"
-        elif not self.ready:
-            status = "starting"  # listening, the buses' first open not yet tried
-        else:  # a bus that is down is retried, and its clients stay: still ready, not healthy
-            status = "ok" if all(up) else "degraded"
-        ready = status in ("ok", "degraded")
-        body = {
-            "status": status,
-            "node": self.config.server.node,
-            "clients": len(self.conns),
-            "uptime_s": round(time.monotonic() - self.started, 3),
-            "buses": buses,
-        }
-        if self.cluster is not None:
-            body["cluster"] = self.cluster.health()
-        return ready, body

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from .contract import dumps
+from .messages import Heartbeat
 from .session import Session
 
 __all__ = ["Conn", "Writer"]
@@ -205,3 +207,18 @@ class Writer:
             conn.blocked = False
         if len(conn.session) and not conn.closing:
             conn.session.wake()
+
+    async def heartbeats(self, conns: Mapping[str, Conn], interval: float) -> None:
+        """Run for ever: every client that has been sent nothing for ``interval`` seconds gets
+        a ``heartbeat`` (one text for all of them), so it can tell a quiet bus from a dead link."""
+        tick = min(max(interval / 4, 0.01), 1.0)
+        while True:
+            await asyncio.sleep(tick)
+            now = self.clock()
+            text: str | None = None
+            for conn in list(conns.values()):
+                if conn.session.needs_heartbeat(now, interval):
+                    beat: Heartbeat = {"type": "heartbeat", "ts": round(now, 3)}
+                    text = text or dumps(beat)
+                    conn.session.last_sent = now
+                    conn.session.force([text])

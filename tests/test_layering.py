@@ -85,6 +85,7 @@ PURE_BRIDGE = [
     "tenants.py",
     "tenants_config.py",
     "traffic.py",
+    "views.py",
 ]
 
 # Run by a fresh interpreter: argv[1] is the I/O module names (comma-separated), then the

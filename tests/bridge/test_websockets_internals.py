@@ -13,8 +13,13 @@ ws.send`` per client) and 85k (``broadcast()``) deliveries per CPU-second agains
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import json
+import os
+import socket
+import sys
+from urllib.parse import urlsplit
 
 import websockets
 from websockets.asyncio.server import ServerConnection
@@ -79,3 +84,29 @@ async def test_pending_control_frames_are_flushed_by_send_data(harness: Harness)
     assert ws.protocol.writes
     ws.send_data()
     assert not ws.protocol.writes
+
+
+async def test_a_burst_of_accepts_keeps_every_connection_dict_key_shared(harness: Harness) -> None:
+    """Connections created in one burst (several before the first one's ``connection_made``)
+    still share their attribute names: a dict of its own is ~1.3 KiB more per client, the RSS
+    figure's regression (bridge/edge.py ``_LATE``). Fails when websockets adds attributes."""
+    url = urlsplit(harness.url)
+    assert url.hostname is not None and url.port is not None
+    key = base64.b64encode(os.urandom(16)).decode()
+    upgrade = (
+        f"GET /ws HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(12):  # the kernel completes these before the loop accepts any of them
+            sock = socket.create_connection((url.hostname, url.port), timeout=TIMEOUT)
+            sock.sendall(upgrade)
+            socks.append(sock)
+        await harness.wait_for(lambda: len(harness.server.conns) == len(socks))
+        for conn in harness.server.conns.values():
+            attrs = vars(conn.ws)
+            assert sys.getsizeof(attrs) < sys.getsizeof(dict(attrs)), sorted(attrs)
+    finally:
+        for sock in socks:
+            sock.close()
