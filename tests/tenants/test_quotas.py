@@ -12,9 +12,18 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bridge.app import Bridge
+from firmware_sim.bus import SimulatedBus
 from tests.bridge.conftest import recv
 
-from .conftest import client, subscribe
+from .conftest import build, client, subscribe, tenants_config
+
+
+@pytest.fixture
+async def slow_refill(sim: SimulatedBus) -> Any:
+    """The small tier with a burst of 4 refilled at 0.2/s: a token comes back only after 5 s,
+    so the rate refusal below does not depend on how fast a loaded machine answers."""
+    async with Bridge(build(tenants_config(sim.url, requests_per_s=0.2, requests_burst=4.0))) as b:
+        yield b
 
 
 async def replies(ws: ClientConnection, ids: set[int], timeout: float = 5.0) -> dict[int, Any]:
@@ -51,8 +60,9 @@ async def watch(ws: ClientConnection, stop: asyncio.Event) -> list[int]:
 
 
 async def test_quotas_are_hit_and_answered_while_another_tenant_keeps_working(
-    bridge: Bridge,
+    slow_refill: Bridge,
 ) -> None:
+    bridge = slow_refill
     globex, _ = await client(bridge, "globex")
     await subscribe(globex, ["*"])
     stop = asyncio.Event()
@@ -66,7 +76,7 @@ async def test_quotas_are_hit_and_answered_while_another_tenant_keeps_working(
     got = await replies(acme, {1, 2, 3})
     assert got[1]["ok"] and got[2]["ok"], got
     assert got[3]["error"]["code"] == "quota" and "in progress" in got[3]["error"]["message"]
-    # rate: 4/s with a burst of 4; two were taken, then two more pass, the next is refused
+    # rate: 0.2/s with a burst of 4; two were taken, then two more pass, the next is refused
     outcomes = []
     for rid in (4, 5, 6):
         await acme.send(req(rid))
