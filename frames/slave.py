@@ -81,8 +81,19 @@ def _read_regs_request(data: bytes) -> dict[str, Any]:
     return {"start": data[0] | data[1] << 8, "count": data[2]}
 
 
+_READ_REGS_FIELDS = frozenset({"count", "values"})
+
+
 def _read_regs_response(fields: Mapping[str, Any]) -> bytes:
+    # The construct layout's refusals (commands._build), in its words: no unknown field, no bool.
+    if not fields.keys() <= _READ_REGS_FIELDS:
+        unknown = sorted(set(fields) - _READ_REGS_FIELDS)
+        raise FrameValueError(
+            f"read_regs response has no field(s) {unknown}; it has {sorted(_READ_REGS_FIELDS)}"
+        )
     values = fields["values"]
+    if bool in map(type, values):
+        raise FrameValueError("read_regs response: true/false is not a number")
     try:
         return struct.pack(f"<B{len(values)}H", len(values), *values)
     except struct.error as exc:
