@@ -473,3 +473,10 @@ def test_parse_errors_say_exactly_where_and_what(data: dict[str, Any], message: 
     with pytest.raises(DeviceMapError) as info:
         parse_device_map(full, name="x")
     assert str(info.value) == f"<memory>: {message}"
+
+
+def test_a_register_error_names_its_key_apart_from_the_message() -> None:
+    with pytest.raises(DeviceMapError) as info:
+        parse_device_map({"model": "M", **regs({**REG, "word_order": "x: y"})}, name="x")
+    assert info.value.key == "registers[0] (a).word_order"
+    assert info.value.detail == "must be 'big' or 'little', got 'x: y'"
