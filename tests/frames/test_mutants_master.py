@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from frames import Command, CommandRegistry, Frame, FrameFormat, encode
+from frames import Command, CommandRegistry, DeviceError, Frame, FrameFormat, encode
 from frames.events import CrcErrorSeen, FrameReceived, FrameSent
 from frames.master import MasterCore, ReplyReceived, RequestFailed, write_register_request
 
@@ -26,6 +26,15 @@ def damaged(wire: bytes, at: int) -> bytes:
     out = bytearray(wire)
     out[at] ^= 0x40
     return bytes(out)
+
+
+def send(core: MasterCore, now: float = 0.0, data: bytes = b"") -> tuple[int, bytes, float]:
+    """A request to 4/0x55 sent at ``now``: its token, its wire bytes and the next deadline."""
+    token = core.send_request(4, 0x55, data, now)
+    wire = core.data_to_send()
+    deadline = core.next_deadline()
+    assert deadline is not None
+    return token, wire, deadline
 
 
 def test_master_keeps_its_format_and_an_idle_master_has_no_deadline() -> None:
@@ -168,10 +177,7 @@ def test_every_spoiled_attempt_is_resent_early_until_the_retries_run_out() -> No
 
 def test_a_retry_due_while_the_line_is_busy_goes_out_when_it_is_free() -> None:
     core = MasterCore(gap=0.01, timeout=0.1, retries=1)
-    core.send_request(4, 0x55, b"", 0.0)
-    wire = core.data_to_send()
-    deadline = core.next_deadline()
-    assert deadline is not None
+    _token, wire, deadline = send(core, 0.0)
     core.receive_data(encode(9, 0x55, b""), deadline - 0.001)  # another slave talks
     core.tick(deadline)
     assert core.data_to_send() == b""  # the retry is due, the line is not quiet yet
@@ -184,10 +190,7 @@ def test_a_retry_due_while_the_line_is_busy_goes_out_when_it_is_free() -> None:
 
 def test_cancelling_a_retry_that_waits_for_the_line_frees_the_bus() -> None:
     core = MasterCore(gap=0.01, timeout=0.1, retries=1)
-    token = core.send_request(4, 0x55, b"", 0.0)
-    core.data_to_send()
-    deadline = core.next_deadline()
-    assert deadline is not None
+    token, _wire, deadline = send(core, 0.0)
     core.receive_data(encode(9, 0x55, b""), deadline - 0.001)
     core.tick(deadline)
     assert core.cancel(token, deadline)
@@ -200,10 +203,7 @@ def test_cancelling_a_retry_that_waits_for_the_line_frees_the_bus() -> None:
 
 def test_a_reply_to_each_attempt_the_first_completes_the_second_is_late() -> None:
     core = MasterCore(timeout=0.1, retries=1, gap=0.001)
-    token = core.send_request(4, 0x55, b"", 0.0)
-    core.data_to_send()
-    deadline = core.next_deadline()
-    assert deadline is not None
+    token, _wire, deadline = send(core, 0.0)
     core.tick(deadline)
     assert core.data_to_send()  # the retry: two attempts on the wire
     core.receive_data(encode(4, 0x55, b""), deadline + 0.01)
@@ -217,10 +217,7 @@ def test_a_reply_to_each_attempt_the_first_completes_the_second_is_late() -> Non
 def test_replies_to_a_cancelled_request_are_late_each_time() -> None:
     core = MasterCore(timeout=0.1, retries=1, gap=0.001)
     for n in (1, 2):
-        token = core.send_request(4, 0x55, b"", 10.0 * n)
-        core.data_to_send()
-        deadline = core.next_deadline()
-        assert deadline is not None
+        token, _wire, deadline = send(core, 10.0 * n)
         core.tick(deadline)
         assert core.data_to_send()  # retried: two attempts on the wire
         assert core.cancel(token, deadline)
@@ -256,7 +253,9 @@ def test_broadcasts_are_counted_and_nothing_that_arrives_completes_one() -> None
         events = core.events()
         assert [e.kind for e in events if isinstance(e, FrameReceived)] == ["unexpected"]
         (done,) = [e for e in events if isinstance(e, ReplyReceived)]
-        assert (done.token, done.frame) == (token, Frame(0, 0x06, b""))
+        request = Frame(0, 0x06, write_register_request(1, 7))
+        assert (done.token, done.request, done.frame) == (token, request, Frame(0, 0x06, b""))
+        assert done.rtt == pytest.approx(deadline - n) and done.attempts == 1
         assert core.stats.broadcasts == n
     assert core.stats.replies == 0
 
@@ -323,3 +322,25 @@ def test_late_replies_are_recognised_with_the_masters_registry() -> None:
     core.events()
     core.receive_data(encode(4, 0x03, b"xyz", fmt, tag=9), 1.01)
     assert kinds(core) == ["late"]
+
+
+@pytest.mark.parametrize(("data", "code"), [(b"\x02", 2), (b"", 0)])
+def test_an_error_reply_fails_the_request_with_its_code(data: bytes, code: int) -> None:
+    core = MasterCore()
+    token = core.send_request(4, 0x55, b"q", 1.0)
+    core.receive_data(encode(4, 0xD5, data), 1.01)  # no code byte: code 0
+    (failed,) = [e for e in core.events() if isinstance(e, RequestFailed)]
+    assert (failed.token, failed.request, failed.attempts) == (token, Frame(4, 0x55, b"q"), 1)
+    assert isinstance(failed.error, DeviceError)
+    assert (failed.error.code, failed.error.addr, failed.error.cmd) == (code, 4, 0x55)
+
+
+def test_a_timeout_fails_the_request_it_belongs_to() -> None:
+    core = MasterCore(timeout=0.1, retries=0)
+    token = core.send_request(4, 0x55, b"q", 1.0)
+    deadline = core.next_deadline()
+    assert deadline is not None
+    core.tick(deadline)
+    (failed,) = [e for e in core.events() if isinstance(e, RequestFailed)]
+    assert (failed.token, failed.request, failed.attempts) == (token, Frame(4, 0x55, b"q"), 1)
+    assert str(failed.error) == "no reply from addr 4 to cmd 0x55 after 1 attempt(s) of 0.1s"
