@@ -334,6 +334,9 @@ def test_encode_defaults_to_no_payload_and_checks_its_ranges() -> None:
         encode(256, 2)
     with pytest.raises(FrameValueError, match=r"command 256 is not 0\.\.255"):
         encode(1, 256)
+    for addr in (0, 255):  # a good address: the command is what is wrong
+        with pytest.raises(FrameValueError, match=r"^command 300 is not 0\.\.255$"):
+            encode(addr, 300)
     with pytest.raises(FrameValueError, match="payload of 17 bytes exceeds max_payload 16"):
         encode(1, 2, bytes(17), FrameFormat(max_payload=16))
     with pytest.raises(

@@ -247,3 +247,93 @@ def test_fast_read_regs_codec_agrees_with_construct() -> None:
         )
     with pytest.raises(FrameValueError):
         _read_regs_response({"values": [70000]})
+
+
+# --- pinned by mutation testing (issue 18, docs/testing.md)
+
+
+def test_the_address_range_ends_at_255_and_refusals_say_why() -> None:
+    assert Slave(255).address == 255
+    with pytest.raises(
+        FrameValueError, match=r"^slave address 256 is not 1\.\.255 \(0 is broadcast\)$"
+    ):
+        Slave(256)
+    with pytest.raises(FrameValueError, match=r"^command 0x83 has the error flag set$"):
+        Slave(1).add_handler(0x83, lambda req: None)
+    with pytest.raises(FrameValueError, match=r"^two slaves with address 1$"):
+        SlaveGroup([Slave(1), Slave(1)])
+
+
+def test_handles_says_which_commands_have_a_handler() -> None:
+    slave = make_slave()
+    assert slave.handles(0x03) and slave.handles(0x02)
+    assert not slave.handles(0x10) and not slave.handles(0x01)
+
+
+def test_read_regs_count_goes_up_to_120() -> None:
+    slave = Slave(5)
+    slave.add_handler("read_regs", lambda req: {"values": [7] * req.fields["count"]})  # type: ignore[index]
+    reply = slave.handle(Frame(5, 0x03, bytes([0, 0, 120])))
+    assert reply == Frame(5, 0x03, bytes([120]) + b"\x07\x00" * 120)
+    reply = slave.handle(Frame(5, 0x03, bytes([0, 0, 121])))
+    assert reply == error_reply(5, 0x03, ErrorCode.ILLEGAL_VALUE)
+
+
+def test_every_kind_of_frame_is_counted_each_time() -> None:
+    slave = make_slave()
+    for _ in range(2):
+        slave.handle(Frame(6, 0x02, b"x"))  # another address: ignored
+        slave.handle(Frame(5, 0x02, b"x"))  # a reply
+        slave.handle(Frame(5, 0x10, b""))  # no handler: an error reply
+        slave.handle(Frame(0, 0x02, b"x"))  # broadcast: handled, not answered
+    s = slave.stats
+    assert (s.ignored, s.requests, s.replies, s.error_replies, s.broadcasts) == (2, 6, 2, 2, 2)
+
+
+def test_a_bad_request_payload_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    slave = make_slave()
+    with caplog.at_level(logging.DEBUG, logger="frames.slave"):
+        reply = slave.handle(Frame(5, 0x03, bytes([0, 0, 0])))
+    assert reply == error_reply(5, 0x03, ErrorCode.ILLEGAL_VALUE)
+    assert caplog.messages == ["slave 5: bad read_regs request payload 000000"]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "result", "says"),
+    [
+        ("read_regs", {"values": [70000]}, "cannot build read_regs response: "),
+        (0x42, {"a": 1}, "handler for unknown command 0x42 returned fields, not bytes"),
+        (0x42, b"x" * 256, "reply of 256 bytes exceeds max_payload 255"),
+    ],
+)
+def test_a_handler_failure_is_counted_and_logged_with_its_cause(
+    caplog: pytest.LogCaptureFixture, cmd: int | str, result: Any, says: str
+) -> None:
+    slave = Slave(9)
+    slave.add_handler(cmd, lambda req: result)
+    code = slave.registry.resolve_code(cmd)
+    data = bytes([0, 0, 1]) if cmd == "read_regs" else b""
+    with caplog.at_level(logging.ERROR, logger="frames.slave"):
+        for n in (1, 2):
+            reply = slave.handle(Frame(9, code, data))
+            assert reply == error_reply(9, code, ErrorCode.DEVICE_FAILURE)
+            assert slave.stats.handler_failures == n
+    assert caplog.messages == [f"slave 9: handler for cmd 0x{code:02x} failed"] * 2
+    assert says in caplog.text
+
+
+@pytest.mark.parametrize("result", [{"values": [1], "note": "x"}, {"note": "x"}])
+def test_read_regs_results_with_unknown_fields_are_refused_like_any_other_commands(
+    caplog: pytest.LogCaptureFixture, result: Any
+) -> None:
+    # The hand-written read_regs codec refuses an unknown field as the construct layout does.
+    slave = Slave(9)
+    slave.add_handler("read_regs", lambda req: result)
+    with caplog.at_level(logging.ERROR, logger="frames.slave"):
+        reply = slave.handle(Frame(9, 0x03, bytes([0, 0, 1])))
+    assert reply == error_reply(9, 0x03, ErrorCode.DEVICE_FAILURE)
+    with pytest.raises(FrameValueError) as construct:
+        STANDARD.get("read_regs").encode_response(result)
+    assert f"FrameValueError: {construct.value}\n" in caplog.text
+    slave.add_handler("read_regs", lambda req: {"count": 1, "values": [5]})
+    assert slave.handle(Frame(9, 0x03, bytes([0, 0, 1]))) == Frame(9, 0x03, b"\x01\x05\x00")
