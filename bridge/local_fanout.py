@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .contract import Position, Topic
+from .contract import Position, Topic, dumps
 from .session import Session
 from .store import Stamped
 
@@ -49,6 +49,7 @@ class FanoutStats:
     duplicates: int = 0  # messages a node had already passed on (a broker resending)
     gaps: int = 0  # seqs given up on after waiting for them (their messages never came)
     epoch_changes: int = 0  # a bus's history was lost and restarted under a new epoch
+    withdrawals: int = 0  # seqs passed on that the shared history does not have (withdraw)
 
 
 @dataclass(eq=False)
@@ -124,6 +125,31 @@ class LocalFanout:
             for s in [s for s in held if s <= seq]:
                 del held[s]
             self._release(bus, pos)
+
+    def withdraw(self, bus: str, pos: Position) -> None:
+        """This node passed on ``bus``'s seqs after ``pos`` that the shared history does not
+        have: it served them as an owner while Redis did not answer, then lost the lease, and
+        the next owner numbers those seqs anew. Left alone, it dropped the next owner's
+        messages as duplicates of them, its clients silent until the new numbering overtook
+        the old, and then holding a history nobody else has. So from ``pos`` on, the stream's
+        messages are passed on, and every session on the bus is told to forget its position
+        (an unsequenced ``bus_reset``: docs/websocket.md) before it gets them."""
+        here = self._pos.get(bus)
+        if here is None or here[0] != pos.epoch or here[1] <= pos.seq:
+            return
+        here[1] = pos.seq
+        self.stats.withdrawals += 1
+        text = dumps({"type": "bus_reset", "bus": bus})
+        for session in self._sessions():
+            if not any(t.bus in (None, bus) for t in session.topics):
+                continue
+            if bus in session.seqs:
+                session.seqs[bus] = min(session.seqs[bus], pos.seq)
+            session.offer(text)
+        # Held messages are all after the old position: they wait on for the stream's. A
+        # resume's buffer may hold withdrawn ones: its merge goes no further than this node's
+        # position, which passes a seq again only with the stream's message for it, buffered
+        # later (and a later message wins in the merge).
 
     def _release(self, bus: str, pos: list[int]) -> None:
         held = self._held[bus]

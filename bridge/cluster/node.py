@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from ..config import BusConfig
 from ..contract import Position
@@ -35,6 +35,7 @@ from ..history import make_epoch
 from ..store import Stamped
 from .broker import RedisBroker
 from .link import REDIS_ERRORS, RedisLink
+from .owned import OwnedBus, Owner
 from .remote import RemoteBus, RequestRouter
 from .scripts import RELEASE, RENEW
 from .store import RedisStore
@@ -42,20 +43,6 @@ from .store import RedisStore
 __all__ = ["ClusterHub", "ClusterNode", "OwnedBus"]
 
 log = logging.getLogger("bridge.cluster")
-
-
-class Owner(Protocol):
-    """What the node needs of a bus owner (:class:`bridge.buses.BusOwner`)."""
-
-    name: str
-    down_reason: str
-
-    @property
-    def up(self) -> bool: ...
-    def submit(self, request: Any, client: str = "") -> asyncio.Future[dict[str, Any]]: ...
-    def snapshot(self) -> dict[str, Any]: ...
-    async def start(self) -> None: ...
-    async def stop(self, grace: float = 5.0) -> None: ...
 
 
 class ClusterHub(NodeHub):
@@ -80,30 +67,6 @@ class ClusterHub(NodeHub):
             self.not_owned += 1
             return 0
         return self.store.append(bus, message, now).seq  # delivered by _written
-
-
-class OwnedBus:
-    """A bus this node polls, as the server sees it: the owner plus the owner's name."""
-
-    def __init__(self, bus: Owner, node: str) -> None:
-        self.bus = bus
-        self.name = bus.name
-        self.owner: str | None = node
-        self.note = ""
-
-    @property
-    def up(self) -> bool:
-        return self.bus.up
-
-    @property
-    def down_reason(self) -> str:
-        return self.bus.down_reason
-
-    def submit(self, request: Any, client: str = "") -> asyncio.Future[dict[str, Any]]:
-        return self.bus.submit(request, client=client)
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.bus.snapshot()
 
 
 class ClusterNode:
@@ -148,7 +111,8 @@ class ClusterNode:
         self.caught = 0  # messages delivered from the stream by those
         self.position_checks = 0
         self.store.on_reset = self._on_reset
-        self.store.on_fenced = lambda bus: self._spawn(self._refenced(bus))
+        self.store.on_fenced = lambda bus, token: self._spawn(self._refenced(bus, token))
+        self.store.on_taken = lambda bus: self._spawn(self._reopen(bus))
         broker.on_resubscribed = lambda: self._spawn(self._catch_up_all())
 
     @property
@@ -278,16 +242,34 @@ class ClusterNode:
         else:
             await self._lose(bus)
 
-    async def _refenced(self, bus: str) -> None:
+    async def _refenced(self, bus: str, token: str) -> None:
         async with self._lock:
-            if bus in self.leases:
+            if self.leases.get(bus) == token:  # not taken again since that write
                 with contextlib.suppress(*REDIS_ERRORS):
                     await self._retake(bus)
+
+    async def _reopen(self, bus: str) -> None:
+        """The lease is ours again, but another node numbered on meanwhile (the store's write
+        said ``taken``): go on from Redis's epoch and seq, and withdraw what this node's
+        clients were given under the stale numbering."""
+        async with self._lock:
+            value = self.leases.get(bus)
+            if value is None:
+                return
+            shown = self.store.release(bus)
+            try:
+                pos = await self.store.open_bus(bus, self.store.position(bus).epoch, value)
+            except REDIS_ERRORS as exc:
+                self.link.failed("node", exc)
+                await self._lose(bus)  # a standby, until the lease is taken anew
+            else:
+                log.warning("event=reopened bus=%s epoch=%d seq=%d", bus, pos.epoch, pos.seq)
+            await self._withdraw(bus, shown)
 
     async def _lose(self, bus: str) -> None:
         log.warning("event=ownership_lost bus=%s", bus)
         self.leases.pop(bus, None)
-        self.store.release(bus)
+        shown = self.store.release(bus)
         self.router.disown(bus)
         owner = self.owned.pop(bus, None)
         remote = RemoteBus(bus, self.router, lambda: self.owners.get(bus))
@@ -295,6 +277,27 @@ class ClusterNode:
         self.buses[bus] = remote
         if owner is not None:
             await owner.stop(grace=0)
+        await self._withdraw(bus, shown)
+
+    async def _withdraw(self, bus: str, shown: list[Stamped]) -> None:
+        """This node served ``shown`` to its clients while Redis did not answer, and lost the
+        lease before writing them: the next owner numbers those seqs anew. From the first one
+        the stream does not hold as served (a write that timed out may have landed), the
+        clients of this node hold another history than everyone else's: the fan-out withdraws
+        it (its sessions forget the bus's position: ``bus_reset``) and passes the stream's on.
+        Left alone, the node dropped the new owner's messages as duplicates until it overtook
+        this node's seq: clients silent for as long, then a history that is not the stream's."""
+        there: list[Stamped] = []
+        if shown:
+            with contextlib.suppress(*REDIS_ERRORS):  # unreadable: withdraw all of them
+                there = await self.store.entries_after(bus, shown[0].seq - 1, len(shown))
+        stream = {e.seq: e for e in there}
+        first = next((e for e in shown if stream.get(e.seq) != e), None)
+        if first is not None:
+            log.warning("event=withdrawn bus=%s from=%d upto=%d", bus, first.seq, shown[-1].seq)
+            self.hub.fanout.withdraw(bus, Position(first.epoch, first.seq - 1))
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self._catch_up(bus)  # the stream's, from there (or from where this node is)
 
     def _on_reset(self, bus: str, epoch: int) -> None:
         now = self.clock()

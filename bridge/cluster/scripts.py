@@ -3,9 +3,13 @@
 ``APPEND`` writes a batch of one bus's messages: it checks the writer's lease (the fencing
 token), keeps seqs contiguous (an entry already written is skipped, so a retried batch is
 harmless; a missing one is reported), adds each entry to the Stream, publishes it, and moves
-the meta hash's ``s``. The epoch is set only when the bus has no meta yet *and* the batch starts
-at seq 1; a meta that is gone while the writer is further on means the history was lost
-(flushed, expired, failed over): the script says ``lost`` and the writer starts a new epoch.
+the meta hash's ``s``. A seq already written by *another* owner (the batch's last such seq
+does not hold this batch's entry) is ``taken``: the writer's lease lapsed, another node
+numbered on, and the writer took the lease again with a numbering that is stale; skipping
+those seqs as written (as it did) froze the stream until the stale numbering overtook it.
+The epoch is set only when the bus has no meta yet *and* the batch starts at seq 1; a meta
+that is gone while the writer is further on means the history was lost (flushed, expired,
+failed over): the script says ``lost`` and the writer starts a new epoch.
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ elseif cur[1] ~= epoch then
   return {'epoch', cur[1]}
 else
   s = tonumber(cur[2])
+end
+local last = 0
+for i = 9, #ARGV, 2 do
+  if tonumber(ARGV[i]) <= s then last = i end
+end
+if last > 0 then
+  local got = redis.call('xrange', KEYS[1], '0-' .. ARGV[last], '0-' .. ARGV[last])
+  if #got == 0 or got[1][2][2] ~= ARGV[last + 1] then return {'taken', tostring(s)} end
 end
 local written = 0
 local result = 'ok'

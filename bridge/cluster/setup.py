@@ -14,7 +14,8 @@ from ..config import BridgeConfig, BusConfig
 from ..metrics import BridgeMetrics
 from .broker import RedisBroker
 from .link import RedisLink
-from .node import ClusterHub, ClusterNode, Owner
+from .node import ClusterHub, ClusterNode
+from .owned import Owner
 from .store import RedisStore
 
 __all__ = ["build_cluster"]

@@ -80,7 +80,8 @@ class RedisStore:
         self.on_reset: Callable[[str, int], None] = lambda bus, epoch: None
         # this node's own entries, in seq order, once they are in Redis (or at once: degraded)
         self.on_written: Callable[[list[Stamped]], None] = lambda entries: None
-        self.on_fenced: Callable[[str], None] = lambda bus: None
+        self.on_fenced: Callable[[str, str], None] = lambda bus, token: None
+        self.on_taken: Callable[[str], None] = lambda bus: None  # the node calls reopen
         # history reads at a time: a resume storm (a drained node's clients arriving at once)
         # queues here instead of emptying redis-py's pool, whose overflow is an error (and the
         # resume then a needless ``recovered: false``)
@@ -111,14 +112,22 @@ class RedisStore:
         await self.link.client.sadd(self.keys.buses, bus)
         return self.position(bus)
 
-    def release(self, bus: str) -> None:
-        """Stop appending to ``bus`` (the lease lapsed): unwritten entries are dropped."""
+    def release(self, bus: str) -> list[Stamped]:
+        """Stop appending to ``bus`` (the lease lapsed): unwritten entries are dropped.
+        Returns those of them this node's clients were given anyway (``degraded``): the next
+        owner numbers their seqs anew, unless a write that timed out did land after all."""
         self._own.discard(bus)
         self._tokens.pop(bus, None)
-        self._pending.pop(bus, None)
-        self._held.pop(bus, None)  # never shown to anyone: the next owner numbers them anew
+        pending = self._pending.pop(bus, [])
+        held = {e.seq for e in self._held.pop(bus, ())}  # never shown: numbered anew, unseen
         self._reset.discard(bus)
         self._paused.discard(bus)
+        shown = []
+        for seq, payload in pending:
+            if seq not in held:
+                with contextlib.suppress(PayloadError):
+                    shown.append(decode_payload(bus, payload)[0])
+        return shown
 
     def resume(self, bus: str, token: str) -> None:
         """The node holds the lease again (under ``token``): write what waited."""
@@ -226,10 +235,11 @@ class RedisStore:
         if not batch:
             return
         epoch = self._pos[bus][0]
+        token = self._tokens.get(bus, "")
         reset = bus in self._reset
         args: list[Any] = [
             epoch,
-            self._tokens.get(bus, ""),
+            token,
             max(self.size, 1),
             int(self.ttl_s * 1000) or 1,
             int(max(META_TTL_S, self.ttl_s) * 1000),
@@ -247,10 +257,15 @@ class RedisStore:
             return  # released or restarted meanwhile: this batch's answer no longer matters
         if reset:
             self._reset.discard(bus)
-        if result == "fenced":  # the lease is not ours (any more): hold the entries, ask
-            log.warning("event=fenced bus=%s", bus)
+        if result in ("fenced", "taken"):  # the lease is not ours (any more), or another owner
+            if self._tokens.get(bus, "") != token:  # wrote on: hold the entries, ask the node
+                return  # unless it took the lease again meanwhile: the next batch will say
+            log.warning("event=%s bus=%s", result, bus)
             self._paused.add(bus)
-            self.on_fenced(bus)
+            if result == "fenced":
+                self.on_fenced(bus, token)
+            else:
+                self.on_taken(bus)
             return
         if result in ("lost", "epoch", "gap"):
             self._start_over(bus, result)

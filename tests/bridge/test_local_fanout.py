@@ -321,3 +321,50 @@ def test_a_second_resume_while_the_first_waits_carries_its_buffer() -> None:
     assert f.finish(w2, {}) == ["b1", "b2"]
     receive(f, msg(1, bus="z"), msg(3))
     assert queued(s) == ["z1", "b3"]
+
+
+# -- seqs withdrawn (a former owner that served while Redis did not answer) -------------------
+
+RESET = '{"type":"bus_reset","bus":"b"}'
+
+
+def test_withdrawn_seqs_reset_the_buses_sessions_and_the_streams_messages_flow_on() -> None:
+    """Regression (issue 13, lease churn): seqs 4-5 were served by this node as an owner that
+    then lost its lease; the next owner numbers 4 anew. Before: its 4 and 5 were dropped as
+    duplicates (its clients silent until it overtook 5), and the clients held this node's."""
+    f = fanout(b=0, q=0)
+    s, one, every, other = live(f, "b/*"), live(f, "b/2"), live(f, "*"), live(f, "q/*")
+    receive(f, *(msg(i) for i in range(1, 6)))
+    queued(s), queued(one), queued(every)
+    f.withdraw("b", Position(E, 3))
+    assert f.position("b") == Position(E, 3) and f.stats.withdrawals == 1
+    assert queued(s) == queued(one) == queued(every) == [RESET] and queued(other) == []
+    theirs = [Stamped("b", E, i, 0.0, 1, f"new{i}") for i in (4, 5, 6)]
+    receive(f, *theirs)
+    assert queued(s) == queued(every) == ["new4", "new5", "new6"]
+    assert f.position("b") == Position(E, 6) and f.stats.duplicates == 0
+
+
+def test_a_withdraw_that_is_not_behind_this_node_or_in_its_epoch_does_nothing() -> None:
+    f = fanout(b=3)
+    s = live(f, "b/*")
+    for pos in (Position(E, 3), Position(E, 7), Position(E + 1, 1)):
+        f.withdraw("b", pos)
+    f.withdraw("nobus", Position(E, 0))
+    assert f.position("b") == Position(E, 3) and queued(s) == [] and f.stats.withdrawals == 0
+
+
+def test_resumes_waiting_across_a_withdraw_get_the_streams_messages_after_it() -> None:
+    f = fanout(b=0)
+    early, late = live(f, "b/*"), live(f, "b/*")
+    receive(f, *(msg(i) for i in range(1, 4)))
+    w1 = f.begin(early, B)  # has had 3; 4 and 5 are buffered for it
+    receive(f, msg(4), msg(5))
+    w2 = f.begin(late, B)  # has had 5
+    f.withdraw("b", Position(E, 3))
+    receive(f, Stamped("b", E, 4, 0.0, 1, "new4"))
+    for w, s in ((w1, early), (w2, late)):
+        assert f.finish(w, {"b": (Position(E, 3), [])}) == ["new4"]
+        assert queued(s)[-1] == RESET
+    receive(f, Stamped("b", E, 5, 0.0, 1, "new5"))
+    assert queued(early) == queued(late) == ["new5"]

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -21,9 +22,17 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.servers import free_port
+from tests.servers import RedisProcess, free_port
 
-__all__ = ["TIMEOUT", "Client", "NodeProc", "PausableProxy", "start_node", "start_sim"]
+__all__ = [
+    "TIMEOUT",
+    "Client",
+    "NodeProc",
+    "PausableProxy",
+    "redis_cli",
+    "start_node",
+    "start_sim",
+]
 
 TIMEOUT = 10.0
 EXE = str(Path(sys.executable).parent / "framebridge")
@@ -132,6 +141,13 @@ async def start_node(
     return await NodeProc(name, cfg, free_port()).start()
 
 
+def redis_cli(redis: RedisProcess, *args: str) -> str:
+    out = subprocess.run(
+        ["redis-cli", "-p", str(redis.port), *args], capture_output=True, text=True, timeout=10
+    )
+    return out.stdout.strip()
+
+
 async def wait_for(pred: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
     """Poll ``pred`` (sync or async) every 50 ms until truthy; bounded."""
     loop = asyncio.get_running_loop()
@@ -155,6 +171,7 @@ class Client:
     welcome: dict[str, Any]
     messages: list[dict[str, Any]] = field(default_factory=list)
     answers: list[dict[str, Any]] = field(default_factory=list)
+    resets: list[int] = field(default_factory=list)  # len(messages) at each unsequenced reset
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
@@ -174,6 +191,8 @@ class Client:
                 for msg in data if isinstance(data, list) else [data]:
                     if msg.get("type") in ("frame", "event"):
                         self.messages.append(msg)
+                    elif msg.get("type") == "bus_reset":  # forget the position (websocket.md)
+                        self.resets.append(len(self.messages))
                     elif msg.get("type") != "heartbeat":
                         self.answers.append(msg)
 
@@ -208,12 +227,16 @@ class Client:
 
 class PausableProxy:
     """A TCP proxy to ``port``; :meth:`cut` stops forwarding on every connection open now
-    (they stay open: a silent link), while new connections pass."""
+    (they stay open: a silent link), while new connections pass. :meth:`pause` holds every
+    byte, on every connection, new ones too, until :meth:`resume` (a Redis too slow to answer:
+    what was sent is executed late)."""
 
     def __init__(self, port: int) -> None:
         self.target = port
         self.port = free_port()
         self._links: list[asyncio.Event] = []
+        self._open = asyncio.Event()
+        self._open.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -232,6 +255,7 @@ class PausableProxy:
                 while data := await src.read(65536):
                     if not alive.is_set():
                         await asyncio.Event().wait()  # silent: hold the bytes for ever
+                    await self._open.wait()
                     dst.write(data)
                     await dst.drain()
             dst.close()
@@ -246,7 +270,14 @@ class PausableProxy:
             alive.clear()
         self._links.clear()
 
+    def pause(self) -> None:
+        self._open.clear()
+
+    def resume(self) -> None:
+        self._open.set()
+
     async def close(self) -> None:
+        self._open.set()
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,15 @@ from typing import Any
 
 from tests.servers import RedisProcess, free_port
 
-from .harness import Client, NodeProc, PausableProxy, node_config, start_node, wait_for
+from .harness import (
+    Client,
+    NodeProc,
+    PausableProxy,
+    node_config,
+    redis_cli,
+    start_node,
+    wait_for,
+)
 
 
 def contiguous(seqs: list[int]) -> bool:
@@ -139,13 +146,6 @@ async def test_a_second_owner_is_refused_and_takes_over_when_the_owner_dies(
     finally:
         await a.stop()
         await b.stop()
-
-
-def redis_cli(redis: RedisProcess, *args: str) -> str:
-    out = subprocess.run(
-        ["redis-cli", "-p", str(redis.port), *args], capture_output=True, text=True, timeout=10
-    )
-    return out.stdout.strip()
 
 
 async def test_redis_flushed_gives_bus_reset_then_old_positions_are_not_recovered(
