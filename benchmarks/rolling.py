@@ -22,6 +22,7 @@ run's p99 is one slow moment, the median of several is the figure).
 
     .venv/bin/python benchmarks/rolling.py                   # 300 clients, 3 runs
     .venv/bin/python benchmarks/rolling.py --clients 100 --runs 1
+    .venv/bin/python benchmarks/rolling.py --lease 1.5 --redis-timeout 0.5   # lease churn
 
 Every wait is bounded and every child stopped at the end.
 """
@@ -48,6 +49,7 @@ sys.path.insert(0, str(_HERE.parent))
 from benchmarks._common import markdown_table  # noqa: E402
 from tests.cluster.harness import wait_for  # noqa: E402
 from tests.prod.topology import (  # noqa: E402
+    SILENT_S,
     Topology,
     Watched,
     close_all,
@@ -101,7 +103,11 @@ async def away(top: Topology, clients: list[Watched], kill: bool) -> list[float]
 async def one_run(args: argparse.Namespace) -> Run:
     with tempfile.TemporaryDirectory(prefix="fb-rolling-") as tmp:
         async with topology(
-            Path(tmp), heartbeat_s=args.heartbeat, drain_window_s=args.drain_window
+            Path(tmp),
+            heartbeat_s=args.heartbeat,
+            drain_window_s=args.drain_window,
+            command_timeout_s=args.redis_timeout,
+            ownership_ttl_s=args.lease,
         ) as top:
             clients = await open_many(top.front, args.clients)
             try:
@@ -117,6 +123,11 @@ async def one_run(args: argparse.Namespace) -> Run:
                 t = tally(clients)
                 codes = collections.Counter(k for c in clients for k in c.client.close_codes)
                 print(f"close codes seen by the clients: {dict(codes)}", file=sys.stderr)
+                print(
+                    f"clients silent > {SILENT_S:.0f} s: {t['silent']}, longest "
+                    f"{max(c.silence for c in clients):.1f} s; resets (withdrawn): {t['resets']}",
+                    file=sys.stderr,
+                )
                 for line in explain(clients):
                     print(f"  {line}", file=sys.stderr)
                 return Run(
@@ -173,6 +184,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--drain-window", type=float, default=1.0, help="limits.drain_window_s")
     ap.add_argument("--heartbeat", type=float, default=5.0, help="limits.heartbeat_s")
+    ap.add_argument("--lease", type=float, default=5.0, help="redis.ownership_ttl_s")
+    ap.add_argument("--redis-timeout", type=float, default=2.0, help="redis.command_timeout_s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main_async(ap.parse_args()))
 

@@ -45,6 +45,7 @@ __all__ = [
 # make test installs Debian's nginx (scripts/setup-system.sh): a missing one fails, never skips
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BUS = "bus0"
+SILENT_S = 10.0  # a client without a message of the bus for longer is counted as "silent"
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -176,13 +177,12 @@ class Topology:
         return out
 
 
-def _node(tmp: Path, name: str, redis_url: str, buses: dict[str, str], **limits: float) -> NodeProc:
-    # Redis commands and leases get the defaults (2 s, 5 s), not the cluster tests' 0.5 s and
-    # 1.5 s: 300 clients on two shared cores starve a node for longer than those, and then it
-    # thinks Redis is gone (degraded) and its lease lapses, over and over (docs/deploy.md)
+def _node(
+    tmp: Path, name: str, redis_url: str, buses: dict[str, str], redis: dict[str, float],
+    **limits: float,
+) -> NodeProc:  # fmt: skip
     cfg = node_config(
-        tmp / f"{name}.toml", name, redis_url, buses, prefix="prod", poll_s=0.1,
-        command_timeout_s=2.0, ownership_ttl_s=5.0,
+        tmp / f"{name}.toml", name, redis_url, buses, prefix="prod", poll_s=0.1, **redis
     )  # fmt: skip
     with cfg.open("a") as f:
         f.write("[limits]\n" + "".join(f"{k} = {v}\n" for k, v in limits.items()))
@@ -195,9 +195,20 @@ def _knows_bus(node: NodeProc) -> bool:
 
 @contextlib.asynccontextmanager
 async def topology(
-    tmp: Path, *, heartbeat_s: float = 30.0, drain_window_s: float = 1.0
+    tmp: Path,
+    *,
+    heartbeat_s: float = 30.0,
+    drain_window_s: float = 1.0,
+    command_timeout_s: float = 2.0,
+    ownership_ttl_s: float = 5.0,
 ) -> AsyncIterator[Topology]:
     """Redis, the simulator, nodes A (owner of bus0), B (its standby) and C, nginx in front.
+
+    Redis commands and leases get the defaults (2 s, 5 s), not the cluster tests' 0.5 s and
+    1.5 s: 300 clients on two shared cores starve a node for longer than those, and then it
+    thinks Redis is gone (degraded) and its lease lapses, over and over (docs/deploy.md; what
+    that did to clients before the lease churn fixes: docs/cluster.md, ``benchmarks/rolling.py
+    --lease 1.5 --redis-timeout 0.5``).
 
     nginx's ``proxy_read_timeout`` is six heartbeats (90 s for the default 30 s in deploy.md
     is three): above the heartbeat, so an idle proxied WebSocket is never cut.
@@ -214,7 +225,11 @@ async def topology(
     try:
         with redis_server() as redis:
             for name, buses in (("A", {BUS: url}), ("B", {BUS: url}), ("C", {})):
-                nodes[name] = _node(tmp, name, redis.url, buses, **limits)
+                redis_times = {
+                    "command_timeout_s": command_timeout_s,
+                    "ownership_ttl_s": ownership_ttl_s,
+                }
+                nodes[name] = _node(tmp, name, redis.url, buses, redis_times, **limits)
             await nodes["A"].start(timeout=30)  # first, so that A owns the bus
             await asyncio.gather(nodes["B"].start(timeout=30), nodes["C"].start(timeout=30))
             for n in nodes.values():
@@ -230,12 +245,16 @@ async def topology(
 
 @dataclass
 class Watched:
-    """A reference client subscribed to ``bus0``, recording every sequenced message in order."""
+    """A reference client subscribed to ``bus0``, recording every sequenced message in order.
+    An unsequenced ``bus_reset`` (the node withdrew what it had served: docs/cluster.md, lease
+    churn) starts the record anew, as the client forgets its position."""
 
     client: BridgeClient
     seqs: list[int] = field(default_factory=list)
     epochs: set[int] = field(default_factory=set)
     first_node: str = ""
+    withdrawn: list[list[int]] = field(default_factory=list)  # the records before each reset
+    silence: float = 0.0  # the longest time without a message of the bus, outages included
     _task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -248,11 +267,19 @@ class Watched:
         return w
 
     async def _consume(self) -> None:
+        heard = time.monotonic()
         with contextlib.suppress(BridgeError):
             async for msg in self.client:
-                if msg.get("bus") == BUS and isinstance(msg.get("seq"), int):
+                if msg.get("bus") != BUS:
+                    continue
+                now = time.monotonic()
+                self.silence, heard = max(self.silence, now - heard), now
+                if isinstance(msg.get("seq"), int):
                     self.seqs.append(msg["seq"])
                     self.epochs.add(msg["epoch"])
+                elif msg.get("type") == "bus_reset":
+                    self.withdrawn.append(self.seqs)
+                    self.seqs = []
 
     @property
     def node(self) -> str:
@@ -263,15 +290,19 @@ class Watched:
         return self.seqs[-1] if self.seqs else 0
 
     def lost(self) -> int:
-        """Seqs missing between the first and the last message this client got."""
-        if not self.seqs:
-            return 0
-        return max(0, self.seqs[-1] - self.seqs[0] + 1 - len(set(self.seqs)))
+        """Seqs missing between the first and the last message this client got (between two
+        resets)."""
+        return sum(
+            max(0, seqs[-1] - seqs[0] + 1 - len(set(seqs)))
+            for seqs in (*self.withdrawn, self.seqs)
+            if seqs
+        )
 
     def duplicated(self) -> int:
         """Messages the bridge sent this client twice (the reference client drops them, and
         counts them in ``tracker.duplicates``) plus any that got through to the consumer."""
-        return self.client.tracker.duplicates + len(self.seqs) - len(set(self.seqs))
+        twice = sum(len(s) - len(set(s)) for s in (*self.withdrawn, self.seqs))
+        return self.client.tracker.duplicates + twice
 
     def recovered(self) -> bool:
         """Every automatic resume of this client answered ``recovered: true``."""
@@ -323,6 +354,8 @@ def tally(clients: Iterable[Watched]) -> dict[str, int]:
         "epochs": len(set().union(*(c.epochs for c in cs))) if cs else 0,
         "not_recovered": sum(not c.recovered() for c in cs),
         "outages": sum(len(c.client.outages) for c in cs),
+        "resets": sum(len(c.withdrawn) for c in cs),
+        "silent": sum(c.silence > SILENT_S for c in cs),
     }
 
 
@@ -331,12 +364,14 @@ def explain(clients: Iterable[Watched], limit: int = 5) -> list[str]:
     failing assertion's message."""
     out = []
     for c in clients:
-        if c.lost() or c.duplicated() or not c.recovered() or len(c.epochs) > 1:
+        bad = c.lost() or c.duplicated() or not c.recovered() or len(c.epochs) > 1
+        if bad or c.silence > SILENT_S:
             gaps = [(a, b) for a, b in zip(c.seqs, c.seqs[1:], strict=False) if b != a + 1]
             out.append(
                 f"first on {c.first_node}, now on {c.node}: gaps {gaps[:5]}, "
                 f"duplicates {c.client.tracker.duplicates}, closes {c.client.close_codes}, "
-                f"resumes {c.client.resumes}, epochs {c.epochs}"
+                f"resumes {c.client.resumes}, epochs {c.epochs}, silent {c.silence:.1f} s, "
+                f"resets {len(c.withdrawn)}"
             )
             if len(out) >= limit:
                 break
