@@ -123,9 +123,11 @@ async def one_run(args: argparse.Namespace) -> Run:
                 t = tally(clients)
                 codes = collections.Counter(k for c in clients for k in c.client.close_codes)
                 print(f"close codes seen by the clients: {dict(codes)}", file=sys.stderr)
+                silent = sum(c.silence > SILENT_S for c in clients)
+                resets = sum(len(c.withdrawn) for c in clients)
                 print(
-                    f"clients silent > {SILENT_S:.0f} s: {t['silent']}, longest "
-                    f"{max(c.silence for c in clients):.1f} s; resets (withdrawn): {t['resets']}",
+                    f"clients silent > {SILENT_S:.0f} s: {silent}, longest "
+                    f"{max(c.silence for c in clients):.1f} s; resets (withdrawn): {resets}",
                     file=sys.stderr,
                 )
                 for line in explain(clients):

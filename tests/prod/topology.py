@@ -354,8 +354,6 @@ def tally(clients: Iterable[Watched]) -> dict[str, int]:
         "epochs": len(set().union(*(c.epochs for c in cs))) if cs else 0,
         "not_recovered": sum(not c.recovered() for c in cs),
         "outages": sum(len(c.client.outages) for c in cs),
-        "resets": sum(len(c.withdrawn) for c in cs),
-        "silent": sum(c.silence > SILENT_S for c in cs),
     }
 
 
