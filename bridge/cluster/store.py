@@ -45,6 +45,11 @@ __all__ = ["RedisStore"]
 log = logging.getLogger("bridge.cluster")
 
 READS_AT_ONCE = 32  # of redis-py's 100 connections: room for the writer, leases, requests
+# entries per append script: a backlog is written in several round trips, each one well within
+# the command timeout. One script for the whole backlog (up to 10,000 entries) grows with every
+# timeout, so a slow Redis could keep the owner degraded (serving what Redis has not confirmed,
+# which a lease lost meanwhile then withdraws: the node's _withdraw)
+WRITE_BATCH = 256
 META_TTL_S = 7 * 24 * 3600.0  # the epoch outlives quiet weeks; a bus silent longer starts anew
 
 
@@ -231,7 +236,7 @@ class RedisStore:
             self._written = asyncio.Event()
 
     async def _write(self, bus: str) -> None:
-        batch = list(self._pending.get(bus, ()))
+        batch = self._pending.get(bus, [])[:WRITE_BATCH]
         if not batch:
             return
         epoch = self._pos[bus][0]

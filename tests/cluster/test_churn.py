@@ -10,7 +10,7 @@ from typing import Any
 from bridge.cluster.keys import encode_payload
 from bridge.cluster.link import RedisLink
 from bridge.cluster.scripts import APPEND
-from bridge.cluster.store import RedisStore
+from bridge.cluster.store import WRITE_BATCH, RedisStore
 from bridge.config import RedisConfig
 from bridge.contract import Position
 from bridge.store import Stamped
@@ -198,3 +198,20 @@ async def test_a_numbering_gone_stale_is_refused_as_taken_and_a_retried_batch_is
 async def _until(pred: Any) -> None:
     while not pred():
         await asyncio.sleep(0.01)
+
+
+async def test_a_backlog_is_written_in_bounded_batches(redis: RedisProcess, prefix: str) -> None:
+    """A backlog goes to Redis in scripts of at most WRITE_BATCH entries, each within the
+    command timeout, instead of one script that grows with every timeout."""
+    link = RedisLink(RedisConfig(redis.url, prefix=prefix), "A")
+    store = RedisStore(link)
+    try:
+        await store.open_bus("bus0", 7)
+        for i in range(2 * WRITE_BATCH + 1):  # numbered at once: the writer runs after
+            store.append("bus0", {"type": "frame", "addr": 1, "data": f"{i:04x}"}, 0.0)
+        assert await store.flush("bus0", 10.0)
+        assert store.batches == 3 and store.written == 2 * WRITE_BATCH + 1
+        assert await store.meta("bus0") == Position(7, 2 * WRITE_BATCH + 1)
+    finally:
+        await store.close()
+        await link.close()
