@@ -183,23 +183,24 @@ class LocalFanout:
                     self._waiting.remove(waiting)
                     session.overflow()
                     continue
-            ahead = waiting.ahead
-            mark = ahead.get(msg.bus) if ahead else None
+            mark = waiting.ahead.get(msg.bus)
             if mark is not None and (msg.epoch, msg.seq) >= mark:
                 self._reached(waiting, msg, mark)
-                if not ahead:  # this node has caught up with the client: live from here
+                if not waiting.ahead:  # this node has caught up with the client: live from here
                     self._waiting.remove(waiting)
                     for text in self._merge(session, {}, waiting.buffer):
                         session.offer(text)
                     self._index(session)
 
     def _reached(self, waiting: Waiting, msg: Stamped, mark: tuple[int, int]) -> None:
-        """This node has passed ``msg``, at or after the client's position ``mark`` on its bus:
-        what was buffered up to the position the client had; in its epoch, that is its floor."""
+        """This node has passed ``msg``, at or after the client's position ``mark`` on its bus.
+        What was buffered of that bus in an earlier epoch is behind the mark: the client had
+        it. In the mark's epoch, the mark is the session's floor; in a later one (this node
+        went past the mark's epoch without reaching the mark) it says nothing."""
         bus = msg.bus
         del waiting.ahead[bus]
-        waiting.buffer = [m for m in waiting.buffer if m.bus != bus or (m.epoch, m.seq) > mark]
-        if msg.epoch == mark[0]:  # else a later epoch: the client's seq says nothing about it
+        waiting.buffer = [m for m in waiting.buffer if m.bus != bus or m.epoch == msg.epoch]
+        if msg.epoch == mark[0]:
             waiting.session.seqs[bus] = mark[1]
 
     # -- sessions ----------------------------------------------------------------------------
@@ -242,16 +243,16 @@ class LocalFanout:
         session = waiting.session
         if waiting.cancelled or session.closing or session.overflowed:
             return []
-        seqs, ahead = session.seqs, waiting.ahead
+        ahead = waiting.ahead
         for bus, (pos, _) in replays.items():
             here = self._pos.get(bus)
-            # the client has these (maybe from elsewhere); in another epoch, see the docstring
-            if (here is None or pos.epoch == here[0]) and pos.seq > seqs.get(bus, 0):
-                seqs[bus] = pos.seq
             mark = (pos.epoch, pos.seq)
-            if here is not None and mark > (here[0], here[1]):
+            if here is None:  # this node cannot tell where the bus is: the client's seq is it
+                session.seqs[bus] = pos.seq
+            elif mark > (here[0], here[1]):  # ahead of this node: a later seq, or epoch
                 ahead[bus] = max(mark, ahead.get(bus, mark))
-        out = self._merge(session, replays, waiting.buffer)
+        # what was buffered of a bus still ahead is behind the client's position: not for it
+        out = self._merge(session, replays, [m for m in waiting.buffer if m.bus not in ahead])
         waiting.buffer = []
         if ahead:
             self._waiting.append(waiting)

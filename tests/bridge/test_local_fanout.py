@@ -260,10 +260,34 @@ def test_a_client_exactly_at_this_nodes_position_goes_live_at_once() -> None:
 
 def test_a_client_ahead_goes_live_when_this_node_reaches_its_position() -> None:
     f, s = resumed_at(5)
-    receive(f, msg(4), msg(5))
+    receive(f, msg(4), msg(1, bus="z"))
     assert queued(s) == []
-    receive(f, msg(1, bus="z"), msg(6))  # caught up at 5: live from here
-    assert queued(s) == ["z1", "b6"]
+    receive(f, msg(5))  # caught up at 5: live from here
+    assert queued(s) == ["z1"]
+    receive(f, msg(2, bus="z"), msg(6))
+    assert queued(s) == ["z2", "b6"]
+
+
+def test_a_second_resume_lower_than_the_first_does_not_lower_its_wait() -> None:
+    f, s = resumed_at(7)
+    w = f.begin(s, B)
+    assert f.finish(w, {"b": (Position(E, 5), [])}) == []
+    receive(f, msg(4), msg(5), msg(6), msg(7))
+    assert queued(s) == []  # it said it had 7
+    receive(f, msg(8))
+    assert queued(s) == ["b8"]
+
+
+def test_a_second_resume_while_ahead_replays_nothing_twice() -> None:
+    f = fanout(b=3, z=2)
+    s = session()
+    w = f.begin(s, B)
+    assert f.finish(w, {"b": (Position(E, 5), [])}) == []  # waiting for this node to pass b 5
+    w = f.begin(s, topics("z/*"))
+    replay = [msg(1, bus="z"), msg(2, bus="z")]
+    assert f.finish(w, {"z": (Position(E, 0), replay)}) == ["z1", "z2"]
+    w = f.begin(s, topics("z/*"))
+    assert f.finish(w, {"z": (Position(E, 1), replay[1:])}) == []  # it was given z2 just now
 
 
 def test_a_replay_of_a_bus_this_node_does_not_know_yet() -> None:
@@ -373,9 +397,9 @@ def test_a_replay_of_the_epoch_before_this_nodes_comes_before_the_new_epoch() ->
     f = fanout(b=3)
     s = session()
     w = f.begin(s, B)
-    receive(f, msg(4), msg(1, epoch=E + 1), msg(2, epoch=E + 1))
-    replay = {"b": (Position(E, 2), [msg(3), msg(4), msg(5)])}  # 4 buffered too
-    assert f.finish(w, replay) == ["b3", "b4", "b5", "b1e6", "b2e6"]
+    receive(f, msg(4), msg(5), msg(1, epoch=E + 1), msg(2, epoch=E + 1))
+    replay = {"b": (Position(E, 4), [msg(5), msg(6)])}  # it had 4; 5 buffered too
+    assert f.finish(w, replay) == ["b5", "b6", "b1e6", "b2e6"]
     receive(f, msg(3, epoch=E + 1))
     assert queued(s) == ["b3e6"]
 
@@ -388,3 +412,16 @@ def test_what_was_buffered_of_the_old_epoch_comes_before_the_new_one() -> None:
     receive(f, msg(2), msg(1, epoch=E + 1))
     assert f.finish(w, {}) == ["b2", "b1e6"]  # what a live session had: E 2, then E+1
     assert queued(s) == ["b1"]
+
+
+def test_a_second_resume_while_held_for_a_newer_epoch_gives_none_of_the_old_one() -> None:
+    f = fanout(b=3, z=0)
+    s = session()
+    w = f.begin(s, B)
+    assert f.finish(w, {"b": (Position(E + 1, 1), [])}) == []
+    receive(f, msg(4))
+    w = f.begin(s, topics("z/*"))
+    receive(f, msg(1, bus="z"), msg(5))
+    assert f.finish(w, {}) == ["z1"]  # not b4 or b5: the client is in E+1; it waits on
+    receive(f, msg(1, epoch=E + 1), msg(2, epoch=E + 1))
+    assert queued(s) == ["b2e6"]
