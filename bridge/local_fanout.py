@@ -17,6 +17,15 @@ Order is explicit, at two levels, so that no broker and no store latency can bre
   that. A client that resumes *ahead* of this node (it came from a node further on) is kept out
   of the index, its live messages buffered, until this node has passed its position: nothing
   it had comes again.
+- Epochs: a position counts in its own epoch only. ``Session.seqs`` holds floors in this node's
+  current epoch of each bus (an epoch change clears them), so it needs no epoch of its own. A
+  client whose position is in a *newer* epoch (Redis was flushed; the store and another node
+  are in it, this node not yet) is ahead too: it waits, with the epoch in its
+  :attr:`Waiting.ahead` mark, until this node is in that epoch at that seq (or further on: a
+  later epoch releases it as well), and what this node passed on before is not for it. A
+  position in an *older* epoch (the store answered, then the history was lost while the
+  replay was on its way) is no floor here: the client gets the rest of its epoch and then the
+  new one, as a live session did. Epochs are ordered: :func:`bridge.history.make_epoch` grows.
 
 A subscribe with replay must await the store (a round trip with Redis). Meanwhile the session is
 out of the index and its live messages are buffered (bounded by its queue limit); when the replay
@@ -59,7 +68,8 @@ class Waiting:
     session: Session
     buffer: list[Stamped] = field(default_factory=list)
     cancelled: bool = False
-    ahead: dict[str, int] = field(default_factory=dict)  # bus → seq this node must pass first
+    # bus → (epoch, seq) this node must pass first; only while the wait lasts, never per session
+    ahead: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class LocalFanout:
@@ -199,14 +209,25 @@ class LocalFanout:
                     self._waiting.remove(waiting)
                     session.overflow()
                     continue
-            ahead = waiting.ahead
-            if ahead and msg.seq >= ahead.get(msg.bus, msg.seq + 1):
-                del ahead[msg.bus]
-                if not ahead:  # this node has caught up with the client: live from here
+            mark = waiting.ahead.get(msg.bus)
+            if mark is not None and (msg.epoch, msg.seq) >= mark:
+                self._reached(waiting, msg, mark)
+                if not waiting.ahead:  # this node has caught up with the client: live from here
                     self._waiting.remove(waiting)
                     for text in self._merge(session, {}, waiting.buffer):
                         session.offer(text)
                     self._index(session)
+
+    def _reached(self, waiting: Waiting, msg: Stamped, mark: tuple[int, int]) -> None:
+        """This node has passed ``msg``, at or after the client's position ``mark`` on its bus.
+        What was buffered of that bus in an earlier epoch is behind the mark: the client had
+        it. In the mark's epoch, the mark is the session's floor; in a later one (this node
+        went past the mark's epoch without reaching the mark) it says nothing."""
+        bus = msg.bus
+        del waiting.ahead[bus]
+        waiting.buffer = [m for m in waiting.buffer if m.bus != bus or m.epoch == msg.epoch]
+        if msg.epoch == mark[0]:
+            waiting.session.seqs[bus] = mark[1]
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -248,17 +269,18 @@ class LocalFanout:
         session = waiting.session
         if waiting.cancelled or session.closing or session.overflowed:
             return []
-        seqs = session.seqs
+        ahead = waiting.ahead
         for bus, (pos, _) in replays.items():
-            if pos.seq > seqs.get(bus, 0):  # the client says it has these (maybe from elsewhere)
-                seqs[bus] = pos.seq
-        out = self._merge(session, replays, waiting.buffer)
-        waiting.buffer = []
-        for bus, floor in seqs.items():
             here = self._pos.get(bus)
-            if bus in replays and here is not None and floor > here[1]:
-                waiting.ahead[bus] = floor
-        if waiting.ahead:
+            mark = (pos.epoch, pos.seq)
+            if here is None:  # this node cannot tell where the bus is: the client's seq is it
+                session.seqs[bus] = pos.seq
+            elif mark > (here[0], here[1]):  # ahead of this node: a later seq, or epoch
+                ahead[bus] = max(mark, ahead.get(bus, mark))
+        # what was buffered of a bus still ahead is behind the client's position: not for it
+        out = self._merge(session, replays, [m for m in waiting.buffer if m.bus not in ahead])
+        waiting.buffer = []
+        if ahead:
             self._waiting.append(waiting)
         else:
             self._index(session)
@@ -270,25 +292,35 @@ class LocalFanout:
         replays: Mapping[str, tuple[Position, list[Stamped]]],
         buffer: list[Stamped],
     ) -> list[str]:
-        """Replays and buffered messages, by bus and seq, each once, above what the session
-        had and up to what this node has passed on (later ones come live, in order)."""
+        """Replays and buffered messages, by bus, epoch and seq, each once, after the client's
+        position, and in this node's epoch above what the session had and up to what this node
+        has passed on (later ones come live, in order). An older epoch's come first, whole:
+        this node has left it (the history was lost during the wait)."""
         topics, seqs = session.topics, session.seqs
-        merged: dict[str, dict[int, Stamped]] = {}
+        merged: dict[str, dict[tuple[int, int], Stamped]] = {}
         for bus, (pos, entries) in replays.items():
-            if bus in self._pos and pos.epoch == self._pos[bus][0]:
+            here = self._pos.get(bus)
+            if here is not None and pos.epoch <= here[0]:  # a newer one comes live, later
                 keep = merged.setdefault(bus, {})
                 for e in entries:
                     if any(t.matches(bus, e.addr) for t in topics):
-                        keep[e.seq] = e
+                        keep[e.epoch, e.seq] = e
         for e in buffer:
-            merged.setdefault(e.bus, {})[e.seq] = e
+            merged.setdefault(e.bus, {})[e.epoch, e.seq] = e
         out: list[str] = []
-        for bus, by_seq in merged.items():
-            floor, upto = seqs.get(bus, 0), self._pos[bus][1]
-            order = sorted(s for s in by_seq if floor < s <= upto)
-            out.extend(by_seq[s].text for s in order)
-            if order:
-                seqs[bus] = order[-1]
+        for bus, found in merged.items():
+            epoch, upto = self._pos[bus]
+            floor = seqs.get(bus, 0)
+            mine = replays.get(bus)
+            had = None if mine is None else (mine[0].epoch, mine[0].seq)  # the client's position
+            order = sorted(
+                k
+                for k in found
+                if (had is None or k > had) and (k[0] < epoch or floor < k[1] <= upto)
+            )
+            out.extend(found[k].text for k in order)
+            if order and order[-1][0] == epoch:
+                seqs[bus] = order[-1][1]
         return out
 
     def _record(self, session: Session) -> None:

@@ -67,7 +67,9 @@ class Session:
         self.topics: set[Topic] = set()
         # bus → the last seq this session has had, recorded by the fan-out when its coverage
         # changes: a replay merge never gives it one at or below that again (a resume on a bus
-        # it already receives, a client that comes from a node further on)
+        # it already receives, a client that comes from a node further on). A seq of this
+        # node's current epoch of the bus: an epoch change clears it, and a client's position
+        # in an epoch this node has not reached waits in ``Waiting.ahead``, so no epoch here
         self.seqs: dict[str, int] = {}
         self._queue: deque[str] = deque()
         self.queued_bytes = 0

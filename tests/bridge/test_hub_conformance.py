@@ -281,6 +281,30 @@ async def test_unsubscribe_then_resume_gives_nothing_twice(make_nodes: NodesFact
     assert [m["seq"] for m in drain(s)] == [1, 2, 3, 4, 5]  # 4, 5 replayed; 2, 3 not again
 
 
+async def test_after_a_flush_a_client_in_the_new_epoch_gets_no_seq_twice(redis_url: str) -> None:
+    # Redis flushed: the store (and the node the client came from) went on in a new epoch that
+    # this node has not passed on yet; the client had its seqs 1 and 2 (docs/testing.md)
+    link = RedisLink(RedisConfig(redis_url, prefix=f"conf{next(_prefixes)}"), node="n1")
+    store = RedisStore(link, size=SIZE, ttl_s=TTL)
+    try:
+        store.add_bus("b", EPOCH)
+        hub = NodeHub(store, RedisBroker(link))
+        publish(hub, 3)
+        store.start_over("b", "flushed")
+        newer = [store.append("b", frame(), 0.0) for _ in range(3)]  # not passed on here yet
+        epoch = newer[0].epoch
+        assert epoch > EPOCH
+        s = session()
+        result = await hub.subscribe(s, B, {"b": Position(epoch, 2)}, 0.0)
+        assert result.recovered == {"b": True} and result.replay == []
+        for st in newer:
+            hub.fanout.receive(st)
+        assert [(m["epoch"], m["seq"]) for m in drain(s)] == [(epoch, 3)]
+    finally:
+        await store.close()
+        await link.close()
+
+
 # -- concurrency: a slow store forces the interleavings ----------------------------------------
 
 

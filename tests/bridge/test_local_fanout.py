@@ -260,10 +260,34 @@ def test_a_client_exactly_at_this_nodes_position_goes_live_at_once() -> None:
 
 def test_a_client_ahead_goes_live_when_this_node_reaches_its_position() -> None:
     f, s = resumed_at(5)
-    receive(f, msg(4), msg(5))
+    receive(f, msg(4), msg(1, bus="z"))
     assert queued(s) == []
-    receive(f, msg(1, bus="z"), msg(6))  # caught up at 5: live from here
-    assert queued(s) == ["z1", "b6"]
+    receive(f, msg(5))  # caught up at 5: live from here
+    assert queued(s) == ["z1"]
+    receive(f, msg(2, bus="z"), msg(6))
+    assert queued(s) == ["z2", "b6"]
+
+
+def test_a_second_resume_lower_than_the_first_does_not_lower_its_wait() -> None:
+    f, s = resumed_at(7)
+    w = f.begin(s, B)
+    assert f.finish(w, {"b": (Position(E, 5), [])}) == []
+    receive(f, msg(4), msg(5), msg(6), msg(7))
+    assert queued(s) == []  # it said it had 7
+    receive(f, msg(8))
+    assert queued(s) == ["b8"]
+
+
+def test_a_second_resume_while_ahead_replays_nothing_twice() -> None:
+    f = fanout(b=3, z=2)
+    s = session()
+    w = f.begin(s, B)
+    assert f.finish(w, {"b": (Position(E, 5), [])}) == []  # waiting for this node to pass b 5
+    w = f.begin(s, topics("z/*"))
+    replay = [msg(1, bus="z"), msg(2, bus="z")]
+    assert f.finish(w, {"z": (Position(E, 0), replay)}) == ["z1", "z2"]
+    w = f.begin(s, topics("z/*"))
+    assert f.finish(w, {"z": (Position(E, 1), replay[1:])}) == []  # it was given z2 just now
 
 
 def test_a_replay_of_a_bus_this_node_does_not_know_yet() -> None:
@@ -321,6 +345,86 @@ def test_a_second_resume_while_the_first_waits_carries_its_buffer() -> None:
     assert f.finish(w2, {}) == ["b1", "b2"]
     receive(f, msg(1, bus="z"), msg(3))
     assert queued(s) == ["z1", "b3"]
+
+
+# -- a resume across a new epoch (Redis flushed: the store and other nodes may be ahead) ---------
+
+
+def test_a_client_in_an_epoch_this_node_has_not_reached_gets_no_seq_twice() -> None:
+    # the store and another node are in E+1, this node still in E: the client had E+1 up to 2
+    f = fanout(b=3, z=0)
+    s = session()
+    w = f.begin(s, topics("b/* z/*"))
+    newer = [msg(i, epoch=E + 1) for i in (1, 2, 3)]
+    assert f.finish(w, {"b": (Position(E + 1, 2), newer[2:])}) == []
+    receive(f, msg(1, bus="z"), *newer)
+    assert queued(s) == ["z1", "b3e6"]  # not E+1 1 and 2 again
+
+
+def test_a_client_in_a_newer_epoch_is_held_until_this_node_reaches_its_position() -> None:
+    f = fanout(b=3, z=0)
+    s = session()
+    w = f.begin(s, topics("b/* z/*"))
+    receive(f, msg(4))  # this node still passes E on: not for a client already in E+1
+    assert f.finish(w, {"b": (Position(E + 1, 2), [msg(3, epoch=E + 1)])}) == []
+    receive(f, msg(5), msg(1, bus="z"), msg(1, epoch=E + 1))
+    assert queued(s) == []  # held: this node has not passed E+1 seq 2 yet
+    receive(f, msg(2, epoch=E + 1), msg(2, bus="z"), msg(3, epoch=E + 1))
+    assert queued(s) == ["z1", "z2", "b3e6"]
+
+
+def test_a_client_waiting_for_a_seq_this_node_skips_by_a_new_epoch_gets_the_new_epoch() -> None:
+    f, s = resumed_at(5)  # this node at E 3, the client at E 5
+    receive(f, msg(4), msg(1, epoch=E + 1))  # the history lost before this node reached 5
+    assert queued(s) == ["b1e6"]  # not E 4 (it had it), all of E+1
+    receive(f, msg(2, epoch=E + 1))
+    assert queued(s) == ["b2e6"]
+
+
+def test_a_client_two_epochs_ahead_waits_through_the_epoch_between() -> None:
+    f = fanout(b=3)
+    s = session()
+    w = f.begin(s, B)
+    assert f.finish(w, {"b": (Position(E + 2, 1), [])}) == []
+    receive(f, msg(1, epoch=E + 1), msg(1, epoch=E + 2), msg(2, epoch=E + 2))
+    assert queued(s) == ["b2e7"]
+
+
+def test_a_replay_of_the_epoch_before_this_nodes_comes_before_the_new_epoch() -> None:
+    # the store answered in E, then Redis was flushed and this node went on in E+1: the client
+    # gets the rest of E (replayed or passed on here) and then E+1 from its start, like a live
+    # session, and its position in E says nothing about E+1
+    f = fanout(b=3)
+    s = session()
+    w = f.begin(s, B)
+    receive(f, msg(4), msg(5), msg(1, epoch=E + 1), msg(2, epoch=E + 1))
+    replay = {"b": (Position(E, 4), [msg(5), msg(6)])}  # it had 4; 5 buffered too
+    assert f.finish(w, replay) == ["b5", "b6", "b1e6", "b2e6"]
+    receive(f, msg(3, epoch=E + 1))
+    assert queued(s) == ["b3e6"]
+
+
+def test_what_was_buffered_of_the_old_epoch_comes_before_the_new_one() -> None:
+    f = fanout(b=0)
+    s = live(f, "b/*")
+    receive(f, msg(1))
+    w = f.begin(s, B)
+    receive(f, msg(2), msg(1, epoch=E + 1))
+    assert f.finish(w, {}) == ["b2", "b1e6"]  # what a live session had: E 2, then E+1
+    assert queued(s) == ["b1"]
+
+
+def test_a_second_resume_while_held_for_a_newer_epoch_gives_none_of_the_old_one() -> None:
+    f = fanout(b=3, z=0)
+    s = session()
+    w = f.begin(s, B)
+    assert f.finish(w, {"b": (Position(E + 1, 1), [])}) == []
+    receive(f, msg(4))
+    w = f.begin(s, topics("z/*"))
+    receive(f, msg(1, bus="z"), msg(5))
+    assert f.finish(w, {}) == ["z1"]  # not b4 or b5: the client is in E+1; it waits on
+    receive(f, msg(1, epoch=E + 1), msg(2, epoch=E + 1))
+    assert queued(s) == ["b2e6"]
 
 
 # -- seqs withdrawn (a former owner that served while Redis did not answer) -------------------
