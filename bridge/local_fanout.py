@@ -59,6 +59,7 @@ class FanoutStats:
     gaps: int = 0  # seqs given up on after waiting for them (their messages never came)
     epoch_changes: int = 0  # a bus's history was lost and restarted under a new epoch
     withdrawals: int = 0  # seqs passed on that the shared history does not have (withdraw)
+    overdue: int = 0  # sessions closed after waiting too long for this node to catch up
 
 
 @dataclass(eq=False)
@@ -70,6 +71,7 @@ class Waiting:
     cancelled: bool = False
     # bus → (epoch, seq) this node must pass first; only while the wait lasts, never per session
     ahead: dict[str, tuple[int, int]] = field(default_factory=dict)
+    since: float | None = None  # when LocalFanout.overdue first saw it wait for this node
 
 
 class LocalFanout:
@@ -253,7 +255,11 @@ class LocalFanout:
         else:  # still waiting for this node to catch up: carry that wait over
             earlier.cancelled = True
             self._waiting.remove(earlier)
-            waiting.buffer, waiting.ahead = earlier.buffer, earlier.ahead
+            waiting.buffer, waiting.ahead, waiting.since = (
+                earlier.buffer,
+                earlier.ahead,
+                earlier.since,
+            )
         session.topics.update(topics)
         self._waiting.append(waiting)
         return waiting
@@ -285,6 +291,24 @@ class LocalFanout:
         else:
             self._index(session)
         return out
+
+    def overdue(self, now: float, limit: float) -> int:
+        """Close (4000, as a full queue does) the sessions that waited longer than ``limit`` for
+        this node to reach their position: it is not catching up (a Redis it cannot read), and
+        a silent wait is the one thing a client cannot act on, while a close makes it resume
+        (here or on another node). A wait's time starts at the first call that sees it; the
+        node calls this about every second."""
+        gone = 0
+        for waiting in [w for w in self._waiting if w.ahead]:
+            if waiting.since is None:
+                waiting.since = now
+            elif now - waiting.since > limit:
+                self._waiting.remove(waiting)
+                waiting.cancelled = True
+                waiting.session.overflow()
+                gone += 1
+        self.stats.overdue += gone
+        return gone
 
     def _merge(
         self,

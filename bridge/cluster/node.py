@@ -44,6 +44,10 @@ __all__ = ["ClusterHub", "ClusterNode", "OwnedBus"]
 
 log = logging.getLogger("bridge.cluster")
 
+# A client ahead of this node waits until the node has caught up (the position check does it
+# within two checks); one that waited this long is closed and resumes (LocalFanout.overdue)
+WAIT_LIMIT_S = 10.0
+
 
 class ClusterHub(NodeHub):
     """A node hub that publishes only on buses whose lease it holds (an owner stopping after
@@ -165,6 +169,7 @@ class ClusterNode:
         next_lease = next_check = time.monotonic()
         while True:
             now = time.monotonic()
+            self.hub.fanout.overdue(now, WAIT_LIMIT_S)  # Redis or not
             try:
                 if now >= next_lease:
                     next_lease = now + lease_every

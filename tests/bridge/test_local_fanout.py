@@ -472,3 +472,18 @@ def test_resumes_waiting_across_a_withdraw_get_the_streams_messages_after_it() -
         assert queued(s)[-1] == RESET
     receive(f, Stamped("b", E, 5, 0.0, 1, "new5"))
     assert queued(early) == queued(late) == ["new5"]
+
+
+def test_a_session_waiting_too_long_for_this_node_to_catch_up_is_closed_not_left_silent() -> None:
+    f = fanout(b=3)
+    ahead, resuming = session(), session()
+    w = f.begin(ahead, B)
+    assert f.finish(w, {"b": (Position(E, 5), [])}) == []  # the client is at 5, this node at 3
+    f.begin(resuming, B)  # awaiting the store: bounded by the store's timeouts, not here
+    assert f.overdue(100.0, 10.0) == 0  # its time starts
+    w2 = f.begin(ahead, topics("q/*"))  # a second resume carries the wait and its time
+    assert f.finish(w2, {}) == [] and f.overdue(110.0, 10.0) == 0
+    assert not ahead.overflowed
+    assert f.overdue(110.5, 10.0) == 1 and f.stats.overdue == 1
+    assert ahead.overflowed and not resuming.overflowed
+    assert f.overdue(1000.0, 10.0) == 0 and f.subscribers() == 1
