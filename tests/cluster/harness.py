@@ -32,6 +32,8 @@ __all__ = [
     "redis_cli",
     "start_node",
     "start_sim",
+    "until",
+    "watching",
 ]
 
 TIMEOUT = 10.0
@@ -139,6 +141,21 @@ async def start_node(
 ) -> NodeProc:
     cfg = node_config(tmp / f"{name}.toml", name, redis_url, buses, **kw)
     return await NodeProc(name, cfg, free_port()).start()
+
+
+async def watching(*nodes: NodeProc, frames: int = 5) -> list[Client]:
+    """A client of each node subscribed to bus0, once the last one has ``frames`` frames."""
+    clients = [await Client.open(n.ws_url) for n in nodes]
+    for client in clients:
+        await client.subscribe(["bus0/*"])
+    await wait_for(lambda: len(clients[-1].seqs("bus0")) >= frames, "frames")
+    return clients
+
+
+async def until(pred: Callable[[], Any]) -> None:
+    """Until ``pred()`` is truthy (in-process state): bound it with ``asyncio.wait_for``."""
+    while not pred():
+        await asyncio.sleep(0.01)
 
 
 def redis_cli(redis: RedisProcess, *args: str) -> str:

@@ -14,16 +14,17 @@ from bridge.cluster.store import WRITE_BATCH, RedisStore
 from bridge.config import RedisConfig
 from bridge.contract import Position
 from bridge.store import Stamped
-from tests.servers import RedisProcess, free_port
+from tests.servers import RedisProcess
 
 from .harness import (
     Client,
     NodeProc,
     PausableProxy,
-    node_config,
     redis_cli,
     start_node,
+    until,
     wait_for,
+    watching,
 )
 
 
@@ -56,14 +57,10 @@ async def test_an_owner_that_served_while_degraded_and_lost_its_lease_resets_its
     messages on from where Redis is: every seq the client holds is the one B's client has."""
     proxy = await PausableProxy(redis.port).start()
     via = f"redis://127.0.0.1:{proxy.port}/0"
-    cfg = node_config(tmp_path / "A.toml", "A", via, {"bus0": sim}, prefix=prefix)
-    a = await NodeProc("A", cfg, free_port()).start()
+    a = await start_node(tmp_path, "A", via, {"bus0": sim}, prefix=prefix)
     b = await start_node(tmp_path, "B", redis.url, {"bus0": sim}, prefix=prefix)
     try:
-        on_a, on_b = await Client.open(a.ws_url), await Client.open(b.ws_url)
-        await on_a.subscribe(["bus0/*"])
-        await on_b.subscribe(["bus0/*"])
-        await wait_for(lambda: len(on_b.seqs("bus0")) >= 5, "frames on B")
+        on_a, on_b = await watching(a, b)
         proxy.pause()  # A's Redis answers nothing; its lease runs out
         await wait_for(lambda: owned(b) == ["bus0"], "B takes bus0 over")
         count = len(on_b.seqs("bus0"))
@@ -106,18 +103,12 @@ async def test_an_owner_that_takes_its_lease_again_after_another_wrote_numbers_a
     says ``taken`` and A numbers on from Redis: every client holds the stream's history."""
     proxy = await PausableProxy(redis.port).start()
     via = f"redis://127.0.0.1:{proxy.port}/0"
-    cfg = node_config(
-        tmp_path / "A.toml", "A", via, {"bus0": sim}, prefix=prefix, command_timeout_s=30.0
-    )
-    a = await NodeProc("A", cfg, free_port()).start()
+    a = await start_node(tmp_path, "A", via, {"bus0": sim}, prefix=prefix, command_timeout_s=30.0)
     b = await start_node(tmp_path, "B", redis.url, {"bus0": sim}, prefix=prefix)
     c = await start_node(tmp_path, "C", redis.url, {}, prefix=prefix)
     try:
         await wait_for(lambda: "bus0" in (c.health_now() or {}).get("buses", {}), "C: bus0")
-        on_a, on_c = await Client.open(a.ws_url), await Client.open(c.ws_url)
-        await on_a.subscribe(["bus0/*"])
-        await on_c.subscribe(["bus0/*"])
-        await wait_for(lambda: len(on_c.seqs("bus0")) >= 5, "frames on C")
+        on_a, on_c = await watching(a, c)
         proxy.pause()
         try:
             await wait_for(lambda: owned(b) == ["bus0"], "B takes bus0 over")
@@ -181,7 +172,7 @@ async def test_a_numbering_gone_stale_is_refused_as_taken_and_a_retried_batch_is
         await la.client.set(owner, "A 3")
         a.resume("bus0", "A 3")  # A's numbering is still at 3
         a.append("bus0", {"type": "frame", "addr": 1, "data": "ff"}, 0.0)
-        await asyncio.wait_for(_until(lambda: taken or len(shown) > 3), 5)
+        await asyncio.wait_for(until(lambda: taken or len(shown) > 3), 5)
         assert taken == ["bus0"] and [e.seq for e in shown] == [1, 2, 3]
         assert await a.meta("bus0") == Position(7, 6)
         again: list[object] = [7, "A 3", 1024, 300_000, 300_000, "ch", "publish", "0"]
@@ -193,11 +184,6 @@ async def test_a_numbering_gone_stale_is_refused_as_taken_and_a_retried_batch_is
         for store, link in ((a, la), (b, lb)):
             await store.close()
             await link.close()
-
-
-async def _until(pred: Any) -> None:
-    while not pred():
-        await asyncio.sleep(0.01)
 
 
 async def test_a_backlog_is_written_in_bounded_batches(redis: RedisProcess, prefix: str) -> None:

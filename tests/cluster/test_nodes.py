@@ -8,16 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.servers import RedisProcess, free_port
+from tests.servers import RedisProcess
 
 from .harness import (
     Client,
     NodeProc,
     PausableProxy,
-    node_config,
     redis_cli,
     start_node,
     wait_for,
+    watching,
 )
 
 
@@ -193,16 +193,10 @@ async def test_an_owner_killed_with_writes_in_flight_showed_its_clients_only_wha
     same message as the standby's own client got."""
     proxy = await PausableProxy(redis.port).start()
     via = f"redis://127.0.0.1:{proxy.port}/0"
-    cfg = node_config(
-        tmp_path / "A.toml", "A", via, {"bus0": sim}, prefix=prefix, command_timeout_s=5.0
-    )
-    a = await NodeProc("A", cfg, free_port()).start()
+    a = await start_node(tmp_path, "A", via, {"bus0": sim}, prefix=prefix, command_timeout_s=5.0)
     b = await start_node(tmp_path, "B", redis.url, {"bus0": sim}, prefix=prefix)
     try:
-        on_a, on_b = await Client.open(a.ws_url), await Client.open(b.ws_url)
-        await on_a.subscribe(["bus0/*"])
-        await on_b.subscribe(["bus0/*"])
-        await wait_for(lambda: len(on_b.seqs("bus0")) >= 5, "frames on B")
+        on_a, on_b = await watching(a, b)
         proxy.cut()  # A's writes hang from now on; A goes on numbering frames
         await wait_for(
             lambda: (

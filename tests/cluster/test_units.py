@@ -19,6 +19,8 @@ from bridge.config import RedisConfig
 from bridge.store import Stamped
 from tests.servers import RedisProcess, free_port
 
+from .harness import until
+
 
 class FakeLink:
     """What the router uses of a link: publish (recorded) and key names."""
@@ -56,7 +58,7 @@ async def test_a_request_delivered_twice_runs_once_and_a_late_reply_is_dropped()
                        "cmd": "identify"})  # fmt: skip
     router.on_request(body)
     router.on_request(body)
-    await asyncio.wait_for(_until(lambda: link.sent), 5)
+    await asyncio.wait_for(until(lambda: link.sent), 5)
     assert owner.calls == 1 and router.duplicates == 1
     channel, text = link.sent[-1]
     assert channel == link.keys.replies("A") and json.loads(text)["result"]["client"] == "A/s1"
@@ -108,11 +110,6 @@ async def test_past_the_backlog_bound_a_bus_starts_a_new_epoch() -> None:
     await link.close()
 
 
-async def _until(pred: Any) -> None:
-    while not pred():
-        await asyncio.sleep(0.01)
-
-
 def test_mqtt_and_redis_together_are_refused_until_mqtt_knows_remote_buses() -> None:
     from bridge.app import Bridge
     from bridge.config import BridgeConfig, MqttConfig
@@ -151,7 +148,7 @@ async def test_the_pubsub_reader_stops_even_when_a_read_swallows_its_cancellatio
     broker._pubsub_for = swallowing  # type: ignore[method-assign]
     broker.watch("b")
     broker.start()
-    await asyncio.wait_for(_until(lambda: broker.connected), 10)
+    await asyncio.wait_for(until(lambda: broker.connected), 10)
     await asyncio.sleep(0.3)  # let the reader be inside a read when the cancellation comes
     await asyncio.wait_for(broker.close(timeout=2.0), 10)  # before the fix: for ever
     assert broker._task is None and not broker.connected
