@@ -26,6 +26,9 @@ Order is explicit, at two levels, so that no broker and no store latency can bre
   position in an *older* epoch (the store answered, then the history was lost while the
   replay was on its way) is no floor here: the client gets the rest of its epoch and then the
   new one, as a live session did. Epochs are ordered: :func:`bridge.history.make_epoch` grows.
+- Bounds: such a wait ends after a time (:meth:`LocalFanout.overdue`: the session is closed
+  and resumes); and seqs this node passed on that the shared history turns out not to have
+  (a former owner's) are withdrawn, not waited past (:meth:`LocalFanout.withdraw`).
 
 A subscribe with replay must await the store (a round trip with Redis). Meanwhile the session is
 out of the index and its live messages are buffered (bounded by its queue limit); when the replay
