@@ -41,6 +41,7 @@ MODULES = [
     "frames.codec",
     "frames.crc",
     "bridge.connection",
+    "bridge.views",
     "frames.master",
     "frames.transaction",
     "frames.slave",

@@ -459,6 +459,44 @@ def test_rate_limit_ignores_time_going_backwards() -> None:
     assert bucket.delay(5.05) == pytest.approx(0.05)
 
 
+# --- what a client is shown (bridge.views): cluster owners and the bus's port
+
+
+@dataclass
+class OwnedBus:
+    """A bus as the cluster server shows it: its port and the node that polls it."""
+
+    up: bool = True
+    down_reason: str = ""
+    url: str = "tcp://10.0.0.5:4001"
+    owner: str | None = "n2"
+    devices: dict[str, Any] = field(default_factory=lambda: {"1": {"addr": 1}})
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self.devices)
+
+
+def test_cluster_mode_shows_each_bus_owner_and_port() -> None:
+    node = FakeNode(buses={"bus0": OwnedBus(), "bus1": OwnedBus(owner=None)})  # type: ignore[dict-item]
+    conn = make(node=node)
+    hello = only_message(send(conn, type="hello", token="t"))
+    assert hello["buses"] == {
+        "bus0": {"epoch": 7, "seq": 3, "owner": "n2"},
+        "bus1": {"epoch": 7, "seq": 3, "owner": None},  # no node polls it now
+    }
+    state = only_message(send(conn, type="state"))["buses"]
+    assert state["bus0"] == {
+        "up": True,
+        "reason": "",
+        "url": "tcp://10.0.0.5:4001",
+        "epoch": 7,
+        "seq": 3,
+        "devices": {"1": {"addr": 1}},
+        "owner": "n2",
+    }
+    assert state["bus1"]["owner"] is None
+
+
 # --- the session queue: exact bounds, batches, heartbeats
 
 

@@ -10,7 +10,7 @@ import pytest
 from bridge import contract as c
 from bridge.acl import parse_pattern
 from bridge.config import parse_config
-from bridge.connection import Close, Connection, Send, Submit, Subscribe
+from bridge.connection import Close, Connection, Send, Submit, Subscribe, Unsubscribe
 from bridge.errors import ConfigError
 from bridge.quota import TenantPolicy
 from bridge.schedule import POLL, Scheduler
@@ -219,10 +219,11 @@ def test_subscriptions_per_connection() -> None:
     assert isinstance(err, Send) and err.message["code"] == "quota"  # type: ignore[typeddict-item]
 
 
-def test_malformed_messages_close_1008_after_the_tiers_count() -> None:
-    conn, _, clock = core(config(bad_messages=3))
+@pytest.mark.parametrize("count", [3, 60])  # 60 a minute: the last one is 1 s away exactly
+def test_malformed_messages_close_1008_after_the_tiers_count(count: int) -> None:
+    conn, _, clock = core(config(bad_messages=count))
     hello(conn, ACME)
-    for _ in range(2):
+    for _ in range(count - 1):
         [err] = conn.receive("{nope", clock.now)
         assert isinstance(err, Send)
     assert conn.receive("{nope", clock.now) == [
@@ -264,7 +265,10 @@ class FakeVerifier:
         self.claims = claims
 
     def verify(self, token: str, now: float) -> Any:
-        return self.claims.get(token)
+        claims = self.claims.get(token)
+        if claims is None or (claims.expires is not None and now > claims.expires):
+            return None  # as the real one: expired at ``now``
+        return claims
 
 
 def jwt_core(claims: dict[str, Any]) -> tuple[Connection, Clock]:
@@ -319,3 +323,124 @@ def test_round_robin_by_tenant_not_by_connection() -> None:
     calm = picks.count("tenant:calm/x")
     assert 19 <= calm <= 21, picks  # half the wire, not one eleventh
     assert POLL not in picks
+
+
+def error(msg_id: int, code: str, text: str) -> dict[str, Any]:
+    """An ``error`` answer, whole: its id and text as well as its code."""
+    return {"type": "error", "id": msg_id, "code": code, "message": text}
+
+
+def test_an_expired_token_is_refused_at_hello_and_at_refresh() -> None:
+    conn, _clock = jwt_core({"a.b.c": ("acme", 1010.0), "old.to.ken": ("acme", 999.0)})
+    assert hello(conn, "old.to.ken") == [Close(4003, "unauthorized", "unauthorized")]
+    conn, _clock = jwt_core({"a.b.c": ("acme", 1010.0), "old.to.ken": ("acme", 1005.0)})
+    hello(conn, "a.b.c")
+    [answer] = conn.receive('{"type":"refresh","token":"old.to.ken","id":2}', 1006.0)
+    assert answer.message == error(2, "unauthorized", "this token is not accepted here")
+
+
+def test_a_refresh_without_id_and_what_the_new_credential_sees() -> None:
+    conn, _clock = jwt_core({"a.b.c": ("acme", 1010.0), "d.e.f": ("acme", 1100.0)})
+    hello(conn, "a.b.c")
+    [answer] = conn.receive('{"type":"refresh","token":"d.e.f"}', 1002.0)
+    assert answer.message == {"type": "refreshed", "expires": 1100.0}
+    [state] = conn.receive('{"type":"state","id":3}', 1003.0)
+    assert list(state.message["buses"]) == ["bus0", "bus1"]  # the new credential's access
+
+
+# -- what a limited token is shown and refused -------------------------------------------------
+
+
+def test_a_limited_token_sees_only_its_devices_and_unsubscribes_from_them() -> None:
+    conn, _, clock = core()
+    conn.node.buses["bus1"].devices = {"1": {"addr": 1}, "3": {"addr": 3}}  # type: ignore[attr-defined]
+    hello(conn, ACME)
+    [state] = conn.receive('{"type":"state"}', clock.now)
+    assert state.message["buses"]["bus1"]["devices"] == {"3": {"addr": 3}}
+    [action] = conn.receive('{"type":"unsubscribe","topics":["*"],"id":4}', clock.now)
+    assert action == Unsubscribe((c.Topic("bus0", None), c.Topic("bus1", 3)), 4)
+    [err] = conn.receive('{"type":"subscribe","topics":["bus1/4"],"id":5}', clock.now)
+    assert err.message == error(5, "bad_value", "topic bus1/4 is outside this token's read access")
+
+
+def test_a_client_certificate_stands_for_the_token() -> None:
+    cfg = parse_config(config())
+    principal = Authenticator(cfg.tenancy, cfg.server.tokens).authenticate(ACME, 0.0)
+    assert principal is not None
+    conn, _, clock = core(certified=principal)
+    [welcome] = conn.receive('{"type":"hello"}', clock.now)
+    assert welcome.message["access"]["read"] == ["bus0/*", "bus1/3"]
+    anonymous, _, _ = core()
+    [err] = anonymous.receive('{"type":"hello"}', clock.now)
+    assert err.message["code"] == "missing_field"
+
+
+# -- the tier's inbound rates: bursts, refill, flooding ------------------------------------------
+
+
+def test_the_tier_message_rate_bursts_twice_its_rate_and_at_least_one() -> None:
+    conn, _, clock = core(config(messages_per_s=10.0))
+    hello(conn, ACME)
+    for _ in range(19):
+        conn.receive('{"type":"ping"}', clock.now)
+    assert conn.read_delay(clock.now) == 0.0  # one of a burst of 2 x 10 messages left
+    conn.receive('{"type":"ping"}', clock.now)
+    assert conn.read_delay(clock.now) == pytest.approx(0.1)
+    slow, _, clock = core(config(messages_per_s=0.25))
+    hello(slow, ACME)
+    slow.receive('{"type":"ping"}', clock.now)
+    assert slow.read_delay(clock.now) == pytest.approx(4.0)  # a burst of one message
+
+
+def ping(size: int) -> str:
+    """A ping of exactly ``size`` bytes."""
+    head = '{"type":"ping","id":"'
+    return head + "x" * (size - len(head) - 2) + '"}'
+
+
+def test_the_tier_byte_rate_bursts_twice_its_rate_or_one_largest_message() -> None:
+    conn, _, clock = core(config(messages_per_s=1000.0, bytes_per_s=40_000.0))
+    hello(conn, ACME)
+    for _ in range(3):
+        conn.receive(ping(26_000), clock.now)
+    assert conn.read_delay(clock.now) == 0.0  # 78,000 of a burst of 80,000 bytes
+    conn.receive(ping(26_000), clock.now)
+    assert conn.read_delay(clock.now) == pytest.approx(24_001 / 40_000)
+    small, _, clock = core(config(messages_per_s=1000.0, bytes_per_s=100.0))
+    hello(small, ACME)
+    small.receive(ping(65_000), clock.now)  # a burst of one largest message (64 KiB)
+    assert small.read_delay(clock.now) == 0.0
+    small.receive(ping(600), clock.now)
+    assert small.read_delay(clock.now) == pytest.approx(65 / 100)
+
+
+@pytest.mark.parametrize("tier", [{"messages_per_s": 10.0}, {"bytes_per_s": 1000.0}])
+def test_a_tier_rate_flooded_for_flood_close_s_closes_1008(tier: dict[str, float]) -> None:
+    conn, _, clock = core(config(**tier))
+    hello(conn, ACME)
+    start, closed = clock.now, None
+    while closed is None and clock.now < start + 30.0:
+        conn.read_delay(clock.now)  # the adapter asks before every read
+        [action] = conn.receive(ping(500), clock.now)
+        if isinstance(action, Close):
+            closed = action
+        clock.now += 0.01
+    assert closed == Close(1008, "message rate", "flood")
+    assert start + 10.0 <= clock.now <= start + 15.0  # flood_close_s (10 s) after throttling
+
+
+def test_bad_messages_refill_at_the_tiers_count_per_minute() -> None:
+    conn, _, clock = core(config(bad_messages=60))
+    hello(conn, ACME)
+    for _ in range(59):
+        conn.receive("{nope", clock.now)
+    clock.now += 1.0  # exactly one of the 60 a minute back
+    assert isinstance(conn.receive("{nope", clock.now)[0], Send)
+    assert isinstance(conn.receive("{nope", clock.now)[0], Close)
+
+
+def test_a_tenant_may_allow_every_origin() -> None:
+    raw = config()
+    raw["tenant"][0]["allowed_origins"] = ["*"]
+    conn, _, _ = core(raw, origin="https://anywhere.example")
+    assert isinstance(hello(conn, ACME)[0], Send)
