@@ -56,6 +56,16 @@ class _Collector:
             "framebridge_cluster_epoch_resets", "New epochs started by this node's buses",
             n.store.resets,
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "framebridge_cluster_withdrawals",
+            "Times this node withdrew seqs it had served that the stream does not have",
+            n.hub.stats.withdrawals,
+        )
+        yield CounterMetricFamily(
+            "framebridge_cluster_overdue_waits",
+            "Sessions closed after waiting too long for this node to catch up",
+            n.hub.stats.overdue,
+        )
 
 
 def build_cluster(

@@ -130,6 +130,13 @@ class NodeProc:
         assert h is not None, f"node {self.name} does not answer /healthz"
         return h
 
+    async def metrics(self) -> str:
+        def get() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                return str(r.read().decode())
+
+        return await asyncio.to_thread(get)
+
     async def stop(self, kill: bool = False) -> None:
         if self.proc is not None:
             await stop_proc(self.proc, kill)

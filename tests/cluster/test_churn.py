@@ -82,6 +82,7 @@ async def test_an_owner_that_served_while_degraded_and_lost_its_lease_resets_its
         seqs = sorted(mine)
         assert seqs == list(range(seqs[0], seqs[-1] + 1)), seqs
         assert stall < 5.0, stall
+        assert "framebridge_cluster_withdrawals_total 1.0" in await a.metrics()
         for client in (on_a, on_b):
             await client.close()
     finally:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -169,18 +167,13 @@ async def test_redis_flushed_gives_bus_reset_then_old_positions_are_not_recovere
         late = await Client.open(b.ws_url)
         answer = await late.subscribe(["bus0/*"], {"bus0": old})
         assert answer["recovered"] == {"bus0": False}
-        metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{b.port}/metrics")
+        metrics = await b.metrics()
         assert "framebridge_cluster_bus_resets_total 1.0" in metrics
         for client in (on_a, on_b, late):
             await client.close()
     finally:
         await a.stop()
         await b.stop()
-
-
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=2) as r:
-        return str(r.read().decode())
 
 
 async def test_an_owner_killed_with_writes_in_flight_showed_its_clients_only_what_redis_has(
