@@ -288,6 +288,7 @@ AREAS = [  # (area, substrings of the file or function name), first match wins
             "bridge/broker",
             "bridge/fanout",
             "bridge/local_fanout",
+            "bridge/resume_wait",
             "bridge/history",
             "bridge/session",
         ),

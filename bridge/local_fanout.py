@@ -30,19 +30,17 @@ Order is explicit, at two levels, so that no broker and no store latency can bre
   and resumes); and seqs this node passed on that the shared history turns out not to have
   (a former owner's) are withdrawn, not waited past (:meth:`LocalFanout.withdraw`).
 
-A subscribe with replay must await the store (a round trip with Redis). Meanwhile the session is
-out of the index and its live messages are buffered (bounded by its queue limit); when the replay
-comes, replay and buffer are merged by seq without duplicates, handed back to the caller in
-order, and the session is indexed again — all in the step that resumes the subscribe, so nothing
-can slip in between (centrifuge's recovery does the same).
+The subscribe that awaits the store (its buffer, its wait for this node, the merge of replay
+and buffer by (epoch, seq), the wait's time bound) is :mod:`bridge.resume_wait`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .contract import Position, Topic, dumps
+from .resume_wait import Replays, Waiting, merge, overdue, reached
 from .session import Session
 from .store import Stamped
 
@@ -63,18 +61,6 @@ class FanoutStats:
     epoch_changes: int = 0  # a bus's history was lost and restarted under a new epoch
     withdrawals: int = 0  # seqs passed on that the shared history does not have (withdraw)
     overdue: int = 0  # sessions closed after waiting too long for this node to catch up
-
-
-@dataclass(eq=False)
-class Waiting:
-    """A session whose subscribe awaits the store; live messages for it wait here."""
-
-    session: Session
-    buffer: list[Stamped] = field(default_factory=list)
-    cancelled: bool = False
-    # bus → (epoch, seq) this node must pass first; only while the wait lasts, never per session
-    ahead: dict[str, tuple[int, int]] = field(default_factory=dict)
-    since: float | None = None  # when LocalFanout.overdue first saw it wait for this node
 
 
 class LocalFanout:
@@ -216,23 +202,12 @@ class LocalFanout:
                     continue
             mark = waiting.ahead.get(msg.bus)
             if mark is not None and (msg.epoch, msg.seq) >= mark:
-                self._reached(waiting, msg, mark)
+                reached(waiting, msg, mark)
                 if not waiting.ahead:  # this node has caught up with the client: live from here
                     self._waiting.remove(waiting)
-                    for text in self._merge(session, {}, waiting.buffer):
+                    for text in merge(self._pos, session, {}, waiting.buffer):
                         session.offer(text)
                     self._index(session)
-
-    def _reached(self, waiting: Waiting, msg: Stamped, mark: tuple[int, int]) -> None:
-        """This node has passed ``msg``, at or after the client's position ``mark`` on its bus.
-        What was buffered of that bus in an earlier epoch is behind the mark: the client had
-        it. In the mark's epoch, the mark is the session's floor; in a later one (this node
-        went past the mark's epoch without reaching the mark) it says nothing."""
-        bus = msg.bus
-        del waiting.ahead[bus]
-        waiting.buffer = [m for m in waiting.buffer if m.bus != bus or m.epoch == msg.epoch]
-        if msg.epoch == mark[0]:
-            waiting.session.seqs[bus] = mark[1]
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -267,9 +242,7 @@ class LocalFanout:
         self._waiting.append(waiting)
         return waiting
 
-    def finish(
-        self, waiting: Waiting, replays: Mapping[str, tuple[Position, list[Stamped]]]
-    ) -> list[str]:
+    def finish(self, waiting: Waiting, replays: Replays) -> list[str]:
         """Merge each bus's replay (entries after its position) with the buffered live
         messages; returns the texts to queue, each bus in seq order, and indexes the session
         (unless the client is ahead of this node: then it waits on, see the module docstring)."""
@@ -287,7 +260,7 @@ class LocalFanout:
             elif mark > (here[0], here[1]):  # ahead of this node: a later seq, or epoch
                 ahead[bus] = max(mark, ahead.get(bus, mark))
         # what was buffered of a bus still ahead is behind the client's position: not for it
-        out = self._merge(session, replays, [m for m in waiting.buffer if m.bus not in ahead])
+        out = merge(self._pos, session, replays, [m for m in waiting.buffer if m.bus not in ahead])
         waiting.buffer = []
         if ahead:
             self._waiting.append(waiting)
@@ -301,54 +274,13 @@ class LocalFanout:
         a silent wait is the one thing a client cannot act on, while a close makes it resume
         (here or on another node). A wait's time starts at the first call that sees it; the
         node calls this about every second."""
-        gone = 0
-        for waiting in [w for w in self._waiting if w.ahead]:
-            if waiting.since is None:
-                waiting.since = now
-            elif now - waiting.since > limit:
-                self._waiting.remove(waiting)
-                waiting.cancelled = True
-                waiting.session.overflow()
-                gone += 1
-        self.stats.overdue += gone
-        return gone
-
-    def _merge(
-        self,
-        session: Session,
-        replays: Mapping[str, tuple[Position, list[Stamped]]],
-        buffer: list[Stamped],
-    ) -> list[str]:
-        """Replays and buffered messages, by bus, epoch and seq, each once, after the client's
-        position, and in this node's epoch above what the session had and up to what this node
-        has passed on (later ones come live, in order). An older epoch's come first, whole:
-        this node has left it (the history was lost during the wait)."""
-        topics, seqs = session.topics, session.seqs
-        merged: dict[str, dict[tuple[int, int], Stamped]] = {}
-        for bus, (pos, entries) in replays.items():
-            here = self._pos.get(bus)
-            if here is not None and pos.epoch <= here[0]:  # a newer one comes live, later
-                keep = merged.setdefault(bus, {})
-                for e in entries:
-                    if any(t.matches(bus, e.addr) for t in topics):
-                        keep[e.epoch, e.seq] = e
-        for e in buffer:
-            merged.setdefault(e.bus, {})[e.epoch, e.seq] = e
-        out: list[str] = []
-        for bus, found in merged.items():
-            epoch, upto = self._pos[bus]
-            floor = seqs.get(bus, 0)
-            mine = replays.get(bus)
-            had = None if mine is None else (mine[0].epoch, mine[0].seq)  # the client's position
-            order = sorted(
-                k
-                for k in found
-                if (had is None or k > had) and (k[0] < epoch or floor < k[1] <= upto)
-            )
-            out.extend(found[k].text for k in order)
-            if order and order[-1][0] == epoch:
-                seqs[bus] = order[-1][1]
-        return out
+        late = overdue(self._waiting, now, limit)
+        for waiting in late:
+            self._waiting.remove(waiting)
+            waiting.cancelled = True
+            waiting.session.overflow()
+        self.stats.overdue += len(late)
+        return len(late)
 
     def _record(self, session: Session) -> None:
         """Before the session's coverage changes: it has had every seq this node passed on,

@@ -52,6 +52,7 @@ MODULES = [
     "frames.payloads",
     "frames.commands",
     "bridge.local_fanout",
+    "bridge.resume_wait",
 ]
 
 KILLED = {1, 3, 24, -24, 36, 152, 255, 37}  # failed tests, pytest error, timeout, type check

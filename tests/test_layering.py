@@ -78,6 +78,7 @@ PURE_BRIDGE = [
     "mqtt_payload.py",
     "policy.py",
     "quota.py",
+    "resume_wait.py",
     "schedule.py",
     "series.py",
     "session.py",
