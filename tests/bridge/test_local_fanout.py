@@ -458,6 +458,17 @@ def test_a_withdraw_that_is_not_behind_this_node_or_in_its_epoch_does_nothing() 
     assert f.position("b") == Position(E, 3) and queued(s) == [] and f.stats.withdrawals == 0
 
 
+def test_a_withdraw_counts_in_its_own_epoch_only_and_each_one_is_counted() -> None:
+    f = fanout(b=9)
+    s = live(f, "b/*")
+    f.withdraw("b", Position(9, 3))  # seq 9 is this node's, but in epoch E: not the same seq 3
+    assert f.position("b") == Position(E, 9) and queued(s) == [] and f.stats.withdrawals == 0
+    f.withdraw("b", Position(E, 7))
+    f.withdraw("b", Position(E, 4))
+    assert f.position("b") == Position(E, 4) and f.stats.withdrawals == 2
+    assert queued(s) == [RESET, RESET]
+
+
 def test_resumes_waiting_across_a_withdraw_get_the_streams_messages_after_it() -> None:
     f = fanout(b=0)
     early, late = live(f, "b/*"), live(f, "b/*")
@@ -487,3 +498,4 @@ def test_a_session_waiting_too_long_for_this_node_to_catch_up_is_closed_not_left
     assert f.overdue(110.5, 10.0) == 1 and f.stats.overdue == 1
     assert ahead.overflowed and not resuming.overflowed
     assert f.overdue(1000.0, 10.0) == 0 and f.subscribers() == 1
+    assert f.stats.overdue == 1  # a running count, not the last call's
