@@ -20,6 +20,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+
+def stop_process(proc: subprocess.Popen[Any], *, kill: bool = False) -> None:
+    """SIGTERM (SIGKILL with kill=True), then SIGKILL if it has not exited within 10 s: every
+    server and child process the tests start ends the same bounded way."""
+    if proc.poll() is None:
+        (proc.kill if kill else proc.terminate)()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
 
 __all__ = [
     "MosquittoProcess",
@@ -28,6 +42,7 @@ __all__ = [
     "mosquitto_server",
     "redis_cluster",
     "redis_server",
+    "stop_process",
 ]
 
 
@@ -117,15 +132,8 @@ class RedisProcess:
         raise AssertionError("unreachable")
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            (self.proc.kill if kill else self.proc.terminate)()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc, kill=kill)
         self.proc = None
 
 
@@ -223,15 +231,8 @@ class MosquittoProcess:
         return self
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
 

@@ -21,6 +21,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from tests.servers import stop_process
+
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_NOFILE and /proc")
 
 FD_LIMIT = 160
@@ -54,12 +56,7 @@ def bridge_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int,
         port = int(line.split()[1].rsplit(":", 1)[1].split("/")[0])
         yield proc, port, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 def healthz(port: int) -> int:

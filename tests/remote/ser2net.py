@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 __all__ = ["CONFIG", "Ser2net", "serial_server", "tty_speed"]
 
@@ -143,9 +143,4 @@ def serial_server(devices: int = 2, *sim_args: str) -> Iterator[Ser2net]:
         finally:
             if server is not None:
                 server.kill()
-            sim.terminate()
-            try:
-                sim.wait(10)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                sim.wait(5)
+            stop_process(sim)
