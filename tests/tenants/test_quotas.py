@@ -43,10 +43,11 @@ def req(rid: int, addr: int = 1, **extra: Any) -> str:
 
 
 async def watch(ws: ClientConnection, stop: asyncio.Event) -> list[int]:
-    """The other tenant: every seq it receives, while it also keeps requesting."""
+    """The other tenant: every seq it receives, while it also keeps requesting (at least six,
+    however fast the quotas above went: the caller bounds the wait)."""
     seqs: list[int] = []
     rid = 1000
-    while not stop.is_set():
+    while not stop.is_set() or len(seqs) <= 5:
         rid += 1
         await ws.send(req(rid, addr=3))
         while True:
